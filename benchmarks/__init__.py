@@ -1,0 +1,1 @@
+"""closecodec's speed table: ``python -m benchmarks [--quick] [SUITE ...]``."""

@@ -1,0 +1,78 @@
+"""Build the optional compiled backend; all other metadata is in pyproject.toml.
+
+The extensions are optional: without a working compiler, or with
+CLOSECODEC_NO_EXTENSIONS=1, the package installs with the pure-Python backend.
+CLOSECODEC_BUILD_EXTENSION=1 (set in CI and cibuildwheel) makes a failed build
+fatal, so a broken compiled backend can never pass unnoticed.
+"""
+
+import os
+import runpy
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).parent
+PACKAGE = HERE / "src" / "closecodec"
+NO_EXTENSIONS = runpy.run_path(str(PACKAGE / "_extensions.py"))["NO_EXTENSIONS"]
+REQUIRE_EXTENSIONS = os.environ.get("CLOSECODEC_BUILD_EXTENSION", "") not in ("", "0")
+
+# Directives for every compiled module, in one place (STYLE.md).
+COMPILER_DIRECTIVES = {
+    "language_level": 3,
+    "embedsignature": True,
+    "freethreading_compatible": True,
+}
+
+
+def say(message: str) -> None:
+    print(f"closecodec: {message}", file=sys.stderr, flush=True)
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that falls back to pure Python unless extensions are required."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as error:  # no compiler, missing headers, ...
+            self._fallback(error)
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as error:
+            self._fallback(error)
+
+    def _fallback(self, error: Exception) -> None:
+        if REQUIRE_EXTENSIONS:
+            raise
+        say(f"building the compiled backend failed ({error}); installing the pure-Python backend only")
+
+
+def extensions() -> list:
+    if NO_EXTENSIONS:
+        say("CLOSECODEC_NO_EXTENSIONS is set (or this is not CPython): pure-Python backend only")
+        return []
+    # frames.py is plain Python compiled in Cython's pure-Python mode (see frames.pxd);
+    # every other compiled module is a *_c.pyx beside its *_py.py twin.
+    sources = ["src/closecodec/frames.py"] + sorted(
+        str(path.relative_to(HERE)) for path in PACKAGE.glob("*_c.pyx")
+    )
+    modules = [
+        Extension("closecodec." + Path(source).stem, [source]) for source in sources
+    ]
+    try:
+        from Cython.Build import cythonize
+
+        return cythonize(modules, compiler_directives=COMPILER_DIRECTIVES)
+    except Exception as error:  # Cython missing, or a .pyx that does not translate
+        if REQUIRE_EXTENSIONS:
+            raise
+        say(f"Cython could not translate the compiled backend ({error}); pure-Python backend only")
+        return []
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -1,0 +1,42 @@
+"""The one place that picks the backend, once, at import.
+
+The compiled backend is used when it imports; the pure-Python one otherwise,
+or when ``CLOSECODEC_NO_EXTENSIONS`` is set (see ``_extensions``). Package code
+imports codec functions from here only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._extensions import NO_EXTENSIONS
+
+if TYPE_CHECKING or NO_EXTENSIONS:
+    from . import _codec_py as backend
+else:
+    try:
+        from . import _codec_c as backend
+    except ImportError:  # not built: no compiler at install time
+        from . import _codec_py as backend
+
+#: ``"c"`` for the compiled backend, ``"py"`` for pure Python.
+BACKEND: str = "c" if backend.__name__.endswith("_codec_c") else "py"
+
+decode_int32 = backend.decode_int32
+decode_int64 = backend.decode_int64
+decode_byte = backend.decode_byte
+decode_boolean = backend.decode_boolean
+decode_bytes = backend.decode_bytes
+decode_string = backend.decode_string
+decode_collection = backend.decode_collection
+decode_string_dict = backend.decode_string_dict
+decode_session_id = backend.decode_session_id
+encode_int32 = backend.encode_int32
+encode_int64 = backend.encode_int64
+encode_byte = backend.encode_byte
+encode_boolean = backend.encode_boolean
+encode_bytes = backend.encode_bytes
+encode_string = backend.encode_string
+encode_collection = backend.encode_collection
+encode_string_dict = backend.encode_string_dict
+encode_session_id = backend.encode_session_id

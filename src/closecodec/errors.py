@@ -1,0 +1,55 @@
+"""The exceptions every closecodec backend raises.
+
+Defined once here and imported by both backends, so that a decode error is the
+same class, with the same message and offset, whichever backend found it.
+
+- :class:`DecodeError` (a :class:`ValueError`) is the base of every decode error
+  and carries :attr:`~DecodeError.offset`, the byte where the problem is.
+- :class:`IncompleteError` (also an :class:`EOFError`): the input is a valid
+  prefix; more bytes could make it decode. Streaming callers wait for more.
+- :class:`MalformedError`: no further bytes can make the input valid.
+- :class:`EncodeError` (a :class:`ValueError`): a value cannot be encoded; raised
+  before anything is written.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DecodeError", "IncompleteError", "MalformedError", "EncodeError"]
+
+
+class DecodeError(ValueError):
+    """Input bytes could not be decoded.
+
+    Attributes:
+        offset: absolute byte offset in the caller's buffer where decoding failed.
+    """
+
+    offset: int
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message, offset)
+        self.offset = offset
+
+    def __str__(self) -> str:
+        return f"{self.args[0]} at byte {self.offset}"
+
+
+class IncompleteError(DecodeError, EOFError):
+    """The input ends before the value does: a valid prefix, so more bytes may help.
+
+    ``offset`` is where the value that runs past the end of the input starts.
+    """
+
+    def __init__(self, what: str, offset: int) -> None:
+        super().__init__(f"incomplete {what}: the input ends before it does", offset)
+
+
+class MalformedError(DecodeError):
+    """The input can never decode, whatever follows; the message says what is wrong.
+
+    ``offset`` is the first byte that makes the input invalid.
+    """
+
+
+class EncodeError(ValueError):
+    """A value cannot be encoded (wrong type, out of range, not allowed on the wire)."""

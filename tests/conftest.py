@@ -1,0 +1,49 @@
+"""One suite, two backends: the ``codec`` fixture runs a test once per backend."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+from typing import Dict, Optional
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def _load(name: str) -> "tuple[Optional[ModuleType], Optional[str]]":
+    try:
+        return importlib.import_module(f"closecodec.{name}"), None
+    except ImportError as error:
+        return None, f"{name} is not importable: {error}"
+
+
+BACKENDS: Dict[str, "tuple[Optional[ModuleType], Optional[str]]"] = {
+    "c": _load("_codec_c"),
+    "py": _load("_codec_py"),
+}
+
+
+def backend_or_skip(name: str) -> ModuleType:
+    module, reason = BACKENDS[name]
+    if module is None:
+        pytest.skip(reason or "backend missing")
+    return module
+
+
+@pytest.fixture(params=["c", "py"], scope="session")
+def codec(request: pytest.FixtureRequest) -> ModuleType:
+    """Each backend module in turn; ``c`` skips, with the import error, where it is not built."""
+    return backend_or_skip(request.param)
+
+
+@pytest.fixture(scope="session")
+def both() -> "tuple[ModuleType, ModuleType]":
+    """The compiled and the pure backend together, for differential tests."""
+    return backend_or_skip("c"), backend_or_skip("py")
