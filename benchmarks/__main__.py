@@ -15,7 +15,7 @@ import closecodec
 
 from .harness import run_case
 
-SUITES = ["primitives"]
+SUITES = ["primitives", "diffusion"]
 
 
 def main() -> None:

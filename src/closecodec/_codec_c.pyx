@@ -16,10 +16,34 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
-from closecodec.frames cimport SessionId
+from closecodec.frames cimport (
+    AbortNotification,
+    CloseClientRequest,
+    CloseEvent,
+    CloseRequest,
+    ConnectionResponse,
+    EventBatch,
+    OpenEvent,
+    OtherMessage,
+    PropertyChange,
+    ServiceRequest,
+    SessionId,
+    UpdateEvent,
+)
 
-from closecodec._common import pairs_of
-from closecodec.errors import EncodeError, IncompleteError, MalformedError
+import struct
+import zlib
+
+from closecodec._common import DEFAULT_MAX_INFLATED, inflate, looks_like_zlib, pairs_of
+from closecodec.errors import DecodeError, EncodeError, IncompleteError, MalformedError, UnknownValueError
+from closecodec.protocol import EntryType, MessageType, UpdateType
+from closecodec.reasons import (
+    CLOSE_REASON_BY_BYTE,
+    HANDSHAKE_PROTOCOL_BYTE,
+    ReasonNumbering,
+    ResponseCode,
+    close_reason_to_byte,
+)
 
 
 cdef extern from "Python.h":
@@ -41,6 +65,12 @@ cdef object INT32_MIN = -(1 << 31)
 cdef object INT32_MAX = (1 << 31) - 1
 cdef object INT64_MIN = -(1 << 63)
 cdef object INT64_MAX = (1 << 63) - 1
+cdef object UINT32_MAX = (1 << 32) - 1
+cdef object UINT64_MAX = (1 << 64) - 1
+cdef object RECONNECTED = ResponseCode.RECONNECTED
+# After a success response's 3 header bytes: session id (2 x 8), token (24),
+# ping period (8), a 4-byte number (spec/diffusion.md section 5).
+cdef object SUCCESS_LAYOUT = struct.Struct(">QQ24sQI")
 cdef enum:
     # Bits of the last allowed varint byte beyond the type's width
     # (spec/diffusion.md section 2): Int32 byte 5 carries bits 28..31,
@@ -590,3 +620,484 @@ def encode_session_id(value, /):
         return writer_finish(&w)
     finally:
         PyMem_Free(w.data)
+
+
+# -- Diffusion session events and messages (spec/diffusion.md sections 3-5) ----------
+
+cdef enum:
+    EVENT_OPEN = 0
+    EVENT_UPDATE = 1
+    EVENT_CLOSE = 2
+    ENTRY_NEW = 1
+    ENTRY_CHANGE = 2
+    ENTRY_SAME = 4
+    MESSAGE_SERVICE_REQUEST = 0
+    MESSAGE_TOPIC_VALUE = 4
+    MESSAGE_TOPIC_DELTA = 5
+    MESSAGE_ABORT_NOTIFICATION = 28
+    MESSAGE_CLOSE_REQUEST = 29
+    SERVICE_CLOSE_CLIENT = 14
+    SERVICE_SESSION_EVENTS = 82
+    UNIT_CHANGE = 3  # an UPDATE entry takes at least key, entry type and one value
+    UNIT_EVENT = 4  # an event takes at least two varints, its type and one more byte
+    SUCCESS_LENGTH = 3 + 16 + 24 + 8 + 4
+
+cdef object WIRE = ReasonNumbering.WIRE
+cdef dict REASONS_BY_NUMBERING = CLOSE_REASON_BY_BYTE
+cdef tuple ENTRY_TYPES = (None, EntryType.NEW, EntryType.CHANGE, EntryType.REMOVE, EntryType.SAME)
+cdef tuple UPDATE_TYPES = tuple([UpdateType(value) for value in range(128)])
+
+
+cdef unsigned char read_enum_byte(Reader* r, Py_ssize_t pos, str what) except? 0xFF:
+    cdef unsigned char value
+    if pos >= r.size:
+        raise IncompleteError(what, pos)
+    value = r.data[pos]
+    if value > 0x7F:
+        raise MalformedError(f"Byte 0x{value:02x} is above 0x7f", pos)
+    return value
+
+
+cdef object int64_of(uint64_t value):
+    return <int64_t>value
+
+
+cdef int skip_string(Reader* r) except -1:
+    cdef Py_ssize_t length = read_length(r, "String", "String length", 1)
+    r.pos += length
+    return 0
+
+
+cdef object read_event(Reader* r, tuple reasons, bint strict, bint close_only):
+    """One session event; with ``close_only``, OPEN and UPDATE are walked, not built (None)."""
+    cdef uint64_t server, value
+    cdef unsigned char event_type, code, entry_code
+    cdef Py_ssize_t count, i, j, n_values
+    cdef CloseEvent close
+    cdef SessionId session_id
+    read_uint64(r, "SessionId server", &server)
+    read_uint64(r, "SessionId value", &value)
+    event_type = read_enum_byte(r, r.pos, "event type")
+    r.pos += 1
+    if event_type == EVENT_CLOSE:
+        code = read_enum_byte(r, r.pos, "close reason")
+        reason = reasons[code]
+        if strict and not reason.known:
+            raise UnknownValueError(f"unknown close reason {code}", r.pos)
+        r.pos += 1
+        close = CloseEvent.__new__(CloseEvent)
+        close.session_id = new_session_id(server, value)
+        close.reason = reason
+        close.properties = read_pairs(r)
+        return close
+    if event_type == EVENT_OPEN:
+        if close_only:
+            count = read_length(r, "Dictionary", "Dictionary length", 2)
+            for i in range(2 * count):
+                skip_string(r)
+            return None
+        session_id = new_session_id(server, value)
+        return OpenEvent(session_id, read_pairs(r))
+    if event_type == EVENT_UPDATE:
+        update_type = UPDATE_TYPES[read_enum_byte(r, r.pos, "update type")]
+        r.pos += 1
+        count = read_length(r, "UPDATE entries", "UPDATE entries length", UNIT_CHANGE)
+        changes = [] if not close_only else None
+        for i in range(count):
+            if close_only:
+                skip_string(r)
+            else:
+                key = read_string(r)
+            entry_code = read_enum_byte(r, r.pos, "entry type")
+            if entry_code < ENTRY_NEW or entry_code > ENTRY_SAME:
+                raise MalformedError(f"unknown property entry type {entry_code}", r.pos)
+            r.pos += 1
+            n_values = 2 if entry_code == ENTRY_CHANGE else 1
+            if close_only:
+                for j in range(n_values):
+                    skip_string(r)
+            else:
+                values = tuple([read_string(r) for j in range(n_values)])
+                changes.append(PropertyChange(key, ENTRY_TYPES[entry_code], values))
+        if close_only:
+            return None
+        return UpdateEvent(new_session_id(server, value), update_type, changes)
+    raise MalformedError(f"unknown session event type {event_type}", r.pos - 1)
+
+
+cdef SessionId new_session_id(uint64_t server, uint64_t value):
+    cdef SessionId session_id = SessionId.__new__(SessionId)
+    session_id.server = server
+    session_id.value = value
+    return session_id
+
+
+cdef object read_batch(Reader* r, tuple reasons, bint strict, bint close_only):
+    cdef uint64_t conversation_id
+    cdef Py_ssize_t count, i
+    cdef list events = []
+    cdef EventBatch batch
+    read_uint64(r, "conversation id", &conversation_id)
+    count = read_length(r, "event batch", "event batch length", UNIT_EVENT)
+    for i in range(count):
+        event = read_event(r, reasons, strict, close_only)
+        if event is not None:
+            events.append(event)
+    if close_only:
+        return events
+    batch = EventBatch.__new__(EventBatch)
+    batch.conversation_id = int64_of(conversation_id)
+    batch.events = tuple(events)
+    return batch
+
+
+cdef int expect_end(Reader* r, str what) except -1:
+    if r.pos != r.size:
+        raise MalformedError(f"{r.size - r.pos} bytes after the end of the {what}", r.pos)
+    return 0
+
+
+cdef tuple reasons_for(object numbering):
+    try:
+        return REASONS_BY_NUMBERING[numbering]
+    except KeyError:
+        raise TypeError(f"numbering must be a ReasonNumbering, not {numbering!r}") from None
+
+
+cdef object read_message(object buf, Py_ssize_t offset, object numbering, bint strict, bint close_only, object max_inflated):
+    cdef Py_buffer view
+    cdef Reader r
+    cdef unsigned char type_byte, message_type, encoding
+    cdef bint compressed
+    cdef tuple reasons = reasons_for(numbering)
+    open_reader(&r, buf, offset, &view)
+    try:
+        if r.pos >= r.size:
+            raise IncompleteError("message type byte", r.pos)
+        type_byte = r.data[r.pos]
+        message_type = type_byte & 0x3F
+        encoding = type_byte & 0xC0
+        if encoding != 0x00 and encoding != 0x80:
+            raise MalformedError(f"unknown encoding bits 0x{encoding:02x} in the message type byte", r.pos)
+        known = MessageType(message_type)
+        if not known.known:
+            raise MalformedError(f"unknown message type {message_type}", r.pos)
+        r.pos += 1
+        # The 0x80 flag means a zlib body; see _codec_py for why service
+        # messages are inflated only when the body is a zlib stream.
+        compressed = encoding == 0x80 and (
+            message_type == MESSAGE_TOPIC_VALUE
+            or message_type == MESSAGE_TOPIC_DELTA
+            or looks_like_zlib(PyBytes_FromStringAndSize(<const char*>r.data + r.pos, min(2, r.size - r.pos)))
+        )
+        if not compressed:
+            return read_body(&r, known, False, reasons, strict, close_only)
+        start = r.pos
+        body = inflate(PyBytes_FromStringAndSize(<const char*>r.data + r.pos, r.size - r.pos), max_inflated, start)
+    finally:
+        PyBuffer_Release(&view)
+    open_reader(&r, body, 0, &view)
+    try:
+        return read_body(&r, known, True, reasons, strict, close_only)
+    except DecodeError as error:
+        raise MalformedError(f"in the inflated body: {error}", start) from None
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef object read_body(Reader* r, object message_type, bint compressed, tuple reasons, bint strict, bint close_only):
+    cdef int32_t service_id
+    cdef uint64_t conversation_id
+    cdef ServiceRequest request
+    if message_type == MESSAGE_SERVICE_REQUEST:
+        read_int32(r, "service id", &service_id)
+        read_uint64(r, "conversation id", &conversation_id)
+        if service_id == SERVICE_SESSION_EVENTS:
+            payload = read_batch(r, reasons, strict, close_only)
+            expect_end(r, "message")
+            if close_only:
+                return payload
+        elif close_only:
+            return []
+        elif service_id == SERVICE_CLOSE_CLIENT:
+            payload = CloseClientRequest(read_session_id(r))
+            expect_end(r, "message")
+        else:
+            payload = PyBytes_FromStringAndSize(<const char*>r.data + r.pos, r.size - r.pos)
+        request = ServiceRequest.__new__(ServiceRequest)
+        request.service_id = service_id
+        request.conversation_id = int64_of(conversation_id)
+        request.payload = payload
+        request.compressed = compressed
+        return request
+    if close_only:
+        return []
+    if message_type == MESSAGE_ABORT_NOTIFICATION or message_type == MESSAGE_CLOSE_REQUEST:
+        expect_end(r, "message")
+        return AbortNotification() if message_type == MESSAGE_ABORT_NOTIFICATION else CloseRequest()
+    return OtherMessage(message_type, PyBytes_FromStringAndSize(<const char*>r.data + r.pos, r.size - r.pos), compressed)
+
+
+def decode_message(buf, Py_ssize_t offset=0, /, *, numbering=WIRE, bint strict=False, max_inflated=DEFAULT_MAX_INFLATED):
+    """Decode one whole Diffusion message: the bytes of one WebSocket binary message.
+
+    The message runs from ``offset`` to the end of ``buf``.
+
+    Args:
+        numbering: how close-reason bytes are numbered (the wire's by default).
+        strict: raise :class:`UnknownValueError` for a close reason this
+            version does not know, instead of decoding it as ``UNKNOWN``.
+        max_inflated: the most bytes a compressed body may inflate to.
+
+    Returns:
+        A :class:`ServiceRequest`, :class:`AbortNotification`,
+        :class:`CloseRequest` or :class:`OtherMessage`.
+
+    Raises:
+        IncompleteError: the message ends early.
+        MalformedError: it is not a valid message (unknown type, bytes after its end, ...).
+    """
+    return read_message(buf, offset, numbering, strict, False, max_inflated)
+
+
+def scan_close_events(buf, Py_ssize_t offset=0, /, *, numbering=WIRE, bint strict=False, max_inflated=DEFAULT_MAX_INFLATED):
+    """The close events of one whole Diffusion message, without building other events.
+
+    Any message other than a session-events request (service 82) gives an
+    empty list. OPEN and UPDATE events are walked but not built, and their
+    strings are not checked as UTF-8. Arguments and errors as :func:`decode_message`.
+    """
+    return read_message(buf, offset, numbering, strict, True, max_inflated)
+
+
+def decode_event_batch(buf, Py_ssize_t offset=0, /, *, numbering=WIRE, bint strict=False):
+    """Decode a session-event batch (service 82's payload); return ``(batch, next_offset)``.
+
+    Raises:
+        IncompleteError: the batch runs past the end of ``buf``.
+        MalformedError: an unknown event or entry type, a bad varint, string or Byte.
+    """
+    cdef Py_buffer view
+    cdef Reader r
+    cdef tuple reasons = reasons_for(numbering)
+    open_reader(&r, buf, offset, &view)
+    try:
+        batch = read_batch(&r, reasons, strict, False)
+        return batch, r.pos
+    finally:
+        PyBuffer_Release(&view)
+
+
+def decode_event(buf, Py_ssize_t offset=0, /, *, numbering=WIRE, bint strict=False):
+    """Decode one session event (OPEN, UPDATE or CLOSE); return ``(event, next_offset)``.
+
+    Raises:
+        IncompleteError: the event runs past the end of ``buf``.
+        MalformedError: as for :func:`decode_event_batch`.
+    """
+    cdef Py_buffer view
+    cdef Reader r
+    cdef tuple reasons = reasons_for(numbering)
+    open_reader(&r, buf, offset, &view)
+    try:
+        event = read_event(&r, reasons, strict, False)
+        return event, r.pos
+    finally:
+        PyBuffer_Release(&view)
+
+
+def decode_close_client_request(buf, Py_ssize_t offset=0, /):
+    """Decode a CLOSE_CLIENT payload (a SessionId); return ``(request, next_offset)``."""
+    session_id, end = decode_session_id(buf, offset)
+    return CloseClientRequest(session_id), end
+
+
+cdef uint64_t read_be(const unsigned char* p, int width) noexcept nogil:
+    cdef uint64_t value = 0
+    cdef int i
+    for i in range(width):
+        value = (value << 8) | p[i]
+    return value
+
+
+def decode_connection_response(buf, Py_ssize_t offset=0, /, *, bint strict=False):
+    """Decode a connection response (the handshake); return ``(response, next_offset)``.
+
+    Raises:
+        IncompleteError: the response runs past the end of ``buf``.
+        MalformedError: the protocol byte is not ``#`` (0x23).
+        UnknownValueError: ``strict`` and an unknown response code.
+    """
+    cdef Py_buffer view
+    cdef Reader r
+    cdef const unsigned char* p
+    open_reader(&r, buf, offset, &view)
+    try:
+        if r.size - r.pos < 3:
+            raise IncompleteError("connection response", r.pos)
+        p = r.data + r.pos
+        if p[0] != HANDSHAKE_PROTOCOL_BYTE:
+            raise MalformedError(f"protocol byte 0x{p[0]:02x} is not 0x23 ('#')", r.pos)
+        version = p[1]
+        code = ResponseCode(p[2])
+        if strict and not code.known:
+            raise UnknownValueError(f"unknown response code {p[2]}", r.pos + 2)
+        if not code.is_success:
+            return ConnectionResponse(version, code), r.pos + 3
+        if r.size - r.pos < SUCCESS_LENGTH:
+            raise IncompleteError("connection response", r.pos)
+        session_id = new_session_id(read_be(p + 3, 8), read_be(p + 11, 8))
+        token = PyBytes_FromStringAndSize(<const char*>p + 19, 24)
+        ping_period = read_be(p + 43, 8)
+        last = read_be(p + 51, 4)
+        reconnected = code == RECONNECTED
+        response = ConnectionResponse(
+            version, code, session_id, token, ping_period,
+            None if reconnected else last,
+            last if reconnected else None,
+        )
+        return response, r.pos + SUCCESS_LENGTH
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef int write_event(Writer* w, object event, object numbering) except -1:
+    cdef object kind = type(event)
+    cdef SessionId session_id
+    cdef CloseEvent close
+    if kind is CloseEvent:
+        close = event
+        session_id = close.session_id
+        write_varint(w, session_id.server)
+        write_varint(w, session_id.value)
+        write_raw(w, "\x02", 1)
+        write_reason(w, close.reason, numbering)
+        return write_pairs(w, close.properties)
+    if kind is OpenEvent:
+        session_id = event.session_id
+        write_varint(w, session_id.server)
+        write_varint(w, session_id.value)
+        write_raw(w, "\x00", 1)
+        return write_pairs(w, event.properties)
+    if kind is UpdateEvent:
+        session_id = event.session_id
+        write_varint(w, session_id.server)
+        write_varint(w, session_id.value)
+        write_raw(w, "\x01", 1)
+        encoded = encode_byte(int(event.update_type))
+        write_raw(w, encoded, 1)
+        write_length(w, len(event.changes), "UPDATE entries")
+        for change in event.changes:
+            write_string(w, change.key, "String")
+            write_varint(w, int(change.entry_type))
+            for text in change.values:
+                write_string(w, text, "String")
+        return 0
+    raise EncodeError(f"a session event is an OpenEvent, UpdateEvent or CloseEvent, not {kind.__name__}")
+
+
+cdef int write_reason(Writer* w, object reason, object numbering) except -1:
+    cdef unsigned char byte
+    try:
+        value = close_reason_to_byte(reason, numbering)
+    except (ValueError, TypeError) as error:
+        raise EncodeError(str(error)) from None
+    if value > 0x7F:
+        raise EncodeError(f"close reason {value} does not fit a Byte (0..127)")
+    byte = value
+    return write_raw(w, <const char*>&byte, 1)
+
+
+def encode_event(event, /, *, numbering=WIRE):
+    """Encode one session event.
+
+    Raises:
+        EncodeError: not a session event, or a value that cannot be encoded
+            (e.g. a reason the numbering cannot express).
+    """
+    cdef Writer w = Writer(NULL, 0, 0)
+    try:
+        write_event(&w, event, numbering)
+        return writer_finish(&w)
+    finally:
+        PyMem_Free(w.data)
+
+
+def encode_event_batch(batch, /, *, numbering=WIRE):
+    """Encode a session-event batch (service 82's payload).
+
+    Raises:
+        EncodeError: not an :class:`EventBatch`, or an event cannot be encoded.
+    """
+    if type(batch) is not EventBatch:
+        raise EncodeError(f"an event batch is an EventBatch, not {type(batch).__name__}")
+    cdef Writer w = Writer(NULL, 0, 0)
+    cdef EventBatch events = batch
+    conversation_id = encode_int64(events.conversation_id)
+    try:
+        write_raw(&w, conversation_id, len(conversation_id))
+        write_length(&w, len(events.events), "event batch")
+        for event in events.events:
+            write_event(&w, event, numbering)
+        return writer_finish(&w)
+    finally:
+        PyMem_Free(w.data)
+
+
+def encode_close_client_request(request, /):
+    """Encode a CLOSE_CLIENT payload (the SessionId of the session to close)."""
+    if type(request) is not CloseClientRequest:
+        raise EncodeError(f"a close-client request is a CloseClientRequest, not {type(request).__name__}")
+    return encode_session_id(request.session_id)
+
+
+def encode_message(message, /, *, numbering=WIRE):
+    """Encode one whole Diffusion message (the bytes of one WebSocket binary message).
+
+    A message with ``compressed`` set gets the 0x80 flag and a zlib body.
+
+    Raises:
+        EncodeError: not a message value, or a part cannot be encoded.
+    """
+    kind = type(message)
+    if kind is AbortNotification:
+        return bytes((MESSAGE_ABORT_NOTIFICATION,))
+    if kind is CloseRequest:
+        return bytes((MESSAGE_CLOSE_REQUEST,))
+    if kind is ServiceRequest:
+        payload = message.payload
+        if type(payload) is EventBatch:
+            encoded = encode_event_batch(payload, numbering=numbering)
+        elif type(payload) is CloseClientRequest:
+            encoded = encode_close_client_request(payload)
+        else:
+            encoded = bytes(payload)
+        body = encode_int32(message.service_id) + encode_int64(message.conversation_id) + encoded
+        message_type = MESSAGE_SERVICE_REQUEST
+    elif kind is OtherMessage:
+        body = message.body
+        message_type = message.message_type
+    else:
+        raise EncodeError(f"a Diffusion message value, not {kind.__name__}")
+    if message.compressed:
+        return bytes((int(message_type) | 0x80,)) + zlib.compress(body)
+    return bytes((int(message_type),)) + body
+
+
+def encode_connection_response(response, /):
+    """Encode a connection response (the handshake's outcome).
+
+    Raises:
+        EncodeError: not a :class:`ConnectionResponse`, or a field out of range.
+    """
+    if type(response) is not ConnectionResponse:
+        raise EncodeError(f"a connection response is a ConnectionResponse, not {type(response).__name__}")
+    check_int(response.version, 0, 0xFF, "protocol version")
+    header = bytes((HANDSHAKE_PROTOCOL_BYTE, response.version, int(response.code)))
+    if not response.code.is_success:
+        return header
+    last = response.recovery_sequence if response.code == RECONNECTED else response.max_message_size
+    check_int(response.ping_period, 0, UINT64_MAX, "ping period")
+    check_int(last, 0, UINT32_MAX, "maximum message size or recovery sequence")
+    session_id = response.session_id
+    return header + SUCCESS_LAYOUT.pack(session_id.server, session_id.value, response.token, response.ping_period, last)

@@ -19,12 +19,36 @@ Decisions on the spec's open questions (identical in ``_codec_c``):
 
 from __future__ import annotations
 
+import struct
+import zlib
 from operator import index
-from typing import Any, Callable, Iterable, Mapping, Tuple, TypeVar, Union
+from typing import Any, Callable, Iterable, List, Mapping, Tuple, TypeVar, Union
 
-from ._common import Pairs, pairs_of
-from .errors import EncodeError, IncompleteError, MalformedError
-from .frames import SessionId
+from ._common import DEFAULT_MAX_INFLATED, Pairs, inflate, looks_like_zlib, pairs_of
+from .errors import DecodeError, EncodeError, IncompleteError, MalformedError, UnknownValueError
+from .frames import (
+    AbortNotification,
+    CloseClientRequest,
+    CloseEvent,
+    CloseRequest,
+    ConnectionResponse,
+    EventBatch,
+    OpenEvent,
+    OtherMessage,
+    PropertyChange,
+    ServiceRequest,
+    SessionId,
+    UpdateEvent,
+)
+from .protocol import EntryType, EventType, MessageType, UpdateType
+from .reasons import (
+    CLOSE_REASON_BY_BYTE,
+    HANDSHAKE_PROTOCOL_BYTE,
+    ClientCloseReason,
+    ReasonNumbering,
+    ResponseCode,
+    close_reason_to_byte,
+)
 
 T = TypeVar("T")
 
@@ -404,3 +428,372 @@ def encode_session_id(value: SessionId, /) -> bytes:
         raise EncodeError(f"SessionId needs a SessionId, not {type(value).__name__}")
     return _write_varint(value.server) + _write_varint(value.value)
 
+
+
+# -- Diffusion session events and messages (spec/diffusion.md sections 3-5) ----------
+
+_WIRE = ReasonNumbering.WIRE
+_UNIT_CHANGE = 3  # an UPDATE entry takes at least key, entry type and one value
+
+
+def _read_enum_byte(data: Any, pos: int, size: int, what: str) -> int:
+    if pos >= size:
+        raise IncompleteError(what, pos)
+    value = data[pos]
+    if value > 0x7F:
+        raise MalformedError(f"Byte 0x{value:02x} is above 0x7f", pos)
+    return value
+
+
+def _reason(data: Any, pos: int, size: int, numbering: ReasonNumbering, strict: bool) -> ClientCloseReason:
+    reason = CLOSE_REASON_BY_BYTE[numbering][_read_enum_byte(data, pos, size, "close reason")]
+    if strict and not reason.known:
+        raise UnknownValueError(f"unknown close reason {data[pos]}", pos)
+    return reason
+
+
+def _read_event(data: Any, pos: int, size: int, numbering: ReasonNumbering, strict: bool, close_only: bool) -> Tuple[Any, int]:
+    """One session event; with ``close_only``, OPEN and UPDATE are walked, not built (None)."""
+    server, pos = _read_uint64(data, pos, size, "SessionId server")
+    value, pos = _read_uint64(data, pos, size, "SessionId value")
+    event_type = _read_enum_byte(data, pos, size, "event type")
+    pos += 1
+    if event_type == EventType.CLOSE:
+        reason = _reason(data, pos, size, numbering, strict)
+        properties, pos = _read_pairs(data, pos + 1, size)
+        return CloseEvent(SessionId(server, value), reason, properties), pos
+    if event_type == EventType.OPEN:
+        if close_only:
+            return None, _skip_pairs(data, pos, size)
+        properties, pos = _read_pairs(data, pos, size)
+        return OpenEvent(SessionId(server, value), properties), pos
+    if event_type == EventType.UPDATE:
+        update_type = UpdateType(_read_enum_byte(data, pos, size, "update type"))
+        count, pos = _read_length(data, pos + 1, size, "UPDATE entries", _UNIT_CHANGE)
+        changes = []
+        for _ in range(count):
+            if close_only:
+                pos = _skip_string(data, pos, size)
+            else:
+                key, pos = _read_string(data, pos, size, "String")
+            entry_code = _read_enum_byte(data, pos, size, "entry type")
+            if not EntryType.NEW <= entry_code <= EntryType.SAME:
+                raise MalformedError(f"unknown property entry type {entry_code}", pos)
+            entry_type = EntryType(entry_code)
+            pos += 1
+            values = []
+            for _ in range(entry_type.value_count):
+                if close_only:
+                    pos = _skip_string(data, pos, size)
+                else:
+                    text, pos = _read_string(data, pos, size, "String")
+                    values.append(text)
+            if not close_only:
+                changes.append(PropertyChange(key, entry_type, values))
+        if close_only:
+            return None, pos
+        return UpdateEvent(SessionId(server, value), update_type, changes), pos
+    raise MalformedError(f"unknown session event type {event_type}", pos - 1)
+
+
+def _skip_string(data: Any, pos: int, size: int) -> int:
+    length, start = _read_length(data, pos, size, "String")
+    return start + length
+
+
+def _skip_pairs(data: Any, pos: int, size: int) -> int:
+    count, pos = _read_length(data, pos, size, "Dictionary", 2)
+    for _ in range(2 * count):
+        pos = _skip_string(data, pos, size)
+    return pos
+
+
+def _read_batch(data: Any, pos: int, size: int, numbering: ReasonNumbering, strict: bool, close_only: bool) -> Tuple[Any, int]:
+    conversation_id, pos = _read_uint64(data, pos, size, "conversation id")
+    if conversation_id > _INT64_MAX:
+        conversation_id -= 1 << 64
+    # An event takes at least 4 bytes: two varints, its type and one more.
+    count, pos = _read_length(data, pos, size, "event batch", 4)
+    events = []
+    for _ in range(count):
+        event, pos = _read_event(data, pos, size, numbering, strict, close_only)
+        if event is not None:
+            events.append(event)
+    if close_only:
+        return events, pos
+    return EventBatch(conversation_id, events), pos
+
+
+def _expect_end(pos: int, size: int, what: str) -> None:
+    if pos != size:
+        raise MalformedError(f"{size - pos} bytes after the end of the {what}", pos)
+
+
+def _read_message(data: Any, offset: int, size: int, numbering: ReasonNumbering, strict: bool, close_only: bool, max_inflated: int) -> Any:
+    if offset >= size:
+        raise IncompleteError("message type byte", offset)
+    type_byte = data[offset]
+    message_type = type_byte & 0x3F
+    encoding = type_byte & 0xC0
+    if encoding not in (0x00, 0x80):
+        raise MalformedError(f"unknown encoding bits 0x{encoding:02x} in the message type byte", offset)
+    known = MessageType(message_type)
+    if not known.known:
+        raise MalformedError(f"unknown message type {message_type}", offset)
+    start = offset + 1
+    # The 0x80 flag means a zlib body. Service messages with the flag are read
+    # as they are unless the body is a zlib stream: the vendor's clients ignore
+    # the flag on them (spec section 7). Topic messages always honour it.
+    compressed = encoding == 0x80 and (
+        message_type in (MessageType.TOPIC_VALUE, MessageType.TOPIC_DELTA)
+        or looks_like_zlib(bytes(data[start : start + 2]))
+    )
+    if compressed:
+        body = inflate(data[start:size], max_inflated, start)
+        try:
+            return _read_body(body, 0, len(body), known, True, numbering, strict, close_only)
+        except DecodeError as error:
+            raise MalformedError(f"in the inflated body: {error}", start) from None
+    return _read_body(data, start, size, known, False, numbering, strict, close_only)
+
+
+def _read_body(data: Any, pos: int, size: int, message_type: MessageType, compressed: bool, numbering: ReasonNumbering, strict: bool, close_only: bool) -> Any:
+    if message_type == MessageType.SERVICE_REQUEST:
+        service_id, pos = _read_int32(data, pos, size, "service id")
+        conversation_id, pos = _read_uint64(data, pos, size, "conversation id")
+        if conversation_id > _INT64_MAX:
+            conversation_id -= 1 << 64
+        if service_id == 82:
+            payload, pos = _read_batch(data, pos, size, numbering, strict, close_only)
+            _expect_end(pos, size, "message")
+            if close_only:
+                return payload
+        elif close_only:
+            return []
+        elif service_id == 14:
+            server, pos = _read_uint64(data, pos, size, "SessionId server")
+            value, pos = _read_uint64(data, pos, size, "SessionId value")
+            _expect_end(pos, size, "message")
+            payload = CloseClientRequest(SessionId(server, value))
+        else:
+            payload = bytes(data[pos:size])
+        return ServiceRequest(service_id, conversation_id, payload, compressed)
+    if close_only:
+        return []
+    if message_type in (MessageType.ABORT_NOTIFICATION, MessageType.CLOSE_REQUEST):
+        _expect_end(pos, size, "message")
+        return AbortNotification() if message_type == MessageType.ABORT_NOTIFICATION else CloseRequest()
+    return OtherMessage(message_type, bytes(data[pos:size]), compressed)
+
+
+def decode_message(buf: Any, offset: int = 0, /, *, numbering: ReasonNumbering = _WIRE, strict: bool = False, max_inflated: int = DEFAULT_MAX_INFLATED) -> Any:
+    """Decode one whole Diffusion message: the bytes of one WebSocket binary message.
+
+    The message runs from ``offset`` to the end of ``buf``.
+
+    Args:
+        numbering: how close-reason bytes are numbered (the wire's by default).
+        strict: raise :class:`UnknownValueError` for a close reason this
+            version does not know, instead of decoding it as ``UNKNOWN``.
+        max_inflated: the most bytes a compressed body may inflate to.
+
+    Returns:
+        A :class:`ServiceRequest`, :class:`AbortNotification`,
+        :class:`CloseRequest` or :class:`OtherMessage`.
+
+    Raises:
+        IncompleteError: the message ends early.
+        MalformedError: it is not a valid message (unknown type, bytes after its end, ...).
+    """
+    data, offset, size = _start(buf, offset)
+    return _read_message(data, offset, size, numbering, strict, False, max_inflated)
+
+
+def scan_close_events(buf: Any, offset: int = 0, /, *, numbering: ReasonNumbering = _WIRE, strict: bool = False, max_inflated: int = DEFAULT_MAX_INFLATED) -> List[CloseEvent]:
+    """The close events of one whole Diffusion message, without building other events.
+
+    Any message other than a session-events request (service 82) gives an
+    empty list. OPEN and UPDATE events are walked but not built, and their
+    strings are not checked as UTF-8. Arguments and errors as :func:`decode_message`.
+    """
+    data, offset, size = _start(buf, offset)
+    return _read_message(data, offset, size, numbering, strict, True, max_inflated)
+
+
+def decode_event_batch(buf: Any, offset: int = 0, /, *, numbering: ReasonNumbering = _WIRE, strict: bool = False) -> Tuple[EventBatch, int]:
+    """Decode a session-event batch (service 82's payload); return ``(batch, next_offset)``.
+
+    Raises:
+        IncompleteError: the batch runs past the end of ``buf``.
+        MalformedError: an unknown event or entry type, a bad varint, string or Byte.
+    """
+    data, offset, size = _start(buf, offset)
+    return _read_batch(data, offset, size, numbering, strict, False)
+
+
+def decode_event(buf: Any, offset: int = 0, /, *, numbering: ReasonNumbering = _WIRE, strict: bool = False) -> Tuple[Any, int]:
+    """Decode one session event (OPEN, UPDATE or CLOSE); return ``(event, next_offset)``.
+
+    Raises:
+        IncompleteError: the event runs past the end of ``buf``.
+        MalformedError: as for :func:`decode_event_batch`.
+    """
+    data, offset, size = _start(buf, offset)
+    return _read_event(data, offset, size, numbering, strict, False)
+
+
+def decode_close_client_request(buf: Any, offset: int = 0, /) -> Tuple[CloseClientRequest, int]:
+    """Decode a CLOSE_CLIENT payload (a SessionId); return ``(request, next_offset)``."""
+    session_id, end = decode_session_id(buf, offset)
+    return CloseClientRequest(session_id), end
+
+
+def decode_connection_response(buf: Any, offset: int = 0, /, *, strict: bool = False) -> Tuple[ConnectionResponse, int]:
+    """Decode a connection response (the handshake); return ``(response, next_offset)``.
+
+    Raises:
+        IncompleteError: the response runs past the end of ``buf``.
+        MalformedError: the protocol byte is not ``#`` (0x23).
+        UnknownValueError: ``strict`` and an unknown response code.
+    """
+    data, offset, size = _start(buf, offset)
+    if size - offset < 3:
+        raise IncompleteError("connection response", offset)
+    if data[offset] != HANDSHAKE_PROTOCOL_BYTE:
+        raise MalformedError(f"protocol byte 0x{data[offset]:02x} is not 0x23 ('#')", offset)
+    version = data[offset + 1]
+    code = ResponseCode(data[offset + 2])
+    if strict and not code.known:
+        raise UnknownValueError(f"unknown response code {int(code)}", offset + 2)
+    if not code.is_success:
+        return ConnectionResponse(version, code), offset + 3
+    if size - offset < _SUCCESS_LENGTH:
+        raise IncompleteError("connection response", offset)
+    pos = offset + 3
+    server, value, token, ping_period, last = _SUCCESS_LAYOUT.unpack_from(bytes(data[pos : offset + _SUCCESS_LENGTH]))
+    reconnected = code == ResponseCode.RECONNECTED
+    response = ConnectionResponse(
+        version,
+        code,
+        SessionId(server, value),
+        token,
+        ping_period,
+        None if reconnected else last,
+        last if reconnected else None,
+    )
+    return response, offset + _SUCCESS_LENGTH
+
+
+# After the 3 header bytes: session id (2 x 8), token (24), ping period (8), a 4-byte number.
+_SUCCESS_LAYOUT = struct.Struct(">QQ24sQI")
+_SUCCESS_LENGTH = 3 + _SUCCESS_LAYOUT.size
+
+
+def _reason_byte(reason: Any, numbering: ReasonNumbering) -> bytes:
+    try:
+        value = close_reason_to_byte(reason, numbering)
+    except (ValueError, TypeError) as error:
+        raise EncodeError(str(error)) from None
+    if value > 0x7F:
+        raise EncodeError(f"close reason {value} does not fit a Byte (0..127)")
+    return bytes((value,))
+
+
+def _write_event(event: Any, numbering: ReasonNumbering) -> bytes:
+    kind = type(event)
+    if kind not in (OpenEvent, UpdateEvent, CloseEvent):
+        raise EncodeError(f"a session event is an OpenEvent, UpdateEvent or CloseEvent, not {kind.__name__}")
+    parts = [encode_session_id(event.session_id)]
+    if kind is CloseEvent:
+        parts += [b"\x02", _reason_byte(event.reason, numbering), _write_pairs(event.properties)]
+    elif kind is OpenEvent:
+        parts += [b"\x00", _write_pairs(event.properties)]
+    else:
+        parts += [b"\x01", encode_byte(int(event.update_type)), _write_length(len(event.changes), "UPDATE entries")]
+        for change in event.changes:
+            parts.append(_write_string(change.key, "String"))
+            parts.append(bytes((int(change.entry_type),)))
+            parts += [_write_string(text, "String") for text in change.values]
+    return b"".join(parts)
+
+
+def encode_event(event: Any, /, *, numbering: ReasonNumbering = _WIRE) -> bytes:
+    """Encode one session event.
+
+    Raises:
+        EncodeError: not a session event, or a value that cannot be encoded
+            (e.g. a reason the numbering cannot express).
+    """
+    return _write_event(event, numbering)
+
+
+def encode_event_batch(batch: EventBatch, /, *, numbering: ReasonNumbering = _WIRE) -> bytes:
+    """Encode a session-event batch (service 82's payload).
+
+    Raises:
+        EncodeError: not an :class:`EventBatch`, or an event cannot be encoded.
+    """
+    if type(batch) is not EventBatch:
+        raise EncodeError(f"an event batch is an EventBatch, not {type(batch).__name__}")
+    parts = [encode_int64(batch.conversation_id), _write_length(len(batch.events), "event batch")]
+    parts += [_write_event(event, numbering) for event in batch.events]
+    return b"".join(parts)
+
+
+def encode_close_client_request(request: CloseClientRequest, /) -> bytes:
+    """Encode a CLOSE_CLIENT payload (the SessionId of the session to close)."""
+    if type(request) is not CloseClientRequest:
+        raise EncodeError(f"a close-client request is a CloseClientRequest, not {type(request).__name__}")
+    return encode_session_id(request.session_id)
+
+
+def encode_message(message: Any, /, *, numbering: ReasonNumbering = _WIRE) -> bytes:
+    """Encode one whole Diffusion message (the bytes of one WebSocket binary message).
+
+    A message with ``compressed`` set gets the 0x80 flag and a zlib body.
+
+    Raises:
+        EncodeError: not a message value, or a part cannot be encoded.
+    """
+    kind = type(message)
+    if kind is AbortNotification:
+        return bytes((MessageType.ABORT_NOTIFICATION,))
+    if kind is CloseRequest:
+        return bytes((MessageType.CLOSE_REQUEST,))
+    if kind is ServiceRequest:
+        payload = message.payload
+        if type(payload) is EventBatch:
+            encoded = encode_event_batch(payload, numbering=numbering)
+        elif type(payload) is CloseClientRequest:
+            encoded = encode_close_client_request(payload)
+        else:
+            encoded = bytes(payload)
+        body = encode_int32(message.service_id) + encode_int64(message.conversation_id) + encoded
+        message_type = MessageType.SERVICE_REQUEST
+    elif kind is OtherMessage:
+        body = message.body
+        message_type = message.message_type
+    else:
+        raise EncodeError(f"a Diffusion message value, not {kind.__name__}")
+    if message.compressed:
+        return bytes((int(message_type) | 0x80,)) + zlib.compress(body)
+    return bytes((int(message_type),)) + body
+
+
+def encode_connection_response(response: ConnectionResponse, /) -> bytes:
+    """Encode a connection response (the handshake's outcome).
+
+    Raises:
+        EncodeError: not a :class:`ConnectionResponse`, or a field out of range.
+    """
+    if type(response) is not ConnectionResponse:
+        raise EncodeError(f"a connection response is a ConnectionResponse, not {type(response).__name__}")
+    _check_int(response.version, 0, 0xFF, "protocol version")
+    header = bytes((HANDSHAKE_PROTOCOL_BYTE, response.version, int(response.code)))
+    if not response.code.is_success:
+        return header
+    last = response.recovery_sequence if response.code == ResponseCode.RECONNECTED else response.max_message_size
+    _check_int(response.ping_period, 0, _UINT64_MASK, "ping period")
+    _check_int(last, 0, _UINT32_MASK, "maximum message size or recovery sequence")
+    session_id = response.session_id
+    return header + _SUCCESS_LAYOUT.pack(session_id.server, session_id.value, response.token, response.ping_period, last)

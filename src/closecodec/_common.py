@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Callable, Mapping, Tuple, TypeVar, Union
 
-from .errors import EncodeError
+from .errors import EncodeError, IncompleteError, MalformedError
 
 WritableBuffer = Union[bytearray, memoryview]
 T = TypeVar("T")
@@ -72,3 +73,39 @@ def pairs_of(value: Any) -> Pairs:
     ):
         raise EncodeError("a Dictionary needs a mapping or (key, value) tuples")
     return pairs
+
+
+#: Default bound on an inflated (zlib) message body, in bytes.
+DEFAULT_MAX_INFLATED = 16 * 1024 * 1024
+
+
+def looks_like_zlib(header: bytes) -> bool:
+    """Whether two bytes are a zlib stream header (RFC 1950 section 2.2) without a preset dictionary."""
+    if len(header) < 2:
+        return False
+    cmf, flg = header[0], header[1]
+    return cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf << 8 | flg) % 31 == 0 and not flg & 0x20
+
+
+def inflate(body: Any, max_size: int, offset: int) -> bytes:
+    """Inflate a zlib-compressed message body of at most ``max_size`` bytes inflated.
+
+    ``offset`` is where ``body`` starts in the caller's buffer, for errors.
+
+    Raises:
+        IncompleteError: the zlib stream ends early.
+        MalformedError: it is not valid zlib data, inflates past ``max_size``,
+            or is followed by other bytes.
+    """
+    inflater = zlib.decompressobj()
+    try:
+        inflated = inflater.decompress(body, max_size)
+    except zlib.error:
+        raise MalformedError("invalid zlib data in a compressed message", offset) from None
+    if inflater.unconsumed_tail:
+        raise MalformedError(f"compressed message inflates past the {max_size}-byte limit", offset)
+    if not inflater.eof:
+        raise IncompleteError("zlib stream", offset)
+    if inflater.unused_data:
+        raise MalformedError("bytes after the end of a compressed message's zlib stream", offset)
+    return inflated

@@ -14,7 +14,7 @@ same class, with the same message and offset, whichever backend found it.
 
 from __future__ import annotations
 
-__all__ = ["DecodeError", "IncompleteError", "MalformedError", "EncodeError"]
+__all__ = ["DecodeError", "EncodeError", "IncompleteError", "MalformedError", "UnknownValueError"]
 
 
 class DecodeError(ValueError):
@@ -53,3 +53,11 @@ class MalformedError(DecodeError):
 
 class EncodeError(ValueError):
     """A value cannot be encoded (wrong type, out of range, not allowed on the wire)."""
+
+
+class UnknownValueError(MalformedError):
+    """Strict mode only: a well-formed frame carries a value this version does not know.
+
+    By default such values decode (as an ``UNKNOWN`` enum value keeping the raw
+    number); callers who prefer an error ask for ``strict=True``.
+    """

@@ -9,3 +9,55 @@ cdef class _Frame:
 cdef class SessionId(_Frame):
     cdef public object server
     cdef public object value
+
+cdef class OpenEvent(_Frame):
+    cdef public object session_id
+    cdef public tuple properties
+
+cdef class CloseEvent(_Frame):
+    cdef public object session_id
+    cdef public object reason
+    cdef public tuple properties
+
+cdef class PropertyChange(_Frame):
+    cdef public str key
+    cdef public object entry_type
+    cdef public tuple values
+
+cdef class UpdateEvent(_Frame):
+    cdef public object session_id
+    cdef public object update_type
+    cdef public tuple changes
+
+cdef class EventBatch(_Frame):
+    cdef public object conversation_id
+    cdef public tuple events
+
+cdef class CloseClientRequest(_Frame):
+    cdef public object session_id
+
+cdef class ServiceRequest(_Frame):
+    cdef public object service_id
+    cdef public object conversation_id
+    cdef public object payload
+    cdef public bint compressed
+
+cdef class AbortNotification(_Frame):
+    pass
+
+cdef class CloseRequest(_Frame):
+    pass
+
+cdef class OtherMessage(_Frame):
+    cdef public object message_type
+    cdef public bytes body
+    cdef public bint compressed
+
+cdef class ConnectionResponse(_Frame):
+    cdef public object version
+    cdef public object code
+    cdef public object session_id
+    cdef public object token
+    cdef public object ping_period
+    cdef public object max_message_size
+    cdef public object recovery_sequence

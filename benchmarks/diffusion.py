@@ -1,0 +1,93 @@
+"""Diffusion session-close events: a service-82 message of 100 CLOSE events, 4 properties each.
+
+Contenders: compiled, pure Python, and the vendor's Python SDK reader (PyPI
+``diffusion``, the bench extra) on the same batch bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import partial
+from typing import List
+
+from closecodec import _codec_py
+from closecodec.frames import CloseEvent, EventBatch, ServiceRequest, SessionId
+
+from .backends import compiled_or_none
+from .harness import Case
+
+EVENTS = 100
+
+
+def sample_batch() -> EventBatch:
+    events = [
+        CloseEvent(
+            SessionId(0x0123456789ABCDEF, 0xFEDCBA9876543210 + i),
+            (4, 2, 11, 8)[i % 4],
+            [
+                ("$Principal", f"user-{i % 17}"),
+                ("$ClientIP", f"192.168.{i % 256}.{(7 * i) % 256}"),
+                ("$ClientType", "JAVASCRIPT_BROWSER"),
+                ("$Connector", "Client Connector"),
+            ],
+        )
+        for i in range(EVENTS)
+    ]
+    return EventBatch(42, events)
+
+
+def vendor_reader():
+    try:
+        from diffusion.internal.serialisers.base import Serialiser
+    except ImportError as error:
+        print(f"note: vendor SDK not installed ({error}); pip install '.[bench]'")
+        return None
+    serialiser = Serialiser.by_name("protocol16-session-properties-event-batch")
+    # read() is a generator: draining it is what decodes the batch.
+    return lambda payload: tuple(serialiser.read(io.BytesIO(payload)))
+
+
+def cases() -> List[Case]:
+    c = compiled_or_none()
+    py = _codec_py
+    batch = sample_batch()
+    payload = py.encode_event_batch(batch)
+    message = py.encode_message(ServiceRequest(82, 0, batch))
+    decode = {"pure Python": partial(py.decode_message, message)}
+    encode = {"pure Python": partial(py.encode_message, ServiceRequest(82, 0, batch))}
+    scan = {"pure Python scan": partial(py.scan_close_events, message)}
+    if c is not None:
+        decode = {"compiled": partial(c.decode_message, message), **decode}
+        encode = {"compiled": partial(c.encode_message, ServiceRequest(82, 0, batch)), **encode}
+        scan = {"compiled scan": partial(c.scan_close_events, message), "compiled full decode": decode["compiled"], **scan}
+    vendor = vendor_reader()
+    if vendor is not None:
+        decode["vendor SDK reader"] = partial(vendor, payload)
+    print(f"\nsample: {EVENTS} CLOSE events, 4 properties each, message {len(message)} bytes")
+    return [
+        Case(
+            f"decode a service-82 message of {EVENTS} close events",
+            decode,
+            baseline="pure Python",
+            units=EVENTS,
+            unit="event",
+            nbytes=len(message),
+            targets=[("compiled", "vendor SDK reader", 100), ("compiled", "pure Python", 10)],
+        ),
+        Case(
+            f"encode the same message ({EVENTS} close events)",
+            encode,
+            baseline="pure Python",
+            units=EVENTS,
+            unit="event",
+            targets=[("compiled", "pure Python", 10)],
+        ),
+        Case(
+            "scan the message for close events only",
+            scan,
+            baseline="compiled full decode" if c is not None else "pure Python scan",
+            units=EVENTS,
+            unit="event",
+            targets=[("compiled scan", "compiled full decode", 1.5)],
+        ),
+    ]

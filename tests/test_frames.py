@@ -1,0 +1,207 @@
+"""Diffusion session events and messages: round trips, backend agreement, CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import zlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from closecodec import cli
+from closecodec.errors import EncodeError, IncompleteError, MalformedError
+from closecodec.frames import (
+    AbortNotification,
+    CloseClientRequest,
+    CloseEvent,
+    CloseRequest,
+    ConnectionResponse,
+    EventBatch,
+    OpenEvent,
+    OtherMessage,
+    PropertyChange,
+    ServiceRequest,
+    SessionId,
+    UpdateEvent,
+)
+from closecodec.protocol import EntryType, UpdateType
+from closecodec.reasons import ClientCloseReason, ReasonNumbering
+
+from test_differential import outcome
+
+SESSION_IDS = st.builds(SessionId, st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+PAIRS = st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), max_size=5)
+REASONS = st.integers(0, 127).map(ClientCloseReason)  # every member and unknown values
+CHANGES = st.builds(
+    lambda key, entry, values: PropertyChange(key, entry, values[: entry.value_count]),
+    st.text(max_size=8),
+    st.sampled_from(list(EntryType)),
+    st.lists(st.text(max_size=8), min_size=2, max_size=2),
+)
+EVENTS = st.one_of(
+    st.builds(CloseEvent, SESSION_IDS, REASONS, PAIRS),
+    st.builds(OpenEvent, SESSION_IDS, PAIRS),
+    st.builds(UpdateEvent, SESSION_IDS, st.integers(0, 127).map(UpdateType), st.lists(CHANGES, max_size=3)),
+)
+BATCHES = st.builds(EventBatch, st.integers(-(2**63), 2**63 - 1), st.lists(EVENTS, max_size=6))
+MESSAGES = st.one_of(
+    st.builds(ServiceRequest, st.just(82), st.integers(-(2**63), 2**63 - 1), BATCHES, st.booleans()),
+    st.builds(ServiceRequest, st.just(14), st.integers(0, 2**40), st.builds(CloseClientRequest, SESSION_IDS)),
+    st.builds(ServiceRequest, st.integers(0, 200).filter(lambda s: s not in (14, 82)), st.integers(0, 9), st.binary(max_size=8)),
+    st.just(AbortNotification()),
+    st.just(CloseRequest()),
+    st.builds(OtherMessage, st.sampled_from([4, 5, 6, 7, 34]), st.binary(max_size=20), st.booleans()),
+)
+
+
+@given(MESSAGES)
+def test_message_round_trip(codec, message):
+    encoded = codec.encode_message(message)
+    assert codec.decode_message(encoded) == message
+    assert codec.decode_message(b"\xff\xff" + encoded, 2) == message
+
+
+@given(BATCHES)
+def test_batch_round_trip_and_close_scan(codec, batch):
+    encoded = codec.encode_event_batch(batch)
+    assert codec.decode_event_batch(encoded) == (batch, len(encoded))
+    message = codec.encode_message(ServiceRequest(82, 7, batch))
+    closes = [event for event in batch.events if type(event) is CloseEvent]
+    assert codec.scan_close_events(message) == closes
+
+
+@given(MESSAGES)
+def test_backends_encode_alike_and_read_each_other(both, message):
+    compiled, pure = both
+    encoded = pure.encode_message(message)
+    assert compiled.encode_message(message) == encoded
+    assert compiled.decode_message(encoded) == pure.decode_message(encoded) == message
+
+
+@pytest.mark.parametrize("name", ["decode_message", "scan_close_events", "decode_connection_response"])
+@given(data=st.binary(max_size=60))
+def test_backends_agree_on_arbitrary_bytes(both, name, data):
+    compiled, pure = both
+    assert outcome(lambda: getattr(compiled, name)(data)) == outcome(lambda: getattr(pure, name)(data))
+
+
+@given(message=MESSAGES, data=st.data())
+def test_backends_agree_on_truncations_and_corruptions(both, message, data):
+    compiled, pure = both
+    encoded = pure.encode_message(message)
+    cut = data.draw(st.integers(0, len(encoded)))
+    mutated = bytearray(encoded)
+    if encoded:
+        mutated[data.draw(st.integers(0, len(encoded) - 1))] = data.draw(st.integers(0, 255))
+    for variant in (encoded[:cut], bytes(mutated)):
+        for name in ("decode_message", "scan_close_events"):
+            assert outcome(lambda: getattr(compiled, name)(variant)) == outcome(lambda: getattr(pure, name)(variant))
+        offset = min(9, len(variant))  # inside the batch of a service-82 message
+        assert outcome(lambda: compiled.decode_event_batch(variant, offset)) == outcome(
+            lambda: pure.decode_event_batch(variant, offset)
+        )
+
+
+def test_every_truncation_of_a_message_is_incomplete(codec):
+    batch = EventBatch(1, [CloseEvent(SessionId(1, 2), 11, {"$Principal": "alice", "k": "é"})])
+    encoded = codec.encode_message(ServiceRequest(82, 0, batch))
+    for cut in range(len(encoded)):
+        with pytest.raises(IncompleteError):
+            codec.decode_message(encoded[:cut])
+
+
+def test_compressed_service_message_is_inflated(codec):
+    batch = EventBatch(1, [CloseEvent(SessionId(1, 2), 4)])
+    plain = codec.encode_message(ServiceRequest(82, 5, batch))
+    flagged = bytes((0x80,)) + zlib.compress(plain[1:])
+    assert codec.decode_message(flagged) == ServiceRequest(82, 5, batch, compressed=True)
+
+
+def test_zlib_bomb_is_refused(codec):
+    bomb = bytes((0x84,)) + zlib.compress(b"\x00" * 2_000_000)
+    with pytest.raises(MalformedError, match="limit") as caught:
+        codec.decode_message(bomb, max_inflated=1_000_000)
+    assert caught.value.offset == 1
+
+
+def test_errors_inside_an_inflated_body_point_at_the_body(codec):
+    broken = bytes((0x80,)) + zlib.compress(b"\x52\x00\x01\x01")
+    with pytest.raises(MalformedError, match="in the inflated body") as caught:
+        codec.decode_message(broken)
+    assert caught.value.offset == 1
+
+
+def test_abort_and_close_request(codec):
+    assert codec.decode_message(b"\x1c") == AbortNotification()
+    assert codec.decode_message(b"\x1d") == CloseRequest()
+    with pytest.raises(MalformedError, match="after the end"):
+        codec.decode_message(b"\x1c\x00")
+
+
+def test_unknown_message_type_and_encoding_are_malformed(codec):
+    with pytest.raises(MalformedError, match="unknown message type 35"):
+        codec.decode_message(b"\x23\x1d\x74")
+    with pytest.raises(MalformedError, match="encoding bits 0x40"):
+        codec.decode_message(b"\x40")
+
+
+def test_published_numbering_on_request(codec):
+    event = CloseEvent(SessionId(1, 2), ClientCloseReason.SESSION_TAKEN_OVER)
+    wire = codec.encode_event(event)
+    published = codec.encode_event(event, numbering=ReasonNumbering.PUBLISHED)
+    assert wire[3] == 15 and published[3] == 12
+    assert codec.decode_event(published, numbering=ReasonNumbering.PUBLISHED)[0] == event
+    with pytest.raises(EncodeError):
+        codec.encode_event(CloseEvent(SessionId(1, 2), ClientCloseReason.EXPIRED), numbering=ReasonNumbering.PUBLISHED)
+
+
+CONNECTION_OK = bytes.fromhex("231d64") + bytes.fromhex("8000cafe00000001" "0000000000001002") + b"T" * 24 + (5000).to_bytes(8, "big") + (1048576).to_bytes(4, "big")
+
+
+def test_connection_responses(codec):
+    response, end = codec.decode_connection_response(CONNECTION_OK)
+    assert end == 55 and response.close_reason is None
+    assert response == ConnectionResponse(29, 100, SessionId.parse("8000cafe00000001-0000000000001002"), b"T" * 24, 5000, 1048576)
+    assert codec.encode_connection_response(response) == CONNECTION_OK
+    rejected, end = codec.decode_connection_response(bytes.fromhex("231d74"))
+    assert end == 3 and rejected.close_reason.name == "ACCESS_DENIED"
+    with pytest.raises(IncompleteError):
+        codec.decode_connection_response(CONNECTION_OK[:54])
+    with pytest.raises(MalformedError, match="protocol byte"):
+        codec.decode_connection_response(b"\x24\x1d\x64")
+
+
+def run_cli(*argv, stdin=""):
+    out = io.StringIO()
+    status = cli.main(list(argv), out=out, stdin=io.StringIO(stdin))
+    return status, [json.loads(line) if line.startswith("{") else line for line in out.getvalue().splitlines()]
+
+
+def test_cli_decode_goes_on_after_a_bad_input():
+    status, lines = run_cli("decode", "--as", "int32", "7f", "80", "zz", "ffffffff0f")
+    assert status == 1
+    assert lines[0] == {"value": 127}
+    assert lines[1] == {"class": "IncompleteError", "message": "incomplete Int32: the input ends before it does", "offset": 0}
+    assert lines[2]["class"] == "ValueError" and lines[2]["offset"] is None
+    assert lines[3] == {"value": -1}
+
+
+def test_cli_decode_reads_stdin_and_refuses_trailing_bytes():
+    status, lines = run_cli("decode", "--as", "session-id", "-", stdin="0102\n010203\n")
+    assert status == 1
+    assert lines[0]["session_id"]["string"] == "0000000000000001-0000000000000002"
+    assert lines[1] == {"class": "MalformedError", "message": "1 bytes after the end of the value", "offset": 2}
+
+
+def test_cli_encode_is_the_inverse_of_decode():
+    hexed = "00520001010102020b010a245072696e636970616c05616c696365"
+    _, (decoded,) = run_cli("decode", "--as", "message", hexed)
+    status, lines = run_cli("encode", "--as", "message", json.dumps(decoded), '{"bad": 1}')
+    assert status == 1 and lines[0] == hexed and lines[1]["class"] == "KeyError"
+
+
+def test_cli_reasons_table_lists_every_reason():
+    status, lines = run_cli("reasons", "--format", "jsonl")
+    assert status == 0 and [row["name"] for row in lines] == [reason.name for reason in ClientCloseReason]
