@@ -437,6 +437,16 @@ def test_from_byte_refuses_non_bytes(bad: int) -> None:
             close_reason_from_byte(bad, numbering)
 
 
+def test_numbering_is_checked() -> None:
+    assert close_reason_from_byte(12, "published") is ClientCloseReason.SESSION_TAKEN_OVER
+    assert close_reason_to_byte(ClientCloseReason.SESSION_TAKEN_OVER, "published") == 12
+    for bad in (None, "PUBLISHED", 1):
+        with pytest.raises(ValueError):
+            close_reason_from_byte(12, bad)
+        with pytest.raises(ValueError):
+            close_reason_to_byte(ClientCloseReason.SESSION_TAKEN_OVER, bad)
+
+
 def test_close_reason_by_byte_matches_the_function() -> None:
     assert set(CLOSE_REASON_BY_BYTE) == set(ReasonNumbering)
     for numbering, table in CLOSE_REASON_BY_BYTE.items():

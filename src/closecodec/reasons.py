@@ -220,7 +220,8 @@ def close_reason_from_byte(
 
     Args:
         value: the byte, 0..255.
-        numbering: how the sender numbered its reasons.
+        numbering: how the sender numbered its reasons (a member, or its
+            value ``"wire"`` or ``"published"``).
 
     Returns:
         The member; for a byte the numbering does not define, an UNKNOWN
@@ -228,11 +229,11 @@ def close_reason_from_byte(
         is ``0x100 + byte``, see the module docstring). Never raises for a byte.
 
     Raises:
-        ValueError: ``value`` is not a byte.
+        ValueError: ``value`` is not a byte, or ``numbering`` is not a numbering.
     """
     if not 0 <= value <= 0xFF:
         raise ValueError(f"close reason byte {value} is not in 0..255")
-    if numbering is ReasonNumbering.WIRE:
+    if ReasonNumbering(numbering) is ReasonNumbering.WIRE:
         return ClientCloseReason(value)
     reason = _PUBLISHED_TO_WIRE.get(value)
     if reason is None:
@@ -254,7 +255,7 @@ def close_reason_to_byte(
 
     Args:
         reason: a member or pseudo-member (a plain int is read as a wire value).
-        numbering: the numbering to write in.
+        numbering: the numbering to write in (a member or its value).
 
     Returns:
         The byte, 0..255.
@@ -263,12 +264,13 @@ def close_reason_to_byte(
         ValueError: the numbering cannot express ``reason``: under PUBLISHED,
             SERVER_CLOSING, EXPIRED, REVOKED and unknown wire values (which
             byte the publisher would use is not known); under WIRE, an unknown
-            byte read in the published numbering.
+            byte read in the published numbering. Also: ``numbering`` is not
+            a numbering.
     """
     if not isinstance(reason, ClientCloseReason):
         reason = ClientCloseReason(reason)
     value = reason._value_
-    if numbering is ReasonNumbering.WIRE:
+    if ReasonNumbering(numbering) is ReasonNumbering.WIRE:
         if value > 0xFF:
             raise ValueError(f"{reason} has no known wire value")
         return value
