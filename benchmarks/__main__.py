@@ -15,7 +15,7 @@ import closecodec
 
 from .harness import run_case
 
-SUITES = ["primitives", "diffusion"]
+SUITES = ["primitives", "diffusion", "transport"]
 
 
 def main() -> None:

@@ -36,6 +36,41 @@ def sample_batch() -> EventBatch:
     return EventBatch(42, events)
 
 
+def minimal_loop(message: bytes) -> list:
+    """The least a pure-Python decoder can do: no error checks, plain tuples and dicts."""
+
+    def varint(pos: int):
+        result = shift = 0
+        while True:
+            byte = message[pos]
+            pos += 1
+            result |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return result, pos
+            shift += 7
+
+    def string(pos: int):
+        length, pos = varint(pos)
+        return message[pos : pos + length].decode(), pos + length
+
+    _, pos = varint(1)  # service id
+    _, pos = varint(pos)  # message conversation id
+    _, pos = varint(pos)  # batch conversation id
+    count, pos = varint(pos)
+    events = []
+    for _ in range(count):
+        server, pos = varint(pos)
+        value, pos = varint(pos)
+        reason = message[pos + 1]  # after the event type byte (CLOSE)
+        pairs, pos = varint(pos + 2)
+        properties = {}
+        for _ in range(pairs):
+            key, pos = string(pos)
+            properties[key], pos = string(pos)
+        events.append(((server, value), reason, properties))
+    return events
+
+
 def vendor_reader():
     try:
         from diffusion.internal.serialisers.base import Serialiser
@@ -53,13 +88,21 @@ def cases() -> List[Case]:
     batch = sample_batch()
     payload = py.encode_event_batch(batch)
     message = py.encode_message(ServiceRequest(82, 0, batch))
-    decode = {"pure Python": partial(py.decode_message, message)}
+    decode = {"pure Python": partial(py.decode_message, message), "minimal Python loop": partial(minimal_loop, message)}
     encode = {"pure Python": partial(py.encode_message, ServiceRequest(82, 0, batch))}
-    scan = {"pure Python scan": partial(py.scan_close_events, message)}
+    scan = {
+        "pure Python scan": partial(py.scan_close_events, message),
+        "pure Python scan, no properties": partial(py.scan_close_events, message, properties=False),
+    }
     if c is not None:
         decode = {"compiled": partial(c.decode_message, message), **decode}
         encode = {"compiled": partial(c.encode_message, ServiceRequest(82, 0, batch)), **encode}
-        scan = {"compiled scan": partial(c.scan_close_events, message), "compiled full decode": decode["compiled"], **scan}
+        scan = {
+            "compiled scan, no properties": partial(c.scan_close_events, message, properties=False),
+            "compiled scan": partial(c.scan_close_events, message),
+            "compiled full decode": decode["compiled"],
+            **scan,
+        }
     vendor = vendor_reader()
     if vendor is not None:
         decode["vendor SDK reader"] = partial(vendor, payload)
@@ -72,7 +115,11 @@ def cases() -> List[Case]:
             units=EVENTS,
             unit="event",
             nbytes=len(message),
-            targets=[("compiled", "vendor SDK reader", 100), ("compiled", "pure Python", 10)],
+            targets=[
+                ("compiled", "vendor SDK reader", 100),
+                ("compiled", "minimal Python loop", 8),
+                ("compiled", "pure Python", 10),
+            ],
         ),
         Case(
             f"encode the same message ({EVENTS} close events)",
@@ -88,6 +135,6 @@ def cases() -> List[Case]:
             baseline="compiled full decode" if c is not None else "pure Python scan",
             units=EVENTS,
             unit="event",
-            targets=[("compiled scan", "compiled full decode", 1.5)],
+            targets=[("compiled scan, no properties", "compiled full decode", 1.5)],
         ),
     ]

@@ -24,14 +24,16 @@ def _load(name: str) -> "tuple[Optional[ModuleType], Optional[str]]":
         return None, f"{name} is not importable: {error}"
 
 
-BACKENDS: Dict[str, "tuple[Optional[ModuleType], Optional[str]]"] = {
-    "c": _load("_codec_c"),
-    "py": _load("_codec_py"),
+# Each compiled module and its pure twin: Diffusion (codec) and WebSocket/MQTT (transport).
+BACKENDS: Dict[str, "tuple[Optional[ModuleType], Optional[str]]"] = {"c": _load("_codec_c"), "py": _load("_codec_py")}
+TRANSPORTS: Dict[str, "tuple[Optional[ModuleType], Optional[str]]"] = {
+    "c": _load("_transport_c"),
+    "py": _load("_transport_py"),
 }
 
 
-def backend_or_skip(name: str) -> ModuleType:
-    module, reason = BACKENDS[name]
+def _or_skip(table: Dict[str, "tuple[Optional[ModuleType], Optional[str]]"], name: str) -> ModuleType:
+    module, reason = table[name]
     if module is None:
         pytest.skip(reason or "backend missing")
     return module
@@ -39,11 +41,23 @@ def backend_or_skip(name: str) -> ModuleType:
 
 @pytest.fixture(params=["c", "py"], scope="session")
 def codec(request: pytest.FixtureRequest) -> ModuleType:
-    """Each backend module in turn; ``c`` skips, with the import error, where it is not built."""
-    return backend_or_skip(request.param)
+    """Each Diffusion backend in turn; ``c`` skips, with the import error, where it is not built."""
+    return _or_skip(BACKENDS, request.param)
 
 
 @pytest.fixture(scope="session")
 def both() -> "tuple[ModuleType, ModuleType]":
-    """The compiled and the pure backend together, for differential tests."""
-    return backend_or_skip("c"), backend_or_skip("py")
+    """The compiled and the pure Diffusion backend together, for differential tests."""
+    return _or_skip(BACKENDS, "c"), _or_skip(BACKENDS, "py")
+
+
+@pytest.fixture(params=["c", "py"], scope="session")
+def transport(request: pytest.FixtureRequest) -> ModuleType:
+    """Each WebSocket/MQTT backend in turn; ``c`` skips, with the import error, where it is not built."""
+    return _or_skip(TRANSPORTS, request.param)
+
+
+@pytest.fixture(scope="session")
+def transport_both() -> "tuple[ModuleType, ModuleType]":
+    """The compiled and the pure WebSocket/MQTT backend together, for differential tests."""
+    return _or_skip(TRANSPORTS, "c"), _or_skip(TRANSPORTS, "py")

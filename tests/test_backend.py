@@ -7,7 +7,7 @@ import sys
 import closecodec
 from closecodec import _codec, _codec_py
 
-from conftest import BACKENDS
+from conftest import BACKENDS, TRANSPORTS
 
 SWITCH_SET = os.environ.get("CLOSECODEC_NO_EXTENSIONS", "") not in ("", "0")
 
@@ -46,6 +46,32 @@ def test_both_backends_expose_the_same_public_names():
     for name in public_py:
         assert getattr(_codec, name) is getattr(_codec.backend, name)
     assert public_py <= set(closecodec.__all__)
+
+
+def test_transport_backends_expose_the_same_public_names():
+    from closecodec import _transport_py
+
+    public_py = set(_transport_py.__all__)
+    assert public_py == {name for name in dir(_transport_py) if name.startswith(("decode_", "encode_", "unmask_"))} | {
+        "DEFAULT_MAX_WS_PAYLOAD"
+    }
+    module_c = TRANSPORTS["c"][0]
+    if module_c is not None:
+        assert set(module_c.__all__) == public_py
+        assert {name for name in dir(module_c) if name.startswith(("decode_", "encode_", "unmask_"))} | {
+            "DEFAULT_MAX_WS_PAYLOAD"
+        } == public_py
+        assert module_c.DEFAULT_MAX_WS_PAYLOAD == _transport_py.DEFAULT_MAX_WS_PAYLOAD
+    for name in public_py:
+        assert getattr(_codec, name) is getattr(_codec.transport, name)
+    assert public_py <= set(closecodec.__all__)
+
+
+def test_one_backend_for_every_codec():
+    # The selector loads the compiled pair together or the pure pair together.
+    assert _codec.transport.__name__ == f"closecodec._transport_{closecodec.BACKEND}"
+    if not SWITCH_SET:
+        assert TRANSPORTS["c"][0] is not None, TRANSPORTS["c"][1]
 
 
 def test_version_names_the_backend():

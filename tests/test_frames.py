@@ -70,6 +70,14 @@ def test_batch_round_trip_and_close_scan(codec, batch):
     message = codec.encode_message(ServiceRequest(82, 7, batch))
     closes = [event for event in batch.events if type(event) is CloseEvent]
     assert codec.scan_close_events(message) == closes
+    assert codec.scan_close_events(message, properties=False) == [
+        CloseEvent(event.session_id, event.reason, None) for event in closes
+    ]
+
+
+def test_close_events_without_decoded_properties_cannot_be_encoded(codec):
+    with pytest.raises(EncodeError, match="not decoded"):
+        codec.encode_event(CloseEvent(SessionId(1, 2), 4, None))
 
 
 @given(MESSAGES)
@@ -98,6 +106,9 @@ def test_backends_agree_on_truncations_and_corruptions(both, message, data):
     for variant in (encoded[:cut], bytes(mutated)):
         for name in ("decode_message", "scan_close_events"):
             assert outcome(lambda: getattr(compiled, name)(variant)) == outcome(lambda: getattr(pure, name)(variant))
+        assert outcome(lambda: compiled.scan_close_events(variant, properties=False)) == outcome(
+            lambda: pure.scan_close_events(variant, properties=False)
+        )
         offset = min(9, len(variant))  # inside the batch of a service-82 message
         assert outcome(lambda: compiled.decode_event_batch(variant, offset)) == outcome(
             lambda: pure.decode_event_batch(variant, offset)
@@ -136,6 +147,8 @@ def test_errors_inside_an_inflated_body_point_at_the_body(codec):
 def test_abort_and_close_request(codec):
     assert codec.decode_message(b"\x1c") == AbortNotification()
     assert codec.decode_message(b"\x1d") == CloseRequest()
+    assert AbortNotification().close_reason.name == "CLOSED_BY_SERVER"
+    assert CloseRequest().close_reason.name == "CLOSED_BY_CLIENT"
     with pytest.raises(MalformedError, match="after the end"):
         codec.decode_message(b"\x1c\x00")
 
@@ -205,3 +218,13 @@ def test_cli_encode_is_the_inverse_of_decode():
 def test_cli_reasons_table_lists_every_reason():
     status, lines = run_cli("reasons", "--format", "jsonl")
     assert status == 0 and [row["name"] for row in lines] == [reason.name for reason in ClientCloseReason]
+
+
+def test_numbering_by_name_and_bad_numbering(codec):
+    event = CloseEvent(SessionId(1, 2), ClientCloseReason.FAILED_OVER)
+    published = codec.encode_event(event, numbering="published")
+    assert codec.decode_event(published, numbering="published")[0] == event
+    with pytest.raises(ValueError):
+        codec.decode_event(published, numbering="other")
+    with pytest.raises(ValueError):
+        codec.encode_event(event, numbering="other")

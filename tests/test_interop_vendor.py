@@ -54,3 +54,23 @@ def test_vendor_sdk_reads_what_we_encode(codec, conversation_id, events):
             event_type, properties = choice
             assert event_type == 0
         assert [(k.value, v.value) for k, v in properties.items()] == list(event.properties)
+
+
+def vendor_write(conversation_id: int, events) -> bytes:
+    """The SDK's writer: per event, the session id pair then the event choice."""
+    encoded = []
+    for event in events:
+        pairs = list(event.properties)
+        if type(event) is CloseEvent:
+            choice = (2, int(event.reason), pairs)
+        else:
+            choice = (0, pairs)
+        encoded.append([(event.session_id.server, event.session_id.value), choice])
+    return BATCH_READER.to_bytes(conversation_id, encoded)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**63 - 1), st.lists(EVENTS, min_size=1, max_size=4))
+def test_we_decode_what_the_vendor_sdk_writes(codec, conversation_id, events):
+    payload = vendor_write(conversation_id, events)
+    assert codec.decode_event_batch(payload) == (EventBatch(conversation_id, events), len(payload))

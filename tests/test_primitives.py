@@ -429,3 +429,13 @@ def test_encode_into_writes_nothing_when_it_fails(codec):
     assert target == b"keep"
     with pytest.raises(TypeError, match="read-only"):
         encode_into(codec.encode_byte, 1, memoryview(b"abcd"), 0)
+
+
+def test_repeated_and_colliding_dictionary_keys_decode_exactly(codec):
+    # The compiled backend interns short keys in a small cache: thousands of
+    # distinct keys force slot reuse; every decode must still be exact.
+    keys = [f"k{i}" for i in range(3000)] + [f"$Key{i:04d}-{'x' * (i % 30)}" for i in range(3000)]
+    encoded = [codec.encode_string_dict([(key, "v"), ("é" + key, key)]) for key in keys]
+    for _ in range(2):
+        for key, data in zip(keys, encoded):
+            assert codec.decode_string_dict(data)[0] == ((key, "v"), ("é" + key, key))

@@ -8,6 +8,7 @@ module, so a wrong entry in either shows up as a failure.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import pickle
 import re
 from pathlib import Path
@@ -592,7 +593,7 @@ def test_gateway_mapping_has_one_row_per_member_in_order() -> None:
         assert mapping.websocket_code.allowed_on_wire
         assert mapping.websocket_code.sender == "both"
         assert mqtt_disconnect_reason_allowed(mapping.mqtt_reason_code, "server")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         GATEWAY_MAPPINGS[0].why = "changed"  # frozen
 
 

@@ -140,3 +140,24 @@ def test_duplicate_keys_are_kept_in_wire_order(codec):
     vector = next(v for v in VECTORS if v["name"] == "properties/duplicate-key")
     batch, _ = codec.decode_event_batch(bytes.fromhex(vector["hex"]))
     assert batch.events[0].properties == (("k", "first"), ("k", "second"))
+
+
+MESSAGE_AND_BATCH_VECTORS = [v for v in VECTORS if v["validity"] == "valid" and v["codec"] in ("message", "event-batch")]
+
+
+@pytest.mark.parametrize("vector", MESSAGE_AND_BATCH_VECTORS, ids=lambda v: v["name"])
+def test_backends_agree_on_every_truncation_and_corruption(both, vector):
+    from test_differential import outcome
+
+    compiled, pure = both
+    data = bytes.fromhex(vector["hex"])
+    variants = [data[:cut] for cut in range(len(data))]
+    for index in range(len(data)):
+        for replacement in {0x00, 0x7F, 0x80, 0xFF, data[index] ^ 0x01, data[index] ^ 0x40}:
+            variants.append(data[:index] + bytes((replacement,)) + data[index + 1 :])
+    decode = "decode_message" if vector["codec"] == "message" else "decode_event_batch"
+    for variant in variants:
+        assert outcome(lambda: getattr(compiled, decode)(variant)) == outcome(lambda: getattr(pure, decode)(variant))
+    for cut in range(len(data)):  # every strict prefix is incomplete
+        with pytest.raises(IncompleteError):
+            getattr(pure, decode)(data[:cut])

@@ -13,11 +13,15 @@ from ._extensions import NO_EXTENSIONS
 
 if TYPE_CHECKING or NO_EXTENSIONS:
     from . import _codec_py as backend
+    from . import _transport_py as transport
 else:
+    # Both compiled modules or neither, so that BACKEND names every codec in use.
     try:
         from . import _codec_c as backend
+        from . import _transport_c as transport
     except ImportError:  # not built: no compiler at install time
         from . import _codec_py as backend
+        from . import _transport_py as transport
 
 #: ``"c"`` for the compiled backend, ``"py"`` for pure Python.
 BACKEND: str = "c" if backend.__name__.endswith("_codec_c") else "py"
@@ -51,3 +55,14 @@ encode_event_batch = backend.encode_event_batch
 encode_event = backend.encode_event
 encode_close_client_request = backend.encode_close_client_request
 encode_connection_response = backend.encode_connection_response
+
+# WebSocket frames and MQTT packets (the transport pair).
+DEFAULT_MAX_WS_PAYLOAD: int = transport.DEFAULT_MAX_WS_PAYLOAD
+unmask_ws_payload = transport.unmask_ws_payload
+decode_ws_header = transport.decode_ws_header
+decode_ws_frame = transport.decode_ws_frame
+encode_ws_frame = transport.encode_ws_frame
+decode_mqtt_varint = transport.decode_mqtt_varint
+encode_mqtt_varint = transport.encode_mqtt_varint
+decode_mqtt_packet = transport.decode_mqtt_packet
+encode_mqtt_packet = transport.encode_mqtt_packet

@@ -34,7 +34,14 @@ def decode_message(
     buf: Any, offset: int = 0, /, *, numbering: ReasonNumbering = ..., strict: bool = False, max_inflated: int = ...
 ) -> Any: ...
 def scan_close_events(
-    buf: Any, offset: int = 0, /, *, numbering: ReasonNumbering = ..., strict: bool = False, max_inflated: int = ...
+    buf: Any,
+    offset: int = 0,
+    /,
+    *,
+    numbering: ReasonNumbering = ...,
+    strict: bool = False,
+    max_inflated: int = ...,
+    properties: bool = True,
 ) -> List[CloseEvent]: ...
 def decode_event_batch(
     buf: Any, offset: int = 0, /, *, numbering: ReasonNumbering = ..., strict: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from operator import index
 from typing import Any, Callable, Mapping, Tuple, TypeVar, Union
 
 from .errors import EncodeError, IncompleteError, MalformedError
@@ -10,6 +11,31 @@ from .errors import EncodeError, IncompleteError, MalformedError
 WritableBuffer = Union[bytearray, memoryview]
 T = TypeVar("T")
 Pairs = Tuple[Tuple[str, str], ...]
+
+
+def byte_view(buf: Any) -> Any:
+    """An int-indexable, sliceable view of ``buf``'s bytes (no copy), for the pure backends."""
+    if type(buf) is bytes or type(buf) is bytearray:
+        return buf
+    try:
+        view = memoryview(buf)
+    except TypeError:
+        raise TypeError(f"a bytes-like object is required, not {type(buf).__name__!r}") from None
+    if not view.c_contiguous:
+        raise TypeError("closecodec decodes C-contiguous buffers only")
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
+
+
+def start_reading(buf: Any, offset: Any) -> Tuple[Any, int, int]:
+    """``(view, offset, size)`` for a pure decoder, with the offset checked against the buffer."""
+    data = byte_view(buf)
+    offset = index(offset)
+    size = len(data)
+    if not 0 <= offset <= size:
+        raise ValueError(f"offset {offset} is outside the buffer (0..{size})")
+    return data, offset, size
 
 
 def write_into(data: bytes, buffer: WritableBuffer, offset: int) -> int:

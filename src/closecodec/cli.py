@@ -67,6 +67,11 @@ KINDS: Dict[str, Any] = {
         lambda data, numbering, strict: _whole(_codec.decode_connection_response)(data, strict=strict),
         lambda value, numbering: _codec.encode_connection_response(value),
     ),
+    "ws-frame": (_plain(_whole(_codec.decode_ws_frame)), lambda value, numbering: _codec.encode_ws_frame(value)),
+    "mqtt-packet": (
+        lambda data, numbering, strict: _whole(_codec.decode_mqtt_packet)(data, strict=strict),
+        lambda value, numbering: _codec.encode_mqtt_packet(value),
+    ),
     "session-id": (_plain(_whole(_codec.decode_session_id)), lambda value, numbering: _codec.encode_session_id(value)),
     "int32": (_plain(_whole(_codec.decode_int32)), lambda value, numbering: _codec.encode_int32(value)),
     "int64": (_plain(_whole(_codec.decode_int64)), lambda value, numbering: _codec.encode_int64(value)),
@@ -79,9 +84,17 @@ def version_line() -> str:
     return f"closecodec {__version__} (backend {BACKEND}: {BACKEND_NAMES[BACKEND]})"
 
 
-def _error(error: Exception) -> Dict[str, Any]:
+# The code a peer answers a bad frame with, in the error objects of these kinds.
+_ANSWER_CODES = {"ws-frame": "close_code", "mqtt-packet": "reason_code"}
+
+
+def _error(error: Exception, kind: Optional[str] = None) -> Dict[str, Any]:
     message = error.args[0] if isinstance(error, DecodeError) else str(error)
-    return {"class": type(error).__name__, "message": message, "offset": getattr(error, "offset", None)}
+    out = {"class": type(error).__name__, "message": message, "offset": getattr(error, "offset", None)}
+    answer = _ANSWER_CODES.get(kind or "")
+    if answer is not None:  # None for an incomplete input: nothing to answer yet
+        out[answer] = getattr(error, answer, None)
+    return out
 
 
 def _inputs(items: List[str], stdin: TextIO) -> Iterable[str]:
@@ -105,7 +118,7 @@ def run_decode(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         try:
             result = to_json_as(args.kind, decode(_hex_bytes(item), numbering, args.strict))
         except (DecodeError, ValueError) as error:
-            result, status = _error(error), 1
+            result, status = _error(error, args.kind), 1
         print(json.dumps(result, ensure_ascii=False), file=out)
     return status
 

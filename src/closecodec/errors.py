@@ -14,7 +14,15 @@ same class, with the same message and offset, whichever backend found it.
 
 from __future__ import annotations
 
-__all__ = ["DecodeError", "EncodeError", "IncompleteError", "MalformedError", "UnknownValueError"]
+__all__ = [
+    "DecodeError",
+    "EncodeError",
+    "IncompleteError",
+    "MalformedError",
+    "MqttPacketError",
+    "UnknownValueError",
+    "WebSocketFrameError",
+]
 
 
 class DecodeError(ValueError):
@@ -61,3 +69,38 @@ class UnknownValueError(MalformedError):
     By default such values decode (as an ``UNKNOWN`` enum value keeping the raw
     number); callers who prefer an error ask for ``strict=True``.
     """
+
+
+class WebSocketFrameError(MalformedError):
+    """A WebSocket frame that breaks RFC 6455, with the close code to answer it with.
+
+    Attributes:
+        close_code: what an RFC-compliant endpoint sends back before it closes:
+            1002 (protocol error: a bad code, length, opcode, RSV bit or
+            masking), 1007 (a close reason that is not UTF-8) or 1009 (a
+            payload over the decoder's ``max_payload``).
+    """
+
+    close_code: int
+
+    def __init__(self, message: str, offset: int, close_code: int = 1002) -> None:
+        super().__init__(message, offset)
+        self.args = (message, offset, close_code)
+        self.close_code = close_code
+
+
+class MqttPacketError(MalformedError):
+    """An MQTT packet that breaks the standard, with the reason code a server would use.
+
+    Attributes:
+        reason_code: 0x81 (Malformed Packet: it cannot be parsed), 0x82
+            (Protocol Error: it parses but is not allowed) or 0x95 (Packet too
+            large: over the decoder's ``max_packet_size``), per MQTT 5 §4.13.
+    """
+
+    reason_code: int
+
+    def __init__(self, message: str, offset: int, reason_code: int = 0x81) -> None:
+        super().__init__(message, offset)
+        self.args = (message, offset, reason_code)
+        self.reason_code = reason_code

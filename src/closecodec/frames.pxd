@@ -61,3 +61,41 @@ cdef class ConnectionResponse(_Frame):
     cdef public object ping_period
     cdef public object max_message_size
     cdef public object recovery_sequence
+
+cdef class WebSocketHeader(_Frame):
+    cdef public bint fin
+    cdef public object rsv
+    cdef public object opcode
+    cdef public object mask_key
+    cdef public object length
+
+cdef class WebSocketFrame(_Frame):
+    cdef public object opcode
+    cdef public bytes payload
+    cdef public bint fin
+    cdef public object rsv
+    cdef public object mask_key
+
+cdef class WebSocketClose(_Frame):
+    cdef public object code
+    cdef public str reason
+    cdef public object mask_key
+
+cdef class _MqttWithProperties(_Frame):
+    pass
+
+cdef class MqttDisconnect(_MqttWithProperties):
+    cdef public object reason_code
+    cdef public tuple properties
+    cdef public object version
+
+cdef class MqttConnack(_MqttWithProperties):
+    cdef public object reason_code
+    cdef public bint session_present
+    cdef public tuple properties
+    cdef public object version
+
+cdef class MqttOtherPacket(_Frame):
+    cdef public object packet_type
+    cdef public object flags
+    cdef public bytes body

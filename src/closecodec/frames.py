@@ -12,11 +12,13 @@ source is the same either way.
 
 from __future__ import annotations
 
+import enum
 from typing import Any, ClassVar, Tuple
 
 from ._common import pairs_of as _pairs
 from .protocol import EntryType, MessageType, UpdateType, service_name
-from .reasons import HANDSHAKE_PROTOCOL_BYTE, ClientCloseReason, ResponseCode, handshake_close_reason
+from .reasons import HANDSHAKE_PROTOCOL_BYTE, ClientCloseReason, CloseReason, ResponseCode, handshake_close_reason
+from .reasons import MqttConnackReturnCode, MqttReasonCode, WebSocketCloseCode
 
 try:
     import cython
@@ -38,6 +40,15 @@ __all__ = [
     "ServiceRequest",
     "SessionId",
     "UpdateEvent",
+    "MqttConnack",
+    "MqttDisconnect",
+    "MqttOtherPacket",
+    "MqttPacketType",
+    "MqttPropertyId",
+    "WebSocketClose",
+    "WebSocketFrame",
+    "WebSocketHeader",
+    "WebSocketOpcode",
 ]
 
 _UINT64_MAX = (1 << 64) - 1
@@ -199,7 +210,8 @@ class CloseEvent(_Frame):
         session_id: the session.
         reason: a :class:`~closecodec.reasons.ClientCloseReason` (an int is
             converted; unknown numbers become its ``UNKNOWN`` value).
-        properties: a mapping or ``(key, value)`` pairs, kept in order.
+        properties: a mapping or ``(key, value)`` pairs, kept in order; None
+            when they were not decoded (``scan_close_events(properties=False)``).
     """
 
     _fields = ("session_id", "reason", "properties")
@@ -207,7 +219,7 @@ class CloseEvent(_Frame):
     def __init__(self, session_id: SessionId, reason: Any, properties: Any = ()) -> None:
         self.session_id = _session_id(session_id)
         self.reason = ClientCloseReason(reason)
-        self.properties = _pairs(properties)
+        self.properties = None if properties is None else _pairs(properties)
 
 
 class PropertyChange(_Frame):
@@ -311,9 +323,19 @@ class ServiceRequest(_Frame):
 class AbortNotification(_Frame):
     """ABORT_NOTIFICATION (type 28): the server aborts the session."""
 
+    @property
+    def close_reason(self) -> CloseReason:
+        """What the vendor's client reports: CLOSED_BY_SERVER (spec section 5)."""
+        return CloseReason.CLOSED_BY_SERVER
+
 
 class CloseRequest(_Frame):
     """CLOSE_REQUEST (type 29): the client asks the server to close the session."""
+
+    @property
+    def close_reason(self) -> CloseReason:
+        """What the vendor's client reports: CLOSED_BY_CLIENT (spec section 7)."""
+        return CloseReason.CLOSED_BY_CLIENT
 
 
 class OtherMessage(_Frame):
@@ -398,3 +420,415 @@ class ConnectionResponse(_Frame):
 
 
 _PAYLOAD_TYPES = {82: EventBatch, 14: CloseClientRequest}
+
+
+# -- WebSocket frames (RFC 6455 §5.2, §5.5.1; spec/transports.md section 1) ------------
+
+
+class WebSocketOpcode(enum.IntEnum):
+    """A WebSocket frame's opcode (RFC 6455 §5.2); 3-7 and 11-15 are reserved."""
+
+    CONTINUATION = 0
+    TEXT = 1
+    BINARY = 2
+    CLOSE = 8
+    PING = 9
+    PONG = 10
+
+    @property
+    def is_control(self) -> bool:
+        """True for CLOSE, PING and PONG (opcodes 8 and up)."""
+        return self >= 8
+
+
+def _mask_key(value: Any) -> Any:
+    if value is None:
+        return None
+    if type(value) is not bytes or len(value) != 4:
+        raise TypeError("a masking key is 4 bytes (or None for an unmasked frame)")
+    return value
+
+
+class WebSocketHeader(_Frame):
+    """A WebSocket frame header (RFC 6455 §5.2), as :func:`~closecodec.decode_ws_header` reads it.
+
+    Args:
+        fin: the FIN bit (the last frame of a message).
+        rsv: the RSV1-3 bits as a number 0..7 (RSV1 is 4, RSV2 2, RSV3 1).
+        opcode: a :class:`WebSocketOpcode`.
+        mask_key: the 4-byte masking key, or None for an unmasked frame.
+        length: the payload length in bytes, 0 to 2**63 - 1.
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+    """
+
+    _fields = ("fin", "rsv", "opcode", "mask_key", "length")
+
+    def __init__(self, fin: Any, rsv: Any, opcode: Any, mask_key: Any, length: Any) -> None:
+        if type(rsv) is not int or not 0 <= rsv <= 7:
+            raise ValueError(f"rsv is a number 0..7, not {rsv!r}")
+        if type(length) is not int or not 0 <= length < 1 << 63:
+            raise ValueError(f"a payload length is 0..2**63-1, not {length!r}")
+        self.fin = bool(fin)
+        self.rsv = rsv
+        self.opcode = WebSocketOpcode(opcode)
+        self.mask_key = _mask_key(mask_key)
+        self.length = length
+
+    @property
+    def masked(self) -> bool:
+        """Whether the payload is masked (client-to-server frames always are)."""
+        return self.mask_key is not None
+
+
+class WebSocketFrame(_Frame):
+    """Any WebSocket frame but a close (see :class:`WebSocketClose`), payload unmasked.
+
+    Args:
+        opcode: a :class:`WebSocketOpcode` other than CLOSE.
+        payload: the application data (unmasked), bytes.
+        fin: the FIN bit; control frames (PING, PONG) always have it set.
+        rsv: the RSV1-3 bits, 0..7 (RSV1 is 4), for a negotiated extension.
+        mask_key: the 4-byte masking key the frame is (or was) sent with, or
+            None for an unmasked (server-to-client) frame.
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+    """
+
+    _fields = ("opcode", "payload", "fin", "rsv", "mask_key")
+
+    def __init__(self, opcode: Any, payload: Any = b"", fin: Any = True, rsv: Any = 0, mask_key: Any = None) -> None:
+        opcode = WebSocketOpcode(opcode)
+        if opcode == WebSocketOpcode.CLOSE:
+            raise ValueError("a close frame is a WebSocketClose")
+        if type(rsv) is not int or not 0 <= rsv <= 7:
+            raise ValueError(f"rsv is a number 0..7, not {rsv!r}")
+        self.opcode = opcode
+        self.payload = bytes(payload)
+        self.fin = bool(fin)
+        self.rsv = rsv
+        self.mask_key = _mask_key(mask_key)
+
+    @property
+    def masked(self) -> bool:
+        """Whether the frame is masked on the wire."""
+        return self.mask_key is not None
+
+    @property
+    def length(self) -> int:
+        """The payload length in bytes."""
+        return len(self.payload)
+
+
+class WebSocketClose(_Frame):
+    """A WebSocket close frame (opcode 8): a status code and a reason, or neither.
+
+    ``code`` None is an empty close body, which the receiver reports as 1005
+    (no status received); the reason is then empty too. A close frame always
+    has FIN set and no RSV bits.
+
+    Args:
+        code: a :class:`~closecodec.reasons.WebSocketCloseCode` (an int
+            0..65535 is converted, unregistered ones included), or None.
+        reason: the reason text; empty when ``code`` is None.
+        mask_key: the 4-byte masking key, or None for an unmasked frame.
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+            Whether a code or reason may be *sent* is the encoder's check.
+    """
+
+    _fields = ("code", "reason", "mask_key")
+
+    def __init__(self, code: Any = None, reason: Any = "", mask_key: Any = None) -> None:
+        if type(reason) is not str:
+            raise TypeError(f"a close reason is a str, not {type(reason).__name__}")
+        if code is None:
+            if reason:
+                raise ValueError("a close frame without a status code has no reason")
+        else:
+            code = WebSocketCloseCode(code)
+        self.code = code
+        self.reason = reason
+        self.mask_key = _mask_key(mask_key)
+
+    fin = True
+    rsv = 0
+    opcode = WebSocketOpcode.CLOSE
+
+    @property
+    def masked(self) -> bool:
+        """Whether the frame is masked on the wire."""
+        return self.mask_key is not None
+
+    @property
+    def effective_code(self) -> Any:
+        """``code``, or 1005 (NO_STATUS_RECEIVED) for an empty body (RFC 6455 §7.1.5)."""
+        return WebSocketCloseCode.NO_STATUS_RECEIVED if self.code is None else self.code
+
+    @property
+    def payload(self) -> bytes:
+        """The close body as sent: the code (2 bytes, big-endian) and the reason in UTF-8."""
+        if self.code is None:
+            return b""
+        return int(self.code).to_bytes(2, "big") + self.reason.encode("utf-8")
+
+    @property
+    def length(self) -> int:
+        """The payload length in bytes."""
+        return len(self.payload)
+
+
+# -- MQTT packets (MQTT 5.0 §2, §3.2, §3.14; MQTT 3.1.1 §3.2, §3.14) ------------------
+
+
+class MqttPacketType(enum.IntEnum):
+    """The MQTT control packet type, the high nibble of the first byte (0 is reserved)."""
+
+    CONNECT = 1
+    CONNACK = 2
+    PUBLISH = 3
+    PUBACK = 4
+    PUBREC = 5
+    PUBREL = 6
+    PUBCOMP = 7
+    SUBSCRIBE = 8
+    SUBACK = 9
+    UNSUBSCRIBE = 10
+    UNSUBACK = 11
+    PINGREQ = 12
+    PINGRESP = 13
+    DISCONNECT = 14
+    AUTH = 15
+
+
+class MqttPropertyId(enum.IntEnum):
+    """An MQTT 5.0 property identifier (MQTT 5 §2.2.2.2, table 2-4)."""
+
+    PAYLOAD_FORMAT_INDICATOR = 0x01
+    MESSAGE_EXPIRY_INTERVAL = 0x02
+    CONTENT_TYPE = 0x03
+    RESPONSE_TOPIC = 0x08
+    CORRELATION_DATA = 0x09
+    SUBSCRIPTION_IDENTIFIER = 0x0B
+    SESSION_EXPIRY_INTERVAL = 0x11
+    ASSIGNED_CLIENT_IDENTIFIER = 0x12
+    SERVER_KEEP_ALIVE = 0x13
+    AUTHENTICATION_METHOD = 0x15
+    AUTHENTICATION_DATA = 0x16
+    REQUEST_PROBLEM_INFORMATION = 0x17
+    WILL_DELAY_INTERVAL = 0x18
+    REQUEST_RESPONSE_INFORMATION = 0x19
+    RESPONSE_INFORMATION = 0x1A
+    SERVER_REFERENCE = 0x1C
+    REASON_STRING = 0x1F
+    RECEIVE_MAXIMUM = 0x21
+    TOPIC_ALIAS_MAXIMUM = 0x22
+    TOPIC_ALIAS = 0x23
+    MAXIMUM_QOS = 0x24
+    RETAIN_AVAILABLE = 0x25
+    USER_PROPERTY = 0x26
+    MAXIMUM_PACKET_SIZE = 0x27
+    WILDCARD_SUBSCRIPTION_AVAILABLE = 0x28
+    SUBSCRIPTION_IDENTIFIER_AVAILABLE = 0x29
+    SHARED_SUBSCRIPTION_AVAILABLE = 0x2A
+
+    @property
+    def data_type(self) -> str:
+        """The value's data type (MQTT 5 §1.5): ``byte``, ``u16``, ``u32``, ``vbi``, ``utf8``, ``binary`` or ``pair``."""
+        return MQTT_PROPERTY_TYPES[self]
+
+
+_P = MqttPropertyId
+#: Data type of each property's value (MQTT 5 §2.2.2.2).
+MQTT_PROPERTY_TYPES = {
+    **dict.fromkeys(
+        (_P.PAYLOAD_FORMAT_INDICATOR, _P.REQUEST_PROBLEM_INFORMATION, _P.REQUEST_RESPONSE_INFORMATION,
+         _P.MAXIMUM_QOS, _P.RETAIN_AVAILABLE, _P.WILDCARD_SUBSCRIPTION_AVAILABLE,
+         _P.SUBSCRIPTION_IDENTIFIER_AVAILABLE, _P.SHARED_SUBSCRIPTION_AVAILABLE),
+        "byte",
+    ),
+    **dict.fromkeys((_P.SERVER_KEEP_ALIVE, _P.RECEIVE_MAXIMUM, _P.TOPIC_ALIAS_MAXIMUM, _P.TOPIC_ALIAS), "u16"),
+    **dict.fromkeys(
+        (_P.MESSAGE_EXPIRY_INTERVAL, _P.SESSION_EXPIRY_INTERVAL, _P.WILL_DELAY_INTERVAL, _P.MAXIMUM_PACKET_SIZE), "u32"
+    ),
+    _P.SUBSCRIPTION_IDENTIFIER: "vbi",
+    **dict.fromkeys(
+        (_P.CONTENT_TYPE, _P.RESPONSE_TOPIC, _P.ASSIGNED_CLIENT_IDENTIFIER, _P.AUTHENTICATION_METHOD,
+         _P.RESPONSE_INFORMATION, _P.SERVER_REFERENCE, _P.REASON_STRING),
+        "utf8",
+    ),
+    **dict.fromkeys((_P.CORRELATION_DATA, _P.AUTHENTICATION_DATA), "binary"),
+    _P.USER_PROPERTY: "pair",
+}
+#: The properties each packet may carry (MQTT 5 §3.2.2.3 and §3.14.2.2); all but
+#: USER_PROPERTY at most once.
+MQTT_PACKET_PROPERTIES = {
+    MqttPacketType.DISCONNECT: frozenset(
+        (_P.SESSION_EXPIRY_INTERVAL, _P.REASON_STRING, _P.USER_PROPERTY, _P.SERVER_REFERENCE)
+    ),
+    MqttPacketType.CONNACK: frozenset(
+        (_P.SESSION_EXPIRY_INTERVAL, _P.RECEIVE_MAXIMUM, _P.MAXIMUM_QOS, _P.RETAIN_AVAILABLE,
+         _P.MAXIMUM_PACKET_SIZE, _P.ASSIGNED_CLIENT_IDENTIFIER, _P.TOPIC_ALIAS_MAXIMUM, _P.REASON_STRING,
+         _P.USER_PROPERTY, _P.WILDCARD_SUBSCRIPTION_AVAILABLE, _P.SUBSCRIPTION_IDENTIFIER_AVAILABLE,
+         _P.SHARED_SUBSCRIPTION_AVAILABLE, _P.SERVER_KEEP_ALIVE, _P.RESPONSE_INFORMATION, _P.SERVER_REFERENCE,
+         _P.AUTHENTICATION_METHOD, _P.AUTHENTICATION_DATA)
+    ),
+}
+_INT_WIDTHS = {"byte": 0xFF, "u16": 0xFFFF, "u32": 0xFFFFFFFF, "vbi": 268_435_455}
+
+
+def _mqtt_property(pair: Any) -> tuple:
+    try:
+        pid, value = pair
+    except (TypeError, ValueError):
+        raise TypeError(f"an MQTT property is an (identifier, value) pair, not {pair!r}") from None
+    pid = MqttPropertyId(pid)
+    kind = MQTT_PROPERTY_TYPES[pid]
+    if kind in _INT_WIDTHS:
+        if type(value) is not int or not 0 <= value <= _INT_WIDTHS[kind]:
+            raise ValueError(f"{pid.name} is an integer 0..{_INT_WIDTHS[kind]}, not {value!r}")
+    elif kind == "utf8":
+        if type(value) is not str:
+            raise TypeError(f"{pid.name} is a str, not {type(value).__name__}")
+    elif kind == "binary":
+        if type(value) is not bytes:
+            raise TypeError(f"{pid.name} is bytes, not {type(value).__name__}")
+    else:
+        value = tuple(value)
+        if len(value) != 2 or type(value[0]) is not str or type(value[1]) is not str:
+            raise TypeError(f"a USER_PROPERTY value is a (name, value) pair of str, not {value!r}")
+    return (pid, value)
+
+
+def _mqtt_properties(properties: Any) -> tuple:
+    return tuple([_mqtt_property(pair) for pair in properties])
+
+
+def _mqtt_version(version: Any, allow_none: bool) -> Any:
+    if version is None and allow_none:
+        return None
+    if type(version) is not int or version not in (4, 5):
+        raise ValueError(f"an MQTT version is 4 (3.1.1) or 5{' or None (either)' if allow_none else ''}, not {version!r}")
+    return version
+
+
+def _property_value(properties: tuple, pid: Any) -> Any:
+    for key, value in properties:
+        if key == pid:
+            return value
+    return None
+
+
+class _MqttWithProperties(_Frame):
+    """Accessors shared by the packets that carry MQTT 5.0 properties."""
+
+    @property
+    def reason_string(self) -> Any:
+        """The REASON_STRING property, or None."""
+        return _property_value(self.properties, MqttPropertyId.REASON_STRING)  # type: ignore[attr-defined]
+
+    @property
+    def session_expiry_interval(self) -> Any:
+        """The SESSION_EXPIRY_INTERVAL property (seconds), or None."""
+        return _property_value(self.properties, MqttPropertyId.SESSION_EXPIRY_INTERVAL)  # type: ignore[attr-defined]
+
+    @property
+    def server_reference(self) -> Any:
+        """The SERVER_REFERENCE property, or None."""
+        return _property_value(self.properties, MqttPropertyId.SERVER_REFERENCE)  # type: ignore[attr-defined]
+
+    @property
+    def user_properties(self) -> tuple:
+        """The USER_PROPERTY pairs, in wire order (names may repeat)."""
+        return tuple([value for key, value in self.properties if key == MqttPropertyId.USER_PROPERTY])  # type: ignore[attr-defined]
+
+
+class MqttDisconnect(_MqttWithProperties):
+    """An MQTT DISCONNECT packet (MQTT 5.0 §3.14, MQTT 3.1.1 §3.14).
+
+    A 3.1.1 DISCONNECT (``version=4``) and the 5.0 short form are the same
+    two bytes ``e0 00``; a decoder that is not told the version reports
+    ``version=None`` for them. Either way the reason is 0x00 (normal
+    disconnection) and there are no properties.
+
+    Args:
+        reason_code: an :class:`~closecodec.reasons.MqttReasonCode` (an int
+            0..255 is converted); must be 0 unless ``version`` is 5.
+        properties: ``(MqttPropertyId, value)`` pairs in wire order; a
+            USER_PROPERTY value is a ``(name, value)`` pair. Only with version 5.
+        version: 5 (MQTT 5.0), 4 (MQTT 3.1.1) or None (``e0 00``, either).
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+            Which codes and properties may be *sent* is the encoder's check.
+    """
+
+    _fields = ("reason_code", "properties", "version")
+
+    def __init__(self, reason_code: Any = 0, properties: Any = (), version: Any = 5) -> None:
+        version = _mqtt_version(version, True)
+        reason_code = MqttReasonCode(reason_code)
+        properties = _mqtt_properties(properties)
+        if version != 5 and (reason_code != 0 or properties):
+            raise ValueError("only an MQTT 5.0 DISCONNECT carries a reason code or properties")
+        self.reason_code = reason_code
+        self.properties = properties
+        self.version = version
+
+
+class MqttConnack(_MqttWithProperties):
+    """An MQTT CONNACK packet (MQTT 5.0 §3.2, MQTT 3.1.1 §3.2).
+
+    Args:
+        reason_code: version 5: an :class:`~closecodec.reasons.MqttReasonCode`;
+            version 4: an :class:`~closecodec.reasons.MqttConnackReturnCode`
+            (an int 0..255 is converted to the right one).
+        session_present: the Session Present flag.
+        properties: ``(MqttPropertyId, value)`` pairs (version 5 only).
+        version: 5 or 4.
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+    """
+
+    _fields = ("reason_code", "session_present", "properties", "version")
+
+    def __init__(self, reason_code: Any = 0, session_present: Any = False, properties: Any = (), version: Any = 5) -> None:
+        version = _mqtt_version(version, False)
+        properties = _mqtt_properties(properties)
+        if version == 4 and properties:
+            raise ValueError("an MQTT 3.1.1 CONNACK has no properties")
+        self.reason_code = MqttReasonCode(reason_code) if version == 5 else MqttConnackReturnCode(reason_code)
+        self.session_present = bool(session_present)
+        self.properties = properties
+        self.version = version
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the server accepted the connection (code 0)."""
+        return self.reason_code == 0
+
+
+class MqttOtherPacket(_Frame):
+    """An MQTT packet of another type, kept whole: its type, flags and body.
+
+    Args:
+        packet_type: an :class:`MqttPacketType` other than CONNACK and DISCONNECT.
+        flags: the low nibble of the first byte, 0..15.
+        body: the bytes after the Remaining Length (not decoded further).
+    """
+
+    _fields = ("packet_type", "flags", "body")
+
+    def __init__(self, packet_type: Any, flags: Any = 0, body: Any = b"") -> None:
+        packet_type = MqttPacketType(packet_type)
+        if packet_type in (MqttPacketType.CONNACK, MqttPacketType.DISCONNECT):
+            raise ValueError(f"a {packet_type.name} is an Mqtt{packet_type.name.title()}")
+        if type(flags) is not int or not 0 <= flags <= 15:
+            raise ValueError(f"fixed-header flags are 0..15, not {flags!r}")
+        self.packet_type = packet_type
+        self.flags = flags
+        self.body = bytes(body)

@@ -7,6 +7,7 @@ duplicate keys the object keeps the last, as JSON must, and ``pairs`` keeps all)
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List
 
 from .frames import (
@@ -23,8 +24,18 @@ from .frames import (
     SessionId,
     UpdateEvent,
 )
+from .frames import (
+    MqttConnack,
+    MqttDisconnect,
+    MqttOtherPacket,
+    MqttPacketType,
+    MqttPropertyId,
+    WebSocketClose,
+    WebSocketFrame,
+    WebSocketOpcode,
+)
 from .protocol import EntryType, MessageType, service_name
-from .reasons import ClientCloseReason
+from .reasons import ClientCloseReason, MqttReasonCode
 
 __all__ = ["from_json", "to_json", "to_json_as"]
 
@@ -85,9 +96,9 @@ def to_json(value: Any) -> Any:
             **_compressed(value),
         }
     if kind is AbortNotification:
-        return {"message_type": _enum(MessageType.ABORT_NOTIFICATION)}
+        return {"message_type": _enum(MessageType.ABORT_NOTIFICATION), "close_reason": _enum(value.close_reason)}
     if kind is CloseRequest:
-        return {"message_type": _enum(MessageType.CLOSE_REQUEST)}
+        return {"message_type": _enum(MessageType.CLOSE_REQUEST), "close_reason": _enum(value.close_reason)}
     if kind is OtherMessage:
         return {"message_type": _enum(value.message_type), "body": value.body.hex(), **_compressed(value)}
     if kind is ConnectionResponse:
@@ -107,6 +118,8 @@ def to_json(value: Any) -> Any:
         return {"value": value}
     if kind is str:
         return {"value": value, "utf8_length": len(value.encode("utf-8"))}
+    if kind in _TRANSPORT_TYPES:
+        return _transport_json(value)
     raise TypeError(f"no JSON form for {kind.__name__}")
 
 
@@ -195,4 +208,91 @@ def from_json(kind: str, obj: Any) -> Any:
                 recovery_sequence=obj.get("recovery_sequence"),
             )
         return ConnectionResponse(obj["protocol_version"], _code(obj["response_code"]), **success)
+    if kind == "ws-frame":
+        return _ws_frame_from(obj)
+    if kind == "mqtt-packet":
+        return _mqtt_packet_from(obj)
     raise ValueError(f"unknown kind {kind!r}")
+
+
+# -- WebSocket frames and MQTT packets (docs/transports.md) -------------------------
+
+
+_TRANSPORT_TYPES = (WebSocketClose, WebSocketFrame, MqttDisconnect, MqttConnack, MqttOtherPacket)
+
+
+def _mqtt_property_json(pid: Any, value: Any) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"id": int(pid), "name": pid.name}
+    if pid == MqttPropertyId.USER_PROPERTY:
+        out.update(key=value[0], value=value[1])
+    else:
+        out["value"] = value.hex() if type(value) is bytes else value
+    return out
+
+
+def _transport_json(value: Any) -> Dict[str, Any]:
+    """A WebSocket frame as ``fin, rsv, opcode, masked, mask_key, length`` plus
+    ``code``/``name``/``reason`` (a close) or ``payload`` (hex); an MQTT packet as
+    ``type``, ``version``, ``reason_code``, ``properties`` (wire order)."""
+    kind = type(value)
+    if kind is WebSocketClose or kind is WebSocketFrame:
+        out: Dict[str, Any] = {
+            "fin": value.fin,
+            "rsv": value.rsv,
+            "opcode": int(value.opcode),
+            "opcode_name": value.opcode.name,
+            "masked": value.masked,
+            "mask_key": None if value.mask_key is None else value.mask_key.hex(),
+            "length": value.length,
+        }
+        if kind is WebSocketClose:
+            code = value.code
+            out.update(code=None if code is None else int(code), name=None if code is None else code.name, reason=value.reason)
+        else:
+            out["payload"] = value.payload.hex()
+        return out
+    packet_type = MqttPacketType.CONNACK if kind is MqttConnack else MqttPacketType.DISCONNECT
+    if kind is MqttOtherPacket:
+        return {"type": value.packet_type.name, "type_code": int(value.packet_type), "flags": value.flags, "body": value.body.hex()}
+    code = value.reason_code
+    out = {"type": packet_type.name, "type_code": int(packet_type), "version": value.version}
+    if kind is MqttConnack:
+        out["session_present"] = value.session_present
+    name = code.name_in(packet_type.name) if isinstance(code, MqttReasonCode) else code.name
+    out["reason_code"] = {"code": int(code), "name": name}
+    out["properties"] = [_mqtt_property_json(pid, item) for pid, item in value.properties]
+    return out
+
+
+def _ws_frame_from(obj: Dict[str, Any]) -> Any:
+    mask_key = obj.get("mask_key")
+    if mask_key is not None:
+        mask_key = bytes.fromhex(mask_key)
+    elif obj.get("masked"):
+        mask_key = os.urandom(4)  # RFC 6455 §5.3: an unpredictable key per frame
+    opcode = obj.get("opcode", 8)
+    opcode = WebSocketOpcode[opcode] if isinstance(opcode, str) else WebSocketOpcode(opcode)
+    if opcode == WebSocketOpcode.CLOSE:
+        return WebSocketClose(_code(obj["code"]) if obj.get("code") is not None else None, obj.get("reason", ""), mask_key)
+    return WebSocketFrame(opcode, bytes.fromhex(obj.get("payload", "")), obj.get("fin", True), obj.get("rsv", 0), mask_key)
+
+
+def _mqtt_property_from(obj: Dict[str, Any]) -> tuple:
+    pid = MqttPropertyId[obj["name"]] if "id" not in obj else MqttPropertyId(obj["id"])
+    if pid == MqttPropertyId.USER_PROPERTY:
+        return (pid, (obj["key"], obj["value"]))
+    value = obj["value"]
+    return (pid, bytes.fromhex(value) if pid.data_type == "binary" else value)
+
+
+def _mqtt_packet_from(obj: Dict[str, Any]) -> Any:
+    packet_type = obj.get("type_code", obj.get("type"))
+    packet_type = MqttPacketType[packet_type] if isinstance(packet_type, str) else MqttPacketType(packet_type)
+    version = obj.get("version", 5)
+    if packet_type == MqttPacketType.DISCONNECT or packet_type == MqttPacketType.CONNACK:
+        code = _code(obj.get("reason_code", 0))
+        properties = [_mqtt_property_from(item) for item in obj.get("properties", [])]
+        if packet_type == MqttPacketType.DISCONNECT:
+            return MqttDisconnect(code, properties, version)
+        return MqttConnack(code, obj.get("session_present", False), properties, version)
+    return MqttOtherPacket(packet_type, obj.get("flags", 0), bytes.fromhex(obj.get("body", "")))

@@ -1,0 +1,282 @@
+"""WebSocket frames (RFC 6455 §5.2, §5.5.1, §7.4), run once per transport backend."""
+
+from __future__ import annotations
+
+import array
+import io
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from closecodec import cli
+from closecodec.errors import EncodeError, IncompleteError, WebSocketFrameError
+from closecodec.frames import WebSocketClose, WebSocketFrame, WebSocketHeader, WebSocketOpcode
+from closecodec.reasons import WebSocketCloseCode, websocket_close_code_allowed_on_wire
+
+DATA = Path(__file__).parent / "data" / "transport-close-frames.json"
+KEY = b"\x11\x22\x33\x44"
+
+
+def capture_frames(protocol: str):
+    """The ground truth's close frames with their bytes (tests/data/README.md)."""
+    frames = json.loads(DATA.read_text(encoding="utf-8"))["frames"]
+    return [frame for frame in frames if frame["protocol"] == protocol]
+
+
+WS_CAPTURE = capture_frames("websocket")
+
+
+def test_spec_example(transport):
+    # spec/transports.md §1.1: close 1000 "bye", masked with 11 22 33 44, and unmasked.
+    masked = bytes.fromhex("88851122334412ca513d74")
+    assert transport.decode_ws_frame(masked) == (WebSocketClose(1000, "bye", KEY), 11)
+    assert transport.encode_ws_frame(WebSocketClose(1000, "bye", KEY)) == masked
+    assert transport.encode_ws_frame(WebSocketClose(1000, "bye")).hex() == "880503e8627965"
+
+
+@pytest.mark.parametrize("row", WS_CAPTURE, ids=lambda row: f"{row['capture']}:{row['frame']}")
+def test_capture_close_frames_decode_as_tshark_did(transport, row):
+    data = bytes.fromhex(row["tcp_payload_hex"])
+    close, end = transport.decode_ws_frame(data)
+    assert end == len(data)
+    assert type(close) is WebSocketClose
+    assert close.fin is row["ws_fin"] and close.opcode == row["ws_opcode"] == 8
+    assert close.masked is row["ws_masked"]
+    assert (close.mask_key.hex() if close.masked else None) == row["ws_masking_key"]
+    assert close.length == row["ws_payload_length"]
+    assert (None if close.code is None else int(close.code)) == row["ws_status_code"]
+    # tshark shows no reason both for an empty body and for a bare code.
+    assert (close.reason or None) == row["ws_reason"]
+    assert transport.encode_ws_frame(close) == data
+
+
+def test_capture_covers_what_it_should():
+    codes = {row["ws_status_code"] for row in WS_CAPTURE}
+    assert {None, 1000, 1001, 1007, 1014, 3000, 4999} <= codes
+    assert {row["ws_masked"] for row in WS_CAPTURE} == {True, False}
+    assert max(row["ws_payload_length"] for row in WS_CAPTURE) == 125
+
+
+def test_any_buffer_and_offset(transport):
+    frame = bytes.fromhex("88851122334412ca513d74")
+    expected = WebSocketClose(1000, "bye", KEY)
+    for buf in (bytearray(frame), memoryview(frame), array.array("B", frame)):
+        assert transport.decode_ws_frame(buf) == (expected, 11)
+    assert transport.decode_ws_frame(b"xyz" + frame + b"rest", 3) == (expected, 14)
+    with pytest.raises(ValueError, match="outside the buffer"):
+        transport.decode_ws_frame(frame, 12)
+    with pytest.raises(TypeError):
+        transport.decode_ws_frame("88")
+
+
+def test_empty_close_means_no_status(transport):
+    close, _ = transport.decode_ws_frame(b"\x88\x00")
+    assert close.code is None and close.reason == "" and close.effective_code == 1005
+    assert transport.encode_ws_frame(WebSocketClose()) == b"\x88\x00"
+
+
+@pytest.mark.parametrize(
+    "code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4321, 4999]
+)
+def test_codes_allowed_on_the_wire_round_trip(transport, code):
+    data = transport.encode_ws_frame(WebSocketClose(code, "r"))
+    close, _ = transport.decode_ws_frame(data)
+    assert close.code == code and type(close.code) is WebSocketCloseCode
+    assert close.code.known == (code <= 1015)
+
+
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535])
+def test_codes_never_on_the_wire(transport, code):
+    with pytest.raises(WebSocketFrameError) as caught:
+        transport.decode_ws_frame(b"\x88\x02" + code.to_bytes(2, "big"))
+    assert caught.value.close_code == 1002 and caught.value.offset == 2
+    with pytest.raises(EncodeError, match="may not be sent"):
+        transport.encode_ws_frame(WebSocketClose(code))
+
+
+@given(st.integers(0, 65535))
+def test_decode_and_encode_follow_the_registry(transport, code):
+    allowed = websocket_close_code_allowed_on_wire(code)
+    data = b"\x88\x02" + code.to_bytes(2, "big")
+    if allowed:
+        assert transport.decode_ws_frame(data)[0].code == code
+        assert transport.encode_ws_frame(WebSocketClose(code)) == data
+    else:
+        with pytest.raises(WebSocketFrameError):
+            transport.decode_ws_frame(data)
+
+
+@pytest.mark.parametrize(
+    "hex_frame, offset, close_code, text",
+    [
+        ("880103", 2, 1002, "close payload of 1 byte"),
+        ("880403e8c328", 4, 1007, "invalid UTF-8"),
+        ("880503e8eda080", 4, 1007, "invalid UTF-8"),  # an encoded surrogate
+        ("087e", 0, 1002, "fragmented"),
+        ("c800", 0, 1002, "control frame"),
+        ("c100", 0, 1002, "no negotiated extension"),
+        ("8300", 0, 1002, "reserved opcode 3"),
+        ("8b00", 0, 1002, "reserved opcode 11"),
+        ("887e", 1, 1002, "longer than 125"),
+        ("897f", 1, 1002, "longer than 125"),
+        ("827e007d", 2, 1002, "shortest form"),
+        ("827f000000000000ffff", 2, 1002, "shortest form"),
+        ("827f80", 2, 1002, "most significant bit"),
+    ],
+)
+def test_invalid_frames_carry_the_answer_code(transport, hex_frame, offset, close_code, text):
+    with pytest.raises(WebSocketFrameError, match=text) as caught:
+        transport.decode_ws_frame(bytes.fromhex(hex_frame))
+    assert (caught.value.offset, caught.value.close_code) == (offset, close_code)
+    assert f"at byte {offset}" in str(caught.value)
+
+
+def test_reason_length_limit(transport):
+    reason = "x" * 123
+    data = transport.encode_ws_frame(WebSocketClose(1000, reason, KEY))
+    assert transport.decode_ws_frame(data)[0].reason == reason
+    with pytest.raises(EncodeError, match="123-byte limit"):
+        transport.encode_ws_frame(WebSocketClose(1000, "x" * 124))
+    with pytest.raises(EncodeError, match="123-byte limit"):
+        transport.encode_ws_frame(WebSocketClose(1000, "é" * 62))
+    with pytest.raises(EncodeError, match="lone surrogate"):
+        transport.encode_ws_frame(WebSocketClose(1000, "\udc80"))
+    # 124 bytes of reason make a 126-byte control frame: refused by its length.
+    with pytest.raises(WebSocketFrameError, match="longer than 125") as caught:
+        transport.decode_ws_frame(b"\x88\x7e\x00\x7e\x03\xe8" + b"x" * 124)
+    assert caught.value.close_code == 1002
+
+
+def test_every_prefix_is_incomplete_at_the_frame_start(transport):
+    data = b"\x00\x00" + transport.encode_ws_frame(WebSocketFrame(WebSocketOpcode.BINARY, bytes(300), mask_key=KEY))
+    for end in range(2, len(data)):
+        with pytest.raises(IncompleteError) as caught:
+            transport.decode_ws_frame(data[:end], 2)
+        assert caught.value.offset == 2
+        assert isinstance(caught.value, EOFError)
+
+
+def test_large_length_fails_at_once_without_allocating(transport):
+    huge = b"\x82\x7f" + (2**62).to_bytes(8, "big")
+    with pytest.raises(WebSocketFrameError, match="over the 16777216-byte limit") as caught:
+        transport.decode_ws_frame(huge)
+    assert (caught.value.close_code, caught.value.offset) == (1009, 2)
+    with pytest.raises(IncompleteError):
+        transport.decode_ws_frame(huge, max_payload=None)
+    with pytest.raises(WebSocketFrameError, match="over the 10-byte limit") as caught:
+        transport.decode_ws_frame(b"\x82\x0b" + bytes(11), max_payload=10)
+    assert caught.value.offset == 1
+    header, at = transport.decode_ws_header(huge)
+    assert (header.length, at) == (2**62, 10)
+
+
+def test_expect_masked_states_the_side(transport):
+    masked = transport.encode_ws_frame(WebSocketClose(1000, "", KEY))
+    plain = transport.encode_ws_frame(WebSocketClose(1000))
+    assert transport.decode_ws_frame(masked, expect_masked=True)[0].masked
+    assert not transport.decode_ws_frame(plain, expect_masked=False)[0].masked
+    for data, side in ((plain, True), (masked, False)):
+        with pytest.raises(WebSocketFrameError, match="mask") as caught:
+            transport.decode_ws_frame(data, expect_masked=side)
+        assert (caught.value.offset, caught.value.close_code) == (1, 1002)
+
+
+def test_non_minimal_length_on_request(transport):
+    data = b"\x82\x7e\x00\x03abc"
+    frame, end = transport.decode_ws_frame(data, minimal_length=False)
+    assert (frame.payload, end) == (b"abc", 7)
+    assert transport.encode_ws_frame(frame) == b"\x82\x03abc"
+
+
+def test_rsv_bits_on_request(transport):
+    frame, _ = transport.decode_ws_frame(b"\xc1\x01x", rsv_allowed=4)
+    assert (frame.rsv, frame.opcode, frame.payload) == (4, WebSocketOpcode.TEXT, b"x")
+    assert transport.encode_ws_frame(frame) == b"\xc1\x01x"
+    with pytest.raises(WebSocketFrameError, match="control frame"):
+        transport.decode_ws_frame(b"\xc8\x00", rsv_allowed=4)
+    with pytest.raises(ValueError):
+        transport.decode_ws_frame(b"\x88\x00", rsv_allowed=8)
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_data_frames_round_trip_with_every_length_form(transport, length):
+    payload = bytes(range(256)) * (length // 256) + bytes(range(length % 256))
+    for mask_key in (None, KEY):
+        frame = WebSocketFrame(WebSocketOpcode.BINARY, payload, fin=False, mask_key=mask_key)
+        data = transport.encode_ws_frame(frame)
+        assert transport.decode_ws_frame(data) == (frame, len(data))
+        header, at = transport.decode_ws_header(data)
+        assert header == WebSocketHeader(False, 0, 2, mask_key, length)
+        assert at == len(data) - length
+
+
+def test_control_frames_refused_by_the_encoder(transport):
+    with pytest.raises(EncodeError, match="fragmented"):
+        transport.encode_ws_frame(WebSocketFrame(WebSocketOpcode.PING, b"", fin=False))
+    with pytest.raises(EncodeError, match="125-byte limit"):
+        transport.encode_ws_frame(WebSocketFrame(WebSocketOpcode.PONG, bytes(126)))
+    with pytest.raises(EncodeError, match="RSV"):
+        transport.encode_ws_frame(WebSocketFrame(WebSocketOpcode.PING, b"", rsv=4))
+    with pytest.raises(EncodeError, match="not str"):
+        transport.encode_ws_frame("close")
+
+
+def test_unmask(transport):
+    data = bytes(range(256)) * 5
+    once = transport.unmask_ws_payload(data, KEY)
+    assert once == bytes(b ^ KEY[i % 4] for i, b in enumerate(data))
+    assert transport.unmask_ws_payload(once, KEY) == data
+    # In pieces, with the phase carried over.
+    assert transport.unmask_ws_payload(data[:7], KEY) + transport.unmask_ws_payload(data[7:], KEY, 3) == once
+    assert transport.unmask_ws_payload(b"", KEY) == b""
+    with pytest.raises(TypeError):
+        transport.unmask_ws_payload(data, b"abc")
+    with pytest.raises(ValueError):
+        transport.unmask_ws_payload(data, KEY, 4)
+
+
+def test_frame_values():
+    close = WebSocketClose(1001, "going away", KEY)
+    assert close == WebSocketClose(WebSocketCloseCode.GOING_AWAY, "going away", KEY)
+    assert close != WebSocketClose(1001, "going away")
+    assert hash(close) == hash(WebSocketClose(1001, "going away", KEY))
+    assert "GOING_AWAY" in repr(close)
+    assert (close.fin, close.rsv, close.opcode, close.length) == (True, 0, WebSocketOpcode.CLOSE, 12)
+    with pytest.raises(AttributeError):
+        close.code = 1000
+    with pytest.raises(ValueError):
+        WebSocketClose(None, "reason without a code")
+    with pytest.raises(ValueError):
+        WebSocketClose(70000)
+    with pytest.raises(TypeError):
+        WebSocketClose(1000, "", b"abc")
+    with pytest.raises(ValueError):
+        WebSocketFrame(8, b"\x03\xe8")
+    with pytest.raises(ValueError):
+        WebSocketFrame(3)
+
+
+def run_cli(*argv):
+    out = io.StringIO()
+    status = cli.main(list(argv), out=out)
+    return status, [json.loads(line) if line[0] == "{" else line for line in out.getvalue().splitlines()]
+
+
+def test_cli_decode_and_encode():
+    status, lines = run_cli("decode", "--as", "ws-frame", "88851122334412ca513d74", "880303e8ff", "8802")
+    assert status == 1
+    assert lines[0] == {
+        "fin": True, "rsv": 0, "opcode": 8, "opcode_name": "CLOSE", "masked": True, "mask_key": "11223344",
+        "length": 5, "code": 1000, "name": "NORMAL_CLOSURE", "reason": "bye",
+    }
+    assert lines[1] == {
+        "class": "WebSocketFrameError", "message": "invalid UTF-8 in the close reason", "offset": 4, "close_code": 1007,
+    }
+    assert lines[2]["class"] == "IncompleteError" and lines[2]["close_code"] is None
+    status, lines = run_cli("encode", "--as", "ws-frame", json.dumps(run_cli("decode", "--as", "ws-frame", "8800")[1][0]))
+    assert (status, lines) == (0, ["8800"])
+    status, lines = run_cli("encode", "--as", "ws-frame", '{"code": 1005}')
+    assert status == 1 and lines[0]["class"] == "EncodeError"
