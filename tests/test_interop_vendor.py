@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from closecodec.frames import CloseEvent, EventBatch, OpenEvent, SessionId
 
 serialisers = pytest.importorskip(
-    "diffusion.internal.serialisers.base", reason="the vendor SDK is not installed: pip install '.[test]'"
+    "diffusion.internal.serialisers.base", reason="the vendor SDK (PyPI diffusion) is not installed; the test extra installs it on CPython < 3.13 on x86_64"
 )
 BATCH_READER = serialisers.Serialiser.by_name("protocol16-session-properties-event-batch")
 
