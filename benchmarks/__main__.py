@@ -15,7 +15,7 @@ import closecodec
 
 from .harness import run_case
 
-SUITES = ["primitives", "diffusion", "transport"]
+SUITES = ["primitives", "diffusion", "transport", "stream", "capture"]
 
 
 def main() -> None:

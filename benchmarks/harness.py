@@ -30,6 +30,8 @@ class Case:
     nbytes: int = 0
     #: targets: (faster, slower, minimum ratio) checked and printed
     targets: List[tuple] = field(default_factory=list)
+    #: throughput targets: (contender, minimum MB/s) checked and printed (needs nbytes)
+    throughput_targets: List[tuple] = field(default_factory=list)
 
 
 def median_seconds(func: Callable[[], object], repeat: int, min_time: float) -> float:
@@ -60,4 +62,11 @@ def run_case(case: Case, repeat: int, min_time: float) -> Dict[str, float]:
             print(f"  target {faster} >= {minimum}x {slower}: {ratio:.1f}x, {verdict}")
         else:
             print(f"  target {faster} >= {minimum}x {slower}: not measured (contender missing)")
+    for name, minimum in case.throughput_targets:
+        if name in results and case.nbytes:
+            speed = case.nbytes / results[name] / 1e6
+            verdict = "met" if speed >= minimum else "NOT met"
+            print(f"  target {name} >= {minimum:,.0f} MB/s: {speed:,.0f} MB/s, {verdict}")
+        else:
+            print(f"  target {name} >= {minimum:,.0f} MB/s: not measured (contender missing)")
     return results

@@ -6,9 +6,15 @@ backend and a pure-Python twin that behaves identically. ``BACKEND`` says which
 one is in use (``"c"`` or ``"py"``).
 """
 
+import os as _os
+
 from ._codec import (
     BACKEND,
+    DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_WS_PAYLOAD,
+    DiffusionStream,
+    MqttStream,
+    WebSocketStream,
     decode_boolean,
     decode_byte,
     decode_bytes,
@@ -79,6 +85,7 @@ from .frames import (
     WebSocketClose,
     WebSocketFrame,
     WebSocketHeader,
+    WebSocketMessage,
     WebSocketOpcode,
 )
 from .protocol import (
@@ -105,8 +112,10 @@ __all__ = [
     "CloseReason",
     "CloseRequest",
     "ConnectionResponse",
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_MAX_WS_PAYLOAD",
     "DecodeError",
+    "DiffusionStream",
     "EncodeError",
     "EntryType",
     "EventBatch",
@@ -121,6 +130,7 @@ __all__ = [
     "MqttPacketType",
     "MqttPropertyId",
     "MqttReasonCode",
+    "MqttStream",
     "OpenEvent",
     "OtherMessage",
     "PropertyChange",
@@ -136,7 +146,9 @@ __all__ = [
     "WebSocketFrame",
     "WebSocketFrameError",
     "WebSocketHeader",
+    "WebSocketMessage",
     "WebSocketOpcode",
+    "WebSocketStream",
     "__version__",
     "decode_boolean",
     "decode_byte",
@@ -174,6 +186,19 @@ __all__ = [
     "encode_string",
     "encode_string_dict",
     "encode_ws_frame",
+    "get_include",
     "scan_close_events",
     "unmask_ws_payload",
 ]
+
+
+def get_include() -> str:
+    """The directory that holds the ``closecodec`` package's ``.pxd`` files' package.
+
+    Add it to a Cython build's include path to ``cimport closecodec._codec_c``,
+    ``closecodec._transport_c`` or ``closecodec._stream_c`` (their C-level API is
+    described in docs/streaming.md), as ``numpy.get_include()`` is used:
+    ``cythonize(..., include_path=[closecodec.get_include()])``. The compiled
+    backend must be installed for the module to run.
+    """
+    return _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))

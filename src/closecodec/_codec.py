@@ -14,14 +14,20 @@ from ._extensions import NO_EXTENSIONS
 if TYPE_CHECKING or NO_EXTENSIONS:
     from . import _codec_py as backend
     from . import _transport_py as transport
+    from . import _stream_py as stream
+    from . import _capture_py as capture_backend
 else:
     # Both compiled modules or neither, so that BACKEND names every codec in use.
     try:
         from . import _codec_c as backend
         from . import _transport_c as transport
+        from . import _stream_c as stream
+        from . import _capture_c as capture_backend
     except ImportError:  # not built: no compiler at install time
         from . import _codec_py as backend
         from . import _transport_py as transport
+        from . import _stream_py as stream
+        from . import _capture_py as capture_backend
 
 #: ``"c"`` for the compiled backend, ``"py"`` for pure Python.
 BACKEND: str = "c" if backend.__name__.endswith("_codec_c") else "py"
@@ -66,3 +72,13 @@ decode_mqtt_varint = transport.decode_mqtt_varint
 encode_mqtt_varint = transport.encode_mqtt_varint
 decode_mqtt_packet = transport.decode_mqtt_packet
 encode_mqtt_packet = transport.encode_mqtt_packet
+
+# Incremental decoders of WebSocket, Diffusion and MQTT byte streams (the stream pair).
+DEFAULT_MAX_MESSAGE_SIZE: int = stream.DEFAULT_MAX_MESSAGE_SIZE
+WebSocketStream = stream.WebSocketStream
+DiffusionStream = stream.DiffusionStream
+MqttStream = stream.MqttStream
+
+# Packet captures: pcap/pcapng records and link/IP/TCP headers (the capture pair).
+PacketReader = capture_backend.PacketReader
+parse_packet = capture_backend.parse_packet

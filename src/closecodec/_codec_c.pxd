@@ -36,3 +36,34 @@ cdef int write_length(Writer* w, Py_ssize_t length, str what) except -1
 cdef int write_string(Writer* w, object value, str what) except -1
 cdef int write_pairs(Writer* w, tuple pairs) except -1
 cdef bytes writer_finish(Writer* w)
+
+
+# -- C-level API for protocol stacks (docs/streaming.md) ----------------------
+#
+# Status of the nogil parsers here and in _transport_c.pxd:
+cdef enum:
+    CLOSECODEC_OK = 0          # decoded; the result's ``size`` is the bytes it took
+    CLOSECODEC_INCOMPLETE = 1  # a valid prefix: ``size`` is the bytes needed, if known (else 0)
+    CLOSECODEC_MALFORMED = 2   # invalid from ``error_offset`` on (and ``answer`` where there is one)
+    CLOSECODEC_WRONG_TYPE = 3  # a valid frame, packet or event of another type
+
+
+cdef struct CloseEventResult:
+    Py_ssize_t size
+    Py_ssize_t error_offset
+    uint64_t server            # the session id
+    uint64_t value
+    int reason                 # the close reason's wire byte, 0..127 (ClientCloseReason, wire numbering)
+    Py_ssize_t property_count
+    Py_ssize_t properties_at   # 2 * property_count Strings (Int32 length, UTF-8) from here
+
+
+# One Diffusion session CLOSE event (spec/diffusion.md section 4) from data[0:size]:
+# SessionId, event type 2, reason, Dictionary. OPEN and UPDATE events are WRONG_TYPE.
+# Never raises; no GIL needed.
+cdef int close_event_parse(const unsigned char* data, Py_ssize_t size, CloseEventResult* out) noexcept nogil
+# Where the first invalid UTF-8 sequence starts, or -1 (strict UTF-8, RFC 3629).
+cdef Py_ssize_t utf8_invalid_at(const unsigned char* s, Py_ssize_t n) noexcept nogil
+# The event at data[0:size] exactly as decode_event returns it (raising what it raises,
+# offsets from data); end[0] is set to its size.
+cdef object event_from(const unsigned char* data, Py_ssize_t size, object numbering, bint strict, Py_ssize_t* end)

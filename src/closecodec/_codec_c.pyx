@@ -1148,3 +1148,160 @@ def encode_connection_response(response, /):
     check_int(last, 0, UINT32_MAX, "maximum message size or recovery sequence")
     session_id = response.session_id
     return header + SUCCESS_LAYOUT.pack(session_id.server, session_id.value, response.token, response.ping_period, last)
+
+
+# -- C-level API for protocol stacks (docs/streaming.md) ------------------------------
+#
+# close_event_parse reads one session CLOSE event from a pointer and a length
+# without the GIL: it never raises and never touches a Python object; its
+# verdict and error offset are those of decode_event on the same bytes
+# (tests/test_c_api.py checks it). event_from returns the very value, and
+# raises the very error, of decode_event.
+
+cdef Py_ssize_t utf8_invalid_at(const unsigned char* s, Py_ssize_t n) noexcept nogil:
+    """Where the first invalid UTF-8 sequence starts (as UnicodeDecodeError.start), or -1.
+
+    Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
+    U+10FFFF; a sequence cut short by the end is invalid at its first byte.
+    """
+    cdef Py_ssize_t i = 0
+    cdef int need, k
+    cdef unsigned char c, lo, hi
+    while i < n:
+        c = s[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if c < 0xC2:
+            return i
+        if c < 0xE0:
+            need = 1
+            lo = 0x80
+            hi = 0xBF
+        elif c < 0xF0:
+            need = 2
+            lo = 0xA0 if c == 0xE0 else 0x80
+            hi = 0x9F if c == 0xED else 0xBF
+        elif c < 0xF5:
+            need = 3
+            lo = 0x90 if c == 0xF0 else 0x80
+            hi = 0x8F if c == 0xF4 else 0xBF
+        else:
+            return i
+        if i + 1 >= n or s[i + 1] < lo or s[i + 1] > hi:
+            return i
+        for k in range(2, need + 1):
+            if i + k >= n or s[i + k] & 0xC0 != 0x80:
+                return i
+        i += need + 1
+    return -1
+
+
+cdef int varint_parse(const unsigned char* data, Py_ssize_t* at, Py_ssize_t size, int max_bytes,
+                      unsigned char excess, uint64_t* out, Py_ssize_t* error_offset) noexcept nogil:
+    """read_varint without the GIL (spec/diffusion.md section 2): a status, ``at`` moved past it."""
+    cdef Py_ssize_t pos = at[0]
+    cdef Py_ssize_t last = pos + max_bytes - 1
+    cdef uint64_t result = 0
+    cdef unsigned int shift = 0
+    cdef unsigned char byte
+    while True:
+        if pos >= size:
+            return CLOSECODEC_INCOMPLETE
+        byte = data[pos]
+        if pos == last and (byte & 0x80 or byte & excess):
+            error_offset[0] = pos
+            return CLOSECODEC_MALFORMED
+        result |= (<uint64_t>(byte & 0x7F)) << shift
+        pos += 1
+        if byte < 0x80:
+            out[0] = result
+            at[0] = pos
+            return CLOSECODEC_OK
+        shift += 7
+
+
+cdef int length_parse(const unsigned char* data, Py_ssize_t* at, Py_ssize_t size, Py_ssize_t unit,
+                      Py_ssize_t* length, Py_ssize_t* error_offset) noexcept nogil:
+    """read_length without the GIL: a non-negative Int32 whose ``unit``-byte items fit."""
+    cdef Py_ssize_t start = at[0]
+    cdef uint64_t value
+    cdef int32_t signed
+    cdef int status = varint_parse(data, at, size, 5, INT32_EXCESS, &value, error_offset)
+    if status != CLOSECODEC_OK:
+        return status
+    signed = <int32_t><uint32_t>value
+    if signed < 0:
+        error_offset[0] = start
+        return CLOSECODEC_MALFORMED
+    if <Py_ssize_t>signed * unit > size - at[0]:
+        return CLOSECODEC_INCOMPLETE
+    length[0] = signed
+    return CLOSECODEC_OK
+
+
+cdef int close_event_parse(const unsigned char* data, Py_ssize_t size, CloseEventResult* out) noexcept nogil:
+    cdef Py_ssize_t pos = 0
+    cdef Py_ssize_t count, length, i, bad
+    cdef unsigned char event_type
+    cdef int status
+    out.size = 0
+    out.error_offset = 0
+    out.server = 0
+    out.value = 0
+    out.reason = 0
+    out.property_count = 0
+    out.properties_at = 0
+    # spec/diffusion.md section 4: SessionId, Byte event type, Byte reason, Dictionary.
+    status = varint_parse(data, &pos, size, 10, INT64_EXCESS, &out.server, &out.error_offset)
+    if status != CLOSECODEC_OK:
+        return status
+    status = varint_parse(data, &pos, size, 10, INT64_EXCESS, &out.value, &out.error_offset)
+    if status != CLOSECODEC_OK:
+        return status
+    if pos >= size:
+        return CLOSECODEC_INCOMPLETE
+    event_type = data[pos]
+    if event_type > 0x7F:
+        out.error_offset = pos
+        return CLOSECODEC_MALFORMED
+    pos += 1
+    if event_type != EVENT_CLOSE:
+        if event_type == EVENT_OPEN or event_type == EVENT_UPDATE:
+            return CLOSECODEC_WRONG_TYPE
+        out.error_offset = pos - 1
+        return CLOSECODEC_MALFORMED
+    if pos >= size:
+        return CLOSECODEC_INCOMPLETE
+    if data[pos] > 0x7F:
+        out.error_offset = pos
+        return CLOSECODEC_MALFORMED
+    out.reason = data[pos]
+    pos += 1
+    status = length_parse(data, &pos, size, 2, &count, &out.error_offset)
+    if status != CLOSECODEC_OK:
+        return status
+    out.property_count = count
+    out.properties_at = pos
+    for i in range(2 * count):
+        status = length_parse(data, &pos, size, 1, &length, &out.error_offset)
+        if status != CLOSECODEC_OK:
+            return status
+        bad = utf8_invalid_at(data + pos, length)
+        if bad >= 0:
+            out.error_offset = pos + bad
+            return CLOSECODEC_MALFORMED
+        pos += length
+    out.size = pos
+    return CLOSECODEC_OK
+
+
+cdef object event_from(const unsigned char* data, Py_ssize_t size, object numbering, bint strict, Py_ssize_t* end):
+    """The session event at ``data``, as ``decode_event(..., numbering=..., strict=...)`` returns it."""
+    cdef Reader r
+    r.data = data
+    r.size = size
+    r.pos = 0
+    event = read_event(&r, reasons_for(numbering), strict, DECODE_ALL)
+    end[0] = r.pos
+    return event

@@ -148,7 +148,7 @@ cdef inline object return_code(int code):
     return cached
 
 
-cdef inline bint close_code_allowed(int code) noexcept:
+cdef inline bint close_code_allowed(int code) noexcept nogil:
     # websocket_close_code_allowed_on_wire, inlined for the hot path.
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
@@ -903,3 +903,294 @@ def encode_mqtt_packet(packet, /):
     if kind is MqttOtherPacket:
         return bytes((int(packet.packet_type) << 4 | packet.flags,)) + vbi_checked(len(packet.body), "packet body") + packet.body
     raise EncodeError(f"an MQTT packet is an MqttDisconnect, MqttConnack or MqttOtherPacket, not {kind.__name__}")
+
+
+# -- C-level API for protocol stacks (docs/streaming.md) ------------------------------
+#
+# The *_parse functions read one frame or packet from a pointer and a length
+# without the GIL: they never raise and never touch a Python object. Their
+# verdict and error offset are those of decode_ws_frame / decode_mqtt_packet on
+# the same bytes (tests/test_c_api.py checks it); the *_from functions return
+# the very values, and raise the very errors, of those decoders.
+
+cdef bint DISCONNECT_CODE_ALLOWED[256]
+
+
+cdef void init_disconnect_codes():
+    cdef int code
+    for code in range(256):
+        DISCONNECT_CODE_ALLOWED[code] = mqtt_disconnect_reason_allowed(code)
+
+
+init_disconnect_codes()
+
+
+cdef inline int parse_error(Py_ssize_t* error_offset, int* answer, Py_ssize_t offset, int code) noexcept nogil:
+    error_offset[0] = offset
+    answer[0] = code
+    return CLOSECODEC_MALFORMED
+
+
+cdef int ws_close_parse(const unsigned char* data, Py_ssize_t size, int expect_masked, WsCloseResult* out) noexcept nogil:
+    cdef unsigned char body[MAX_CONTROL_PAYLOAD]
+    cdef unsigned char b0, b1
+    cdef int opcode, code
+    cdef Py_ssize_t pos, length, bad
+    out.size = 0
+    out.error_offset = 0
+    out.answer = 0
+    out.code = -1
+    out.masked = 0
+    out.reason_length = 0
+    if size < 2:
+        out.size = 2
+        return CLOSECODEC_INCOMPLETE
+    # RFC 6455 §5.2, checked in decode_ws_header's order.
+    b0 = data[0]
+    opcode = b0 & 0x0F
+    if opcode != 8:
+        if opcode <= 2 or opcode == 9 or opcode == 10:
+            return CLOSECODEC_WRONG_TYPE
+        return parse_error(&out.error_offset, &out.answer, 0, 1002)
+    if b0 & 0x70 or not b0 & 0x80:  # RSV bits, or FIN clear (§5.5: never fragmented)
+        return parse_error(&out.error_offset, &out.answer, 0, 1002)
+    b1 = data[1]
+    out.masked = b1 & 0x80 != 0
+    if expect_masked >= 0 and out.masked != expect_masked:
+        return parse_error(&out.error_offset, &out.answer, 1, 1002)
+    length = b1 & 0x7F
+    if length > MAX_CONTROL_PAYLOAD:
+        return parse_error(&out.error_offset, &out.answer, 1, 1002)
+    pos = 6 if out.masked else 2
+    if size < pos + length:
+        out.size = pos + length
+        return CLOSECODEC_INCOMPLETE
+    out.size = pos + length
+    if out.masked:
+        memcpy(out.mask_key, data + 2, 4)
+    if length == 0:
+        return CLOSECODEC_OK
+    if length == 1:  # §5.5.1: a status code takes 2 bytes
+        return parse_error(&out.error_offset, &out.answer, pos, 1002)
+    if out.masked:
+        xor_mask(data + pos, body, length, out.mask_key)
+    else:
+        memcpy(body, data + pos, length)
+    code = body[0] << 8 | body[1]
+    if not close_code_allowed(code):
+        return parse_error(&out.error_offset, &out.answer, pos, 1002)
+    bad = utf8_invalid_at(body + 2, length - 2)
+    if bad >= 0:  # §8.1
+        return parse_error(&out.error_offset, &out.answer, pos + 2 + bad, 1007)
+    out.code = code
+    out.reason_length = length - 2
+    memcpy(out.reason, body + 2, length - 2)
+    return CLOSECODEC_OK
+
+
+cdef object ws_frame_from(const unsigned char* data, Py_ssize_t size, int expect_masked, Py_ssize_t* end):
+    """The frame at ``data``, as ``decode_ws_frame(..., expect_masked=...)`` returns it; ``end[0]``: its size."""
+    cdef WsHeader h
+    cdef Py_ssize_t length
+    cdef WebSocketFrame frame
+    read_ws_header(data, 0, size, expect_masked, 0, True, DEFAULT_MAX_WS_PAYLOAD, &h)
+    if <uint64_t>(size - h.payload_at) < h.length:
+        raise IncompleteError("WebSocket frame payload", 0)
+    length = <Py_ssize_t>h.length
+    end[0] = h.payload_at + length
+    if h.opcode == 8:
+        return read_close(data + h.payload_at, length, h.payload_at, &h)
+    frame = WebSocketFrame.__new__(WebSocketFrame)
+    frame.opcode = OPCODES[h.opcode]
+    frame.fin = h.fin
+    frame.rsv = h.rsv
+    if h.masked:
+        frame.payload = masked_copy(data + h.payload_at, length, h.key)
+        frame.mask_key = PyBytes_FromStringAndSize(<char*>h.key, 4)
+    else:
+        frame.payload = PyBytes_FromStringAndSize(<const char*>data + h.payload_at, length)
+        frame.mask_key = None
+    return frame
+
+
+cdef Py_ssize_t vbi_parse(const unsigned char* data, Py_ssize_t pos, Py_ssize_t end, uint64_t* out,
+                          Py_ssize_t* error_offset) noexcept nogil:
+    """read_vbi without the GIL: the next offset, -1 past ``end``, -2 malformed (at ``error_offset``)."""
+    cdef uint64_t value = 0
+    cdef unsigned int shift = 0
+    cdef Py_ssize_t at = pos
+    cdef unsigned char byte
+    while True:
+        if at >= end:
+            return -1
+        byte = data[at]
+        if (at - pos == 3 and byte & 0x80) or (byte == 0 and at > pos):
+            error_offset[0] = at
+            return -2
+        value |= (<uint64_t>(byte & 0x7F)) << shift
+        at += 1
+        if byte < 0x80:
+            out[0] = value
+            return at
+        shift += 7
+
+
+cdef Py_ssize_t string_parse(const unsigned char* data, Py_ssize_t pos, Py_ssize_t limit,
+                             Py_ssize_t* error_offset) noexcept nogil:
+    """read_string without the GIL: the offset after the string, or -2 (at ``error_offset``)."""
+    cdef Py_ssize_t length, bad, j
+    if limit - pos < 2 or limit - pos - 2 < (data[pos] << 8 | data[pos + 1]):
+        error_offset[0] = pos
+        return -2
+    length = data[pos] << 8 | data[pos + 1]
+    bad = utf8_invalid_at(data + pos + 2, length)
+    if bad >= 0:
+        error_offset[0] = pos + 2 + bad
+        return -2
+    for j in range(length):
+        if data[pos + 2 + j] == 0:  # U+0000 (MQTT 5 §1.5.4)
+            error_offset[0] = pos + 2 + j
+            return -2
+    return pos + 2 + length
+
+
+cdef int mqtt_disconnect_parse(const unsigned char* data, Py_ssize_t size, int version, bint strict,
+                               MqttDisconnectResult* out) noexcept nogil:
+    cdef Py_ssize_t pos, end, at, limit, id_at, next_at
+    cdef Py_ssize_t deferred_at = -1
+    cdef uint64_t remaining, length, number
+    cdef uint64_t seen = 0
+    cdef int code
+    out.size = 0
+    out.error_offset = 0
+    out.answer = 0
+    out.reason_code = 0
+    out.version = version
+    out.has_session_expiry = 0
+    out.session_expiry_interval = 0
+    out.reason_string_at = -1
+    out.reason_string_length = 0
+    out.server_reference_at = -1
+    out.server_reference_length = 0
+    out.user_properties = 0
+    out.properties_at = -1
+    out.properties_length = 0
+    if size < 1:
+        out.size = 2
+        return CLOSECODEC_INCOMPLETE
+    # The fixed header (MQTT 5 §2.1), checked in decode_mqtt_packet's order.
+    if data[0] >> 4 == 0:
+        return parse_error(&out.error_offset, &out.answer, 0, MALFORMED)
+    if data[0] >> 4 != PACKET_DISCONNECT:
+        return CLOSECODEC_WRONG_TYPE
+    if data[0] & 0x0F:
+        return parse_error(&out.error_offset, &out.answer, 0, MALFORMED)
+    pos = vbi_parse(data, 1, size, &remaining, &out.error_offset)
+    if pos == -2:
+        out.answer = MALFORMED
+        return CLOSECODEC_MALFORMED
+    if pos == -1:
+        return CLOSECODEC_INCOMPLETE
+    if <uint64_t>(size - pos) < remaining:
+        out.size = pos + <Py_ssize_t>remaining
+        return CLOSECODEC_INCOMPLETE
+    end = pos + <Py_ssize_t>remaining
+    out.size = end
+    if pos == end:
+        return CLOSECODEC_OK
+    # MQTT 5 §3.14.2: reason code [Property Length, properties]; 3.1.1 has no body.
+    if version == 4:
+        return parse_error(&out.error_offset, &out.answer, pos, MALFORMED)
+    out.version = 5
+    code = data[pos]
+    out.reason_code = code
+    if strict and not DISCONNECT_CODE_ALLOWED[code]:
+        deferred_at = pos
+    at = pos + 1
+    if at < end:
+        next_at = vbi_parse(data, at, end, &length, &out.error_offset)
+        if next_at == -2:
+            out.answer = MALFORMED
+            return CLOSECODEC_MALFORMED
+        if next_at == -1 or <uint64_t>(end - next_at) < length:
+            return parse_error(&out.error_offset, &out.answer, at, MALFORMED)
+        out.properties_at = next_at
+        out.properties_length = <Py_ssize_t>length
+        limit = next_at + <Py_ssize_t>length
+        at = next_at
+        while at < limit:
+            id_at = at
+            at = vbi_parse(data, at, limit, &number, &out.error_offset)
+            if at == -2:
+                out.answer = MALFORMED
+                return CLOSECODEC_MALFORMED
+            if at == -1 or number >= PROPERTY_SLOTS or not PROPERTY_FLAGS[number] & IN_DISCONNECT:
+                return parse_error(&out.error_offset, &out.answer, id_at, MALFORMED)
+            if PROPERTY_KIND[number] == KIND_U32:  # SESSION_EXPIRY_INTERVAL
+                if limit - at < 4:
+                    return parse_error(&out.error_offset, &out.answer, at, MALFORMED)
+                out.has_session_expiry = 1
+                out.session_expiry_interval = (
+                    <uint32_t>data[at] << 24 | <uint32_t>data[at + 1] << 16 | <uint32_t>data[at + 2] << 8 | data[at + 3]
+                )
+                at += 4
+            else:
+                next_at = string_parse(data, at, limit, &out.error_offset)
+                if next_at == -2:
+                    out.answer = MALFORMED
+                    return CLOSECODEC_MALFORMED
+                if PROPERTY_KIND[number] == KIND_PAIR:  # USER_PROPERTY: a second string
+                    next_at = string_parse(data, next_at, limit, &out.error_offset)
+                    if next_at == -2:
+                        out.answer = MALFORMED
+                        return CLOSECODEC_MALFORMED
+                    out.user_properties += 1
+                elif number == 0x1F:  # REASON_STRING
+                    out.reason_string_at = at + 2
+                    out.reason_string_length = next_at - at - 2
+                else:  # SERVER_REFERENCE
+                    out.server_reference_at = at + 2
+                    out.server_reference_length = next_at - at - 2
+                at = next_at
+            if seen & (<uint64_t>1 << number) and PROPERTY_KIND[number] != KIND_PAIR and deferred_at < 0:
+                deferred_at = id_at  # §3.14.2.2: a protocol error, raised once the packet parsed
+            seen |= <uint64_t>1 << number
+        if at != end:
+            return parse_error(&out.error_offset, &out.answer, at, MALFORMED)
+    if deferred_at >= 0:
+        return parse_error(&out.error_offset, &out.answer, deferred_at, PROTOCOL_ERROR)
+    return CLOSECODEC_OK
+
+
+cdef object mqtt_packet_from(const unsigned char* data, Py_ssize_t size, object version, bint strict, Py_ssize_t* end):
+    """The packet at ``data``, as ``decode_mqtt_packet(..., version=..., strict=...)`` returns it; ``end[0]``: its size."""
+    cdef Py_ssize_t pos, stop
+    cdef uint64_t remaining
+    cdef int number, flags
+    cdef MqttOtherPacket other
+    if version is not None and version not in (4, 5):
+        raise ValueError(f"version must be 4, 5 or None, not {version!r}")
+    if size < 1:
+        raise IncompleteError("MQTT fixed header", 0)
+    number = data[0] >> 4
+    flags = data[0] & 0x0F
+    if number == 0:
+        raise MqttPacketError("reserved packet type 0", 0)
+    if flags and (number == PACKET_DISCONNECT or number == PACKET_CONNACK):
+        raise MqttPacketError(f"{PACKET_TYPES[number].name} flags 0x{flags:X} are not 0", 0)
+    pos = read_vbi(data, 1, size, "Remaining Length", &remaining)
+    if pos < 0:
+        raise IncompleteError("MQTT fixed header", 0)
+    if <uint64_t>(size - pos) < remaining:
+        raise IncompleteError("MQTT packet", 0)
+    stop = pos + <Py_ssize_t>remaining
+    end[0] = stop
+    if number == PACKET_DISCONNECT:
+        return read_disconnect(data, pos, stop, version, strict)
+    if number == PACKET_CONNACK:
+        return read_connack(data, pos, stop, version, strict)
+    other = MqttOtherPacket.__new__(MqttOtherPacket)
+    other.packet_type = PACKET_TYPES[number]
+    other.flags = flags
+    other.body = PyBytes_FromStringAndSize(<const char*>data + pos, stop - pos)
+    return other

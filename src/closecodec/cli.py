@@ -4,6 +4,8 @@
     closecodec reasons [--format jsonl] the cross-protocol close-reason table
     closecodec decode --as KIND HEX...  one JSON object per input line
     closecodec encode --as KIND JSON... one hex line per input
+    closecodec capture [FILE|-]         one record per close in a packet capture
+                                        (no FILE: the shipped sample capture)
 
 ``-`` in place of the inputs reads one input per line from standard input. A bad
 input prints a JSON error object (``class``, ``message``, ``offset``) and the
@@ -13,9 +15,14 @@ command goes on; the exit status is 1 if any input failed.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import sys
-from typing import Any, Callable, Dict, Iterable, List, Optional, TextIO
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Iterable, List, Optional, TextIO, Tuple
 
 from . import BACKEND, __version__, _codec
 from .errors import DecodeError, EncodeError, MalformedError
@@ -153,6 +160,351 @@ def print_reasons(out: TextIO, as_jsonl: bool = False) -> None:
         )
 
 
+# -- closecodec capture ------------------------------------------------------------------
+
+#: The sample capture shipped in the package (docs/capture.md, "The sample").
+SAMPLE_CAPTURE = "diffusion-js-client-handshake-abort.pcap"
+#: Files at least this large get a progress bar (when standard error is a terminal).
+PROGRESS_MIN_SIZE = 32 * 1024 * 1024
+_PROTOCOLS = ("websocket", "mqtt", "diffusion", "tcp")
+_SHORT = {"websocket": "ws", "mqtt": "mqtt", "diffusion": "diff", "tcp": "tcp"}
+_CSV_FIELDS = ("frame", "time", "time_ns", "stream", "src", "dst", "direction", "protocol", "kind", "code", "name",
+               "reason", "session_id", "close_reason", "client_id", "mqtt_version", "properties", "application",
+               "data_lost")
+
+
+def sample_capture() -> Any:
+    """The shipped sample capture, as an importlib.resources Traversable."""
+    from importlib.resources import files
+
+    return files("closecodec").joinpath("data", SAMPLE_CAPTURE)
+
+
+def _endpoint_filter(text: str) -> Callable[[str], bool]:
+    """A test of ``ip:port`` texts against ``HOST``, ``HOST:PORT``, ``[V6]`` or ``[V6]:PORT``."""
+    text = text.strip()
+    port: Optional[str] = None
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host = text
+    host = host.lower()
+
+    def match(endpoint: str) -> bool:
+        address, _, endpoint_port = endpoint.rpartition(":")
+        address = address.strip("[]").lower()
+        return (not host or address == host) and (port is None or endpoint_port == port)
+
+    return match
+
+
+def _reason_filter(text: str) -> Callable[[Any], bool]:
+    """A test of records against a reason: a name (any case), a code (decimal or 0x hex), or reason text."""
+    wanted = text.strip()
+    code: Optional[int] = None
+    try:
+        code = int(wanted, 0)
+    except ValueError:
+        pass
+    lowered = wanted.lower()
+
+    def match(record: Any) -> bool:
+        if code is not None:
+            return record.code == code
+        name = (record.name or "").lower()
+        return name == lowered or lowered in (record.reason or "").lower() \
+            or lowered == (record.close_reason or "").lower()
+
+    return match
+
+
+def _code_text(record: Any) -> str:
+    if record.code is None:
+        return "-"
+    if record.protocol == "mqtt":
+        return f"0x{record.code:02X}"
+    return str(record.code)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "\u2026"
+
+
+class _Table:
+    """The table format: 100 columns. The address columns are as wide as the first 256 records need
+    (at most 21, the longest ``IPv4:port``); longer values, and the last column, are clipped with an ellipsis."""
+
+    WIDTH = 100
+    LOOKAHEAD = 256
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.waiting: Optional[List[Any]] = []
+        self.src = self.dst = 0
+
+    def add(self, record: Any) -> None:
+        if self.waiting is None:
+            print(self.row(record), file=self.out)
+            return
+        self.waiting.append(record)
+        if len(self.waiting) >= self.LOOKAHEAD:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.waiting is None:
+            return
+        waiting, self.waiting = self.waiting, None
+        self.src = min(21, max([len(r.src) for r in waiting] + [6]))
+        self.dst = min(21, max([len(r.dst) for r in waiting] + [11]))
+        print(f"{'frame':>6} {'time (UTC)':<12} {'source':<{self.src}} {'destination':<{self.dst}} {'proto':<5} "
+              f"{'code':>5} name / reason", file=self.out)
+        for record in waiting:
+            print(self.row(record), file=self.out)
+
+    def row(self, record: Any) -> str:
+        stamp = datetime.fromtimestamp(record.timestamp_ns // 10**9, timezone.utc).strftime("%H:%M:%S")
+        stamp += f".{record.timestamp_ns // 10**6 % 1000:03d}"
+        detail = record.name or ""
+        if record.close_reason:
+            detail += f" ({record.close_reason})"
+        if record.reason:
+            detail += f" {record.reason!r}"
+        if record.data_lost:
+            detail += " [data lost]"
+        rest = self.WIDTH - (6 + 1 + 12 + 1 + self.src + 1 + self.dst + 1 + 5 + 1 + 5 + 1)
+        return (f"{record.frame:>6} {stamp:<12} {_clip(record.src, self.src):<{self.src}} "
+                f"{_clip(record.dst, self.dst):<{self.dst}} {_SHORT[record.protocol]:<5} {_code_text(record):>5} "
+                f"{_clip(detail, rest)}")
+
+
+def _csv_row(record: Any) -> List[Any]:
+    row = record.to_dict()
+    row["properties"] = "" if row["properties"] is None else json.dumps(row["properties"], ensure_ascii=False)
+    return ["" if row[name] is None else row[name] for name in _CSV_FIELDS]
+
+
+def _print_summary(counts: "Counter[Tuple[str, Any, Any]]", form: str, out: TextIO) -> None:
+    groups = sorted(counts.items(), key=lambda item: (item[0][0], -item[1], str(item[0][2])))
+    if form == "jsonl":
+        for (protocol, code, name), count in groups:
+            print(json.dumps({"protocol": protocol, "code": code, "name": name, "count": count}), file=out)
+        return
+    if form == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["protocol", "code", "name", "count"])
+        for (protocol, code, name), count in groups:
+            writer.writerow([protocol, "" if code is None else code, name or "", count])
+        return
+    by_protocol: Counter = Counter()
+    for (protocol, _, _), count in groups:
+        by_protocol[protocol] += count
+    print(f"{'protocol':<10} {'closes':>7}", file=out)
+    for protocol, count in sorted(by_protocol.items()):
+        print(f"{protocol:<10} {count:>7}", file=out)
+    print(f"{'total':<10} {sum(by_protocol.values()):>7}", file=out)
+    print(file=out)
+    print(f"{'protocol':<10} {'code':>6}  {'name':<40} {'count':>7}", file=out)
+    for (protocol, code, name), count in groups:
+        code_text = "-" if code is None else (f"0x{code:02X}" if protocol == "mqtt" else str(code))
+        print(f"{protocol:<10} {code_text:>6}  {_clip(name or '-', 40):<40} {count:>7}", file=out)
+
+
+def _plot(records: List[Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: Dict[str, List[datetime]] = {}
+    for record in records:
+        label = f"{record.protocol} {record.name}" if record.name else record.protocol
+        series.setdefault(label, []).append(datetime.fromtimestamp(record.timestamp_ns / 1e9, timezone.utc))
+    figure, axes = plt.subplots(figsize=(10, 5))
+    ranked = sorted(series.items(), key=lambda item: -len(item[1]))
+    shown, rest = ranked[:10], [t for _, times in ranked[10:] for t in times]
+    if rest:
+        shown.append(("other", sorted(rest)))
+    for label, times in shown:
+        times = sorted(times)
+        axes.step(times, range(1, len(times) + 1), where="post", label=f"{label} ({len(times)})")
+    axes.set_xlabel("capture time (UTC)")
+    axes.set_ylabel("closes so far")
+    axes.set_title("Closes over time, by reason")
+    if shown:
+        axes.legend(fontsize="small")
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+class _Progress:
+    """A one-line progress bar on a terminal: ``\\r`` updates, at most five a second."""
+
+    def __init__(self, err: TextIO, name: str, size: int) -> None:
+        self.err, self.name, self.size = err, name, size
+        self.last = 0.0
+
+    def __call__(self, position: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.2:
+            return
+        self.last = now
+        share = min(100, position * 100 // max(1, self.size))
+        bar = "#" * (share // 5)
+        self.err.write(f"\r{self.name}: [{bar:<20}] {share:3d}% "
+                       f"({position / 1e6:.0f} of {self.size / 1e6:.0f} MB)")
+        self.err.flush()
+
+    def done(self) -> None:
+        self.err.write("\r\033[K")
+        self.err.flush()
+
+
+def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextIO) -> int:
+    from .closes import CloseRecordReader, parse_decode_as
+    from .errors import IncompleteError
+
+    try:
+        decode_as = parse_decode_as(args.decode_as or [])
+    except ValueError as error:
+        print(f"closecodec capture: {error}", file=err)
+        return 2
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("closecodec capture: --plot needs matplotlib; install it with: pip install 'closecodec[capture]'",
+                  file=err)
+            return 2
+    name = args.file
+    progress = None
+    opened: Any = None
+    try:
+        if args.sample or name is None:
+            name = SAMPLE_CAPTURE
+            opened = sample_capture().open("rb")
+            source: Any = opened
+        elif name == "-":
+            name = "<stdin>"
+            source = getattr(stdin, "buffer", None) or sys.stdin.buffer
+        else:
+            source = name
+            try:
+                size = os.path.getsize(name)
+            except OSError:
+                size = 0
+            if size >= PROGRESS_MIN_SIZE and getattr(err, "isatty", lambda: False)():
+                progress = _Progress(err, os.path.basename(name), size)
+        reader = CloseRecordReader(source, decode_as=decode_as, progress=progress)
+    except OSError as error:
+        print(f"closecodec capture: cannot read {name}: {error.strerror or error}", file=err)
+        return 2
+
+    tests: List[Callable[[Any], bool]] = []
+    if args.protocol:
+        protocols = set(args.protocol)
+        tests.append(lambda record: record.protocol in protocols)
+    if args.reason:
+        reason_tests = [_reason_filter(text) for text in args.reason]
+        tests.append(lambda record: any(test(record) for test in reason_tests))
+    if args.endpoint:
+        endpoint_tests = [_endpoint_filter(text) for text in args.endpoint]
+        tests.append(lambda record: any(test(record.src) or test(record.dst) for test in endpoint_tests))
+
+    form = args.format
+    counts: Counter = Counter()
+    kept: List[Any] = []
+    writer = csv.writer(out, lineterminator="\n") if form == "csv" else None
+    table = _Table(out)
+    if not args.summary and writer is not None:
+        writer.writerow(_CSV_FIELDS)
+    status = 0
+    try:
+        for record in reader:
+            if tests and not all(test(record) for test in tests):
+                continue
+            counts[(record.protocol, record.code, record.name)] += 1
+            if args.plot:
+                kept.append(record)
+            if args.summary:
+                continue
+            if form == "jsonl":
+                print(json.dumps(record.to_dict(), ensure_ascii=False), file=out)
+            elif writer is not None:
+                writer.writerow(_csv_row(record))
+            else:
+                table.add(record)
+    except BrokenPipeError:  # e.g. piped into head: stop quietly
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except DecodeError as error:
+        if progress is not None:
+            progress.done()
+        message = error.args[0] if error.args else str(error)
+        if reader.packets.frames == 0:
+            print(f"closecodec capture: {name} is not a capture file: {message}", file=err)
+        else:
+            print(f"closecodec capture: {name}: stopped after frame {reader.packets.frames}: {message}", file=err)
+        return 2
+    except OSError as error:
+        print(f"closecodec capture: cannot read {name}: {error.strerror or error}", file=err)
+        return 2
+    finally:
+        if opened is not None:
+            opened.close()
+    if progress is not None:
+        progress.done()
+    if args.summary:
+        _print_summary(counts, form, out)
+    elif form == "table":
+        table.flush()
+        if not counts:
+            print("(no closes found)", file=out)
+    problems = sum(reader.stats[key] for key in ("websocket_errors", "mqtt_errors", "diffusion_errors"))
+    if problems:
+        frame, stream, message = reader.errors[0]
+        print(f"closecodec capture: {problems} stretch(es) of stream data did not decode and were skipped; "
+              f"the first at frame {frame} (tcp.stream {stream}): {message}", file=err)
+    if reader.error is not None:
+        truncated: IncompleteError = reader.error
+        print(f"closecodec capture: {name} is truncated: it stops inside the record at byte {truncated.offset} "
+              f"(after frame {reader.packets.frames}); the records above are what comes before", file=err)
+        status = 1
+    if args.plot:
+        _plot(kept, args.plot)
+        print(f"closecodec capture: wrote {args.plot} ({sum(counts.values())} closes)", file=err)
+    return status
+
+
+def _add_capture_parser(commands: Any) -> None:
+    capture = commands.add_parser(
+        "capture",
+        help="one record per close in a pcap or pcapng capture",
+        description="Decode every close in a packet capture: WebSocket closes, MQTT DISCONNECTs and refused "
+                    "CONNACKs, Diffusion handshake rejections, aborts, close requests and session-close events, "
+                    "and connections that end with FIN or RST without one. Without FILE, the shipped sample.",
+    )
+    capture.add_argument("file", nargs="?", metavar="FILE", help="a pcap or pcapng file, or - for standard input")
+    capture.add_argument("--sample", action="store_true", help="decode the sample capture shipped with closecodec")
+    capture.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
+    capture.add_argument("--summary", action="store_true", help="counts by protocol and reason instead of records")
+    capture.add_argument("--protocol", action="append", choices=_PROTOCOLS, help="only this protocol (repeatable)")
+    capture.add_argument("--reason", action="append", metavar="R",
+                         help="only closes with this name, code (e.g. 1000, 0x8E) or reason text (repeatable)")
+    capture.add_argument("--endpoint", action="append", metavar="HOST[:PORT]",
+                         help="only closes to or from this endpoint; IPv6 as [addr]:port (repeatable)")
+    capture.add_argument("--decode-as", action="append", metavar="PORT=KIND",
+                         help="decode TCP port PORT as websocket, mqtt or diffusion (Diffusion in WebSocket) "
+                              "when the capture lacks the handshake (repeatable)")
+    capture.add_argument("--plot", metavar="FILE.png", help="draw closes over time by reason (needs matplotlib)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="closecodec",
@@ -177,12 +529,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "decode":
             command.add_argument("--strict", action="store_true", help="unknown close reasons are errors")
         command.add_argument("inputs", nargs="+", metavar=metavar, help="inputs, or - to read one per line from stdin")
+    _add_capture_parser(commands)
     return parser
 
 
-def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:
+def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin,
+         err: Optional[TextIO] = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "capture":
+        return run_capture(args, out, stdin, sys.stderr if err is None else err)
     if args.command == "decode":
         return run_decode(args, out, stdin)
     if args.command == "encode":

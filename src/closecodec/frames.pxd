@@ -99,3 +99,28 @@ cdef class MqttOtherPacket(_Frame):
     cdef public object packet_type
     cdef public object flags
     cdef public bytes body
+
+cdef class WebSocketMessage(_Frame):
+    cdef public object opcode
+    cdef public bytes payload
+    cdef public object rsv
+    cdef public bint masked
+
+cdef class Packet(_Frame):
+    cdef public object frame
+    cdef public object timestamp_ns
+    cdef public object link_type
+    cdef public object data
+    cdef public object original_length
+    cdef public object interface
+
+cdef class TcpSegment(_Frame):
+    cdef public bytes src
+    cdef public object src_port
+    cdef public bytes dst
+    cdef public object dst_port
+    cdef public object seq
+    cdef public object ack
+    cdef public object flags
+    cdef public object payload
+    cdef public object missing

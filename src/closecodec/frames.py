@@ -48,7 +48,10 @@ __all__ = [
     "WebSocketClose",
     "WebSocketFrame",
     "WebSocketHeader",
+    "WebSocketMessage",
     "WebSocketOpcode",
+    "Packet",
+    "TcpSegment",
 ]
 
 _UINT64_MAX = (1 << 64) - 1
@@ -832,3 +835,143 @@ class MqttOtherPacket(_Frame):
         self.packet_type = packet_type
         self.flags = flags
         self.body = bytes(body)
+
+
+# -- streams (docs/streaming.md) -------------------------------------------------------
+
+
+class WebSocketMessage(_Frame):
+    """A whole WebSocket data message, reassembled from its frames (RFC 6455 §5.4).
+
+    What :class:`~closecodec.WebSocketStream` returns for a TEXT or BINARY message,
+    however many frames carried it; a text payload is kept as bytes (``text``
+    decodes it).
+
+    Args:
+        opcode: :attr:`WebSocketOpcode.TEXT` or :attr:`WebSocketOpcode.BINARY`.
+        payload: the message's application data (unmasked), bytes.
+        rsv: the RSV bits of its first frame, 0..7 (RSV1 is 4: compressed by
+            permessage-deflate, RFC 7692, which the stream does not inflate).
+        masked: whether its frames were masked (sent by a client).
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+    """
+
+    _fields = ("opcode", "payload", "rsv", "masked")
+
+    def __init__(self, opcode: Any, payload: Any = b"", rsv: Any = 0, masked: Any = False) -> None:
+        opcode = WebSocketOpcode(opcode)
+        if opcode not in (WebSocketOpcode.TEXT, WebSocketOpcode.BINARY):
+            raise ValueError(f"a message is TEXT or BINARY, not {opcode.name}")
+        if type(rsv) is not int or not 0 <= rsv <= 7:
+            raise ValueError(f"rsv is a number 0..7, not {rsv!r}")
+        self.opcode = opcode
+        self.payload = bytes(payload)
+        self.rsv = rsv
+        self.masked = bool(masked)
+
+    @property
+    def length(self) -> int:
+        """The payload length in bytes."""
+        return len(self.payload)
+
+    @property
+    def text(self) -> str:
+        """The payload decoded as UTF-8 (RFC 6455 §5.6 requires it of a TEXT message).
+
+        Raises:
+            UnicodeDecodeError: the payload is not UTF-8.
+        """
+        return self.payload.decode("utf-8")
+
+
+# -- packet captures (docs/capture.md) ---------------------------------------------
+
+
+class Packet(_Frame):
+    """One packet record of a pcap or pcapng file, as :class:`closecodec.capture.PacketReader` yields it.
+
+    Args:
+        frame: the frame number, 1-based, counting every packet record of the
+            file (as Wireshark numbers frames).
+        timestamp_ns: the capture time in nanoseconds since 1970-01-01 UTC, an
+            exact integer (pcapng: the interface's ``if_tsresol`` and
+            ``if_tsoffset`` applied; finer units are truncated to whole ns).
+        link_type: the LINKTYPE_ value of the interface (1 Ethernet, ...).
+        data: the captured bytes, a read-only memoryview into the reader's
+            block (no copy); ``bytes(packet.data)`` keeps them past the block.
+        original_length: the packet's length on the wire.
+        interface: the pcapng interface id (0 for pcap).
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+    """
+
+    _fields = ("frame", "timestamp_ns", "link_type", "data", "original_length", "interface")
+
+    def __init__(self, frame: Any, timestamp_ns: Any, link_type: Any, data: Any, original_length: Any,
+                 interface: Any = 0) -> None:
+        for name, value in (("frame", frame), ("timestamp_ns", timestamp_ns), ("link_type", link_type),
+                            ("original_length", original_length), ("interface", interface)):
+            if type(value) is not int:
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        self.frame = frame
+        self.timestamp_ns = timestamp_ns
+        self.link_type = link_type
+        self.data = data
+        self.original_length = original_length
+        self.interface = interface
+
+    @property
+    def timestamp(self) -> float:
+        """The capture time in seconds since the epoch, as a float (sub-µs digits may round)."""
+        return self.timestamp_ns / 1e9
+
+    def __repr__(self) -> str:
+        return (f"Packet(frame={self.frame!r}, timestamp_ns={self.timestamp_ns!r}, link_type={self.link_type!r}, "
+                f"data=<{len(self.data)} bytes>, original_length={self.original_length!r}, "
+                f"interface={self.interface!r})")
+
+
+class TcpSegment(_Frame):
+    """The TCP segment inside a packet, as ``parse_packet`` finds it.
+
+    Args:
+        src: the source IP address, packed (4 bytes IPv4, 16 bytes IPv6).
+        src_port: the source port.
+        dst: the destination IP address, packed.
+        dst_port: the destination port.
+        seq: the sequence number.
+        ack: the acknowledgment number.
+        flags: the TCP flags (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, ...).
+        payload: the captured TCP payload, a memoryview into the packet's bytes.
+        missing: payload bytes the IP header counts but the capture cut off
+            (snap length), which follow ``payload`` on the wire.
+
+    Raises:
+        TypeError: a field of the wrong type.
+    """
+
+    _fields = ("src", "src_port", "dst", "dst_port", "seq", "ack", "flags", "payload", "missing")
+
+    def __init__(self, src: Any, src_port: Any, dst: Any, dst_port: Any, seq: Any, ack: Any, flags: Any,
+                 payload: Any, missing: Any = 0) -> None:
+        for name, value in (("src_port", src_port), ("dst_port", dst_port), ("seq", seq), ("ack", ack),
+                            ("flags", flags), ("missing", missing)):
+            if type(value) is not int:
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        self.src = bytes(src)
+        self.src_port = src_port
+        self.dst = bytes(dst)
+        self.dst_port = dst_port
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.payload = payload
+        self.missing = missing
+
+    def __repr__(self) -> str:
+        return (f"TcpSegment(src={self.src!r}, src_port={self.src_port!r}, dst={self.dst!r}, "
+                f"dst_port={self.dst_port!r}, seq={self.seq!r}, ack={self.ack!r}, flags=0x{self.flags:03x}, "
+                f"payload=<{len(self.payload)} bytes>, missing={self.missing!r})")

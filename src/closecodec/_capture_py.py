@@ -1,0 +1,486 @@
+"""Pure-Python capture backend: pcap/pcapng records and the link/IP/TCP headers inside them.
+
+Same names, results and errors as ``_capture_c``. Format facts: the shared
+spec (spec/transports.md §3), draft-ietf-opsawg-pcap, draft-ietf-opsawg-pcapng,
+the link-type registry and RFC 791 / RFC 8200 / RFC 9293. The choices both
+backends follow (docs/capture.md):
+
+Reading (:class:`PacketReader`):
+
+- The file is read in blocks of ``block_size`` bytes (never whole); a packet's
+  ``data`` is a memoryview into the block that holds it, so nothing is copied
+  per packet and memory stays bounded by the block and one record.
+- A record or block longer than ``max_record`` bytes is malformed (it fails at
+  once, before anything is read for it): a corrupt length cannot make the
+  reader allocate more.
+- A file that ends inside a record is *truncated*: iteration stops after the
+  last complete packet and :attr:`PacketReader.error` holds an
+  :class:`~closecodec.errors.IncompleteError` whose offset is where that
+  record starts. A file that is not a capture, or whose structure is broken,
+  raises :class:`~closecodec.errors.MalformedError` (no packet after it).
+- Frame numbers count every packet record (EPB, SPB, obsolete PB, pcap
+  record), whatever its link type, from 1, as Wireshark does.
+- Timestamps are exact integers of nanoseconds: ``ts * 10**9 // units`` (plus
+  ``if_tsoffset`` seconds), so units finer than 1 ns are truncated. A Simple
+  Packet Block has no timestamp: 0.
+
+Parsing (:func:`parse_packet`): a packet that is not TCP over IPv4/IPv6 on a
+known link type, or whose headers are cut short or invalid, is not an error:
+the function returns a short reason string for the caller's counters.
+IP fragments are reported (``"IP fragment"``), not reassembled; an IPv6
+atomic fragment (offset 0, no more fragments) is not a fragment. An IPv4
+total length of 0 (TCP segmentation offload) or an IPv6 payload length of 0
+means "as much as was captured". Checksums are not verified.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, List, Optional, Tuple, Union
+
+from ._common import byte_view
+from .errors import IncompleteError, MalformedError
+from .frames import Packet, TcpSegment
+
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "DEFAULT_MAX_RECORD",
+    "PacketReader",
+    "parse_packet",
+]
+
+#: Default size of each read from the file: 1 MiB.
+DEFAULT_BLOCK_SIZE = 1 << 20
+#: Default bound on one pcap record or pcapng block: 16 MiB.
+DEFAULT_MAX_RECORD = 16 << 20
+
+_PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", False),
+    b"\x4d\x3c\xb2\xa1": ("<", True),
+    b"\xa1\xb2\xc3\xd4": (">", False),
+    b"\xa1\xb2\x3c\x4d": (">", True),
+}
+_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+_KNOWN_MAGICS = tuple(_PCAP_MAGICS) + (_PCAPNG_SHB,)
+_SHB, _IDB, _PB, _SPB, _EPB = 0x0A0D0D0A, 1, 2, 3, 6
+_BOM = 0x1A2B3C4D
+_NS = 10**9
+
+_START, _PCAP, _PCAPNG, _DONE = 0, 1, 2, 3
+
+
+def _hex(data: bytes) -> str:
+    return " ".join(f"{b:02x}" for b in data)
+
+
+class PacketReader:
+    """Iterate over the packets of a pcap or pcapng file, in constant memory.
+
+    Args:
+        file: a binary file object (anything with ``read(n)`` returning bytes):
+            an open file, ``sys.stdin.buffer``, a socket file, ``io.BytesIO``.
+        block_size: how many bytes to read at a time (at least 64).
+        max_record: the largest pcap record or pcapng block accepted, in bytes
+            (at least 64); a longer one is malformed.
+
+    Iterating yields :class:`~closecodec.frames.Packet` values.
+
+    Attributes:
+        format: ``"pcap"`` or ``"pcapng"`` once the header is read, else None.
+        frames: how many packets were yielded so far.
+        offset: the file offset just past the last record or block read.
+        error: after iteration stops, an :class:`IncompleteError` when the
+            file ends inside a record (its ``offset`` is where that record
+            starts), else None.
+
+    Raises:
+        MalformedError: (while iterating) the file is not a pcap or pcapng
+            file, or its structure is broken; the message says what and the
+            offset where.
+        TypeError, ValueError: a bad argument.
+    """
+
+    def __init__(self, file: Any, /, *, block_size: int = DEFAULT_BLOCK_SIZE,
+                 max_record: int = DEFAULT_MAX_RECORD) -> None:
+        _check_sizes(block_size, max_record)
+        self._file = file
+        self._block_size = block_size
+        self._max_record = max_record
+        self._buf = b""
+        self._view = memoryview(self._buf)
+        self._pos = 0
+        self._base = 0
+        self._state = _START
+        self._order = "<"
+        self._nano = False
+        self._link = 0
+        self._interfaces: List[Tuple[int, int, bool, int, int]] = []
+        self.format: Optional[str] = None
+        self.frames = 0
+        self.error: Optional[IncompleteError] = None
+
+    @property
+    def offset(self) -> int:
+        return self._base + self._pos
+
+    def __iter__(self) -> "PacketReader":
+        return self
+
+    def __next__(self) -> Packet:
+        while True:
+            state = self._state
+            if state == _PCAP:
+                packet = self._next_pcap()
+            elif state == _PCAPNG:
+                packet = self._next_pcapng()
+            elif state == _START:
+                self._start()
+                continue
+            else:
+                raise StopIteration
+            if packet is not None:
+                return packet
+
+    # -- buffer ------------------------------------------------------------
+
+    def _ensure(self, need: int) -> bool:
+        """Whether ``need`` bytes are available at the position, reading more if needed."""
+        have = len(self._buf) - self._pos
+        if have >= need:
+            return True
+        parts = [self._buf[self._pos:]]
+        while have < need:
+            chunk = self._file.read(max(self._block_size, need - have))
+            if not chunk:
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        self._base += self._pos
+        self._pos = 0
+        self._buf = b"".join(parts)
+        self._view = memoryview(self._buf)
+        return have >= need
+
+    def _stop(self, what: str, start: int) -> None:
+        self._state = _DONE
+        self.error = IncompleteError(what, start)
+
+    def _fail(self, message: str, offset: int) -> None:
+        self._state = _DONE
+        raise MalformedError(message, offset)
+
+    # -- formats -----------------------------------------------------------
+
+    def _start(self) -> None:
+        if not self._ensure(4):
+            head = bytes(self._buf[self._pos:])
+            if any(magic.startswith(head) for magic in _KNOWN_MAGICS):
+                self._stop("capture file header", 0)
+                return
+            self._fail(f"not a pcap or pcapng file: it starts with {_hex(head)}", 0)
+        magic = bytes(self._buf[self._pos:self._pos + 4])
+        if magic == _PCAPNG_SHB:
+            self.format = "pcapng"
+            self._state = _PCAPNG
+            return
+        if magic not in _PCAP_MAGICS:
+            self._fail(f"not a pcap or pcapng file: it starts with {_hex(magic)}", 0)
+        self._order, self._nano = _PCAP_MAGICS[magic]
+        if not self._ensure(24):
+            self._stop("pcap file header", 0)
+            return
+        major, minor, _, _, _, link = struct.unpack_from(self._order + "HHiIII", self._buf, self._pos + 4)
+        if major != 2:
+            self._fail(f"unsupported pcap version {major}.{minor}", 4)
+        self._link = link & 0xFFFF
+        self._pos += 24
+        self.format = "pcap"
+        self._state = _PCAP
+
+    def _next_pcap(self) -> Optional[Packet]:
+        start = self.offset
+        if not self._ensure(16):
+            if len(self._buf) == self._pos:
+                self._state = _DONE
+                raise StopIteration
+            self._stop("pcap packet record", start)
+            return None
+        seconds, fraction, caplen, origlen = struct.unpack_from(self._order + "IIII", self._buf, self._pos)
+        if caplen > self._max_record - 16:
+            self._fail(f"pcap packet record of {caplen} captured bytes is over the "
+                       f"{self._max_record}-byte record limit", start + 8)
+        if not self._ensure(16 + caplen):
+            self._stop("pcap packet record", start)
+            return None
+        at = self._pos + 16
+        self._pos = at + caplen
+        self.frames += 1
+        ns = seconds * _NS + (fraction if self._nano else fraction * 1000)
+        return Packet(self.frames, ns, self._link, self._view[at:at + caplen], origlen, 0)
+
+    def _next_pcapng(self) -> Optional[Packet]:
+        start = self.offset
+        if not self._ensure(8):
+            if len(self._buf) == self._pos:
+                self._state = _DONE
+                raise StopIteration
+            self._stop("pcapng block", start)
+            return None
+        buf, pos = self._buf, self._pos
+        if bytes(buf[pos:pos + 4]) == _PCAPNG_SHB:
+            # Section Header Block: its byte-order magic decides how to read its length.
+            if not self._ensure(12):
+                self._stop("pcapng block", start)
+                return None
+            buf, pos = self._buf, self._pos
+            bom = bytes(buf[pos + 8:pos + 12])
+            if bom == b"\x4d\x3c\x2b\x1a":
+                self._order = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                self._order = ">"
+            else:
+                self._fail(f"bad byte-order magic {_hex(bom)} in a pcapng section header", start + 8)
+            minimum = 28
+        else:
+            minimum = 12
+        order = self._order
+        block_type, length = struct.unpack_from(order + "II", buf, pos)
+        if length < minimum or length % 4:
+            self._fail(f"pcapng block length {length} is not a multiple of 4 of at least {minimum}", start + 4)
+        if length > self._max_record:
+            self._fail(f"pcapng block length {length} is over the {self._max_record}-byte record limit", start + 4)
+        if not self._ensure(length):
+            self._stop("pcapng block", start)
+            return None
+        buf, pos = self._buf, self._pos
+        (trailer,) = struct.unpack_from(order + "I", buf, pos + length - 4)
+        if trailer != length:
+            self._fail(f"pcapng block length {length} does not match its trailing copy {trailer}",
+                       start + length - 4)
+        body = length - 12  # bytes between the two length fields
+        packet = None
+        if block_type == _EPB or block_type == _PB:
+            if body < 20:
+                self._fail(f"pcapng packet block too short ({length} bytes)", start + 4)
+            if block_type == _EPB:
+                interface, high, low, caplen, origlen = struct.unpack_from(order + "IIIII", buf, pos + 8)
+            else:
+                interface, _, high, low, caplen, origlen = struct.unpack_from(order + "HHIIII", buf, pos + 8)
+            if interface >= len(self._interfaces):
+                self._fail(f"packet on interface {interface}, but the section describes "
+                           f"{len(self._interfaces)}", start + 8)
+            if caplen > body - 20:
+                self._fail(f"captured length {caplen} runs past the end of its pcapng block", start + 20)
+            link, _, binary, exponent, tsoffset = self._interfaces[interface]
+            ticks = high << 32 | low
+            if binary:
+                ns = (ticks * _NS >> exponent) + tsoffset * _NS
+            else:
+                ns = ticks * _NS // 10**exponent + tsoffset * _NS
+            self.frames += 1
+            packet = Packet(self.frames, ns, link, self._view[pos + 28:pos + 28 + caplen], origlen, interface)
+        elif block_type == _SPB:
+            if body < 4:
+                self._fail(f"pcapng simple packet block too short ({length} bytes)", start + 4)
+            if not self._interfaces:
+                self._fail("simple packet block before any interface description", start)
+            (origlen,) = struct.unpack_from(order + "I", buf, pos + 8)
+            link, snaplen = self._interfaces[0][:2]
+            caplen = min(origlen, body - 4)
+            if snaplen:
+                caplen = min(caplen, snaplen)
+            self.frames += 1
+            packet = Packet(self.frames, 0, link, self._view[pos + 12:pos + 12 + caplen], origlen, 0)
+        elif block_type == _IDB:
+            self._interface(buf, pos, length, start)
+        elif block_type == _SHB:
+            major, minor = struct.unpack_from(order + "HH", buf, pos + 12)
+            if major != 1:
+                self._fail(f"unsupported pcapng version {major}.{minor}", start + 12)
+            self._interfaces = []
+        self._pos = pos + length
+        return packet
+
+    def _interface(self, buf: Any, pos: int, length: int, start: int) -> None:
+        order = self._order
+        if length < 20:
+            self._fail(f"pcapng interface description block too short ({length} bytes)", start + 4)
+        link, _, snaplen = struct.unpack_from(order + "HHI", buf, pos + 8)
+        binary, exponent, tsoffset = False, 6, 0
+        at, end = pos + 16, pos + length - 4
+        while at + 4 <= end:
+            code, size = struct.unpack_from(order + "HH", buf, at)
+            if code == 0:
+                break
+            value = at + 4
+            if value + size > end:
+                self._fail(f"pcapng option {code} runs past the end of its block", start + (at - pos))
+            if code == 9:
+                if size != 1:
+                    self._fail(f"if_tsresol option of {size} bytes (not 1)", start + (at - pos))
+                resolution = buf[value]
+                binary, exponent = bool(resolution & 0x80), resolution & 0x7F
+            elif code == 14:
+                if size != 8:
+                    self._fail(f"if_tsoffset option of {size} bytes (not 8)", start + (at - pos))
+                (tsoffset,) = struct.unpack_from(order + "q", buf, value)
+            at = value + (size + 3) // 4 * 4
+        self._interfaces.append((link, snaplen, binary, exponent, tsoffset))
+
+
+def _check_sizes(block_size: Any, max_record: Any) -> None:
+    for name, value in (("block_size", block_size), ("max_record", max_record)):
+        if type(value) is not int:
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        if not 64 <= value <= 1 << 30:
+            raise ValueError(f"{name} must be 64..2**30, not {value}")
+
+
+# -- link, IP and TCP headers --------------------------------------------------
+
+_ETHERNET, _SLL, _SLL2, _NULL, _LOOP, _RAW, _RAW_OLD, _IPV4, _IPV6 = 1, 113, 276, 0, 108, 101, 12, 228, 229
+_VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
+# IPv6 extension headers with the generic layout (RFC 8200 §4: next header,
+# length in 8-octet units not counting the first 8): hop-by-hop, routing,
+# destination options, mobility, HIP, shim6.
+_IPV6_GENERIC = frozenset((0, 43, 60, 135, 139, 140))
+
+
+def parse_packet(data: Any, link_type: int, /) -> Union[TcpSegment, str]:
+    """Find the TCP segment in one captured packet.
+
+    Args:
+        data: the packet's captured bytes (any C-contiguous buffer), starting
+            with the link-layer header.
+        link_type: its LINKTYPE_ value: 1 Ethernet, 113 Linux SLL, 276 Linux
+            SLL2, 0 BSD NULL, 108 BSD LOOP, 101 and 12 raw IP, 228 raw IPv4,
+            229 raw IPv6. 802.1Q/802.1ad VLAN tags (stacked) are skipped.
+
+    Returns:
+        A :class:`~closecodec.frames.TcpSegment` whose payload is a memoryview
+        into ``data``; or, for a packet that carries no usable TCP segment, a
+        short reason: ``"unsupported link type"``, ``"truncated link header"``,
+        ``"not IP"``, ``"truncated IP header"``, ``"bad IPv4 header"``,
+        ``"bad IPv6 header"``, ``"bad IPv6 extension header"``,
+        ``"IP fragment"``, ``"not TCP"``, ``"truncated TCP header"`` or
+        ``"bad TCP header"``.
+
+    Raises:
+        TypeError: ``data`` is not a bytes-like object or ``link_type`` not an int.
+    """
+    view = byte_view(data)
+    if type(link_type) is not int:
+        raise TypeError(f"link_type must be an int, not {type(link_type).__name__}")
+    size = len(view)
+    pos = 0
+    if link_type == _ETHERNET or link_type == _SLL or link_type == _SLL2:
+        header, type_at = (14, 12) if link_type == _ETHERNET else (16, 14) if link_type == _SLL else (20, 0)
+        if size < header:
+            return "truncated link header"
+        ethertype = view[type_at] << 8 | view[type_at + 1]
+        pos = header
+        while ethertype in _VLAN_TYPES:  # 802.1Q / 802.1ad: TCI (2) then the next EtherType (2)
+            if size - pos < 4:
+                return "truncated link header"
+            ethertype = view[pos + 2] << 8 | view[pos + 3]
+            pos += 4
+        if ethertype == 0x0800:
+            version = 4
+        elif ethertype == 0x86DD:
+            version = 6
+        else:
+            return "not IP"
+    elif link_type == _NULL or link_type == _LOOP:
+        if size < 4:
+            return "truncated link header"
+        family = view[0] << 24 | view[1] << 16 | view[2] << 8 | view[3]
+        if link_type == _NULL and not family & 0xFFFF:
+            # NULL: the capturing host's byte order; a family is small, so a
+            # value with empty low bytes was written little-endian.
+            family = (family >> 24) | (family >> 8 & 0xFF00)
+        pos = 4
+        if family == 2:
+            version = 4
+        elif family in (24, 28, 30):  # AF_INET6: NetBSD/OpenBSD, FreeBSD, macOS
+            version = 6
+        else:
+            return "not IP"
+    elif link_type == _RAW or link_type == _RAW_OLD or link_type == _IPV4 or link_type == _IPV6:
+        if size < 1:
+            return "truncated IP header"
+        version = view[0] >> 4
+        if link_type == _IPV4 and version != 4 or link_type == _IPV6 and version != 6:
+            return "bad IPv4 header" if link_type == _IPV4 else "bad IPv6 header"
+        if version != 4 and version != 6:
+            return "not IP"
+    else:
+        return "unsupported link type"
+
+    if version == 4:  # RFC 791 §3.1
+        if size - pos < 20:
+            return "truncated IP header"
+        if view[pos] >> 4 != 4:
+            return "bad IPv4 header"
+        ihl = (view[pos] & 0x0F) * 4
+        total = view[pos + 2] << 8 | view[pos + 3]
+        if ihl < 20 or (total and total < ihl):
+            return "bad IPv4 header"
+        if size - pos < ihl:
+            return "truncated IP header"
+        wire_end = pos + total if total else size
+        if (view[pos + 6] << 8 | view[pos + 7]) & 0x3FFF:  # MF flag or a fragment offset
+            return "IP fragment"
+        protocol = view[pos + 9]
+        src = bytes(view[pos + 12:pos + 16])
+        dst = bytes(view[pos + 16:pos + 20])
+        pos += ihl
+    else:  # RFC 8200 §3
+        if size - pos < 40:
+            return "truncated IP header"
+        if view[pos] >> 4 != 6:
+            return "bad IPv6 header"
+        payload_length = view[pos + 4] << 8 | view[pos + 5]
+        protocol = view[pos + 6]
+        src = bytes(view[pos + 8:pos + 24])
+        dst = bytes(view[pos + 24:pos + 40])
+        pos += 40
+        wire_end = pos + payload_length if payload_length else size
+        while protocol != 6:
+            if protocol in _IPV6_GENERIC or protocol == 51:
+                if min(size, wire_end) - pos < 2:
+                    return "truncated IP header" if size < wire_end else "bad IPv6 extension header"
+                # AH (RFC 4302 §2.2) counts 4-octet units minus 2.
+                length = (view[pos + 1] + 2) * 4 if protocol == 51 else (view[pos + 1] + 1) * 8
+                protocol = view[pos]
+            elif protocol == 44:  # fragment header (RFC 8200 §4.5), 8 octets
+                if min(size, wire_end) - pos < 8:
+                    return "truncated IP header" if size < wire_end else "bad IPv6 extension header"
+                if (view[pos + 2] << 8 | view[pos + 3]) & 0xFFF9:  # offset or M: a real fragment
+                    return "IP fragment"
+                length = 8
+                protocol = view[pos]
+            else:
+                return "not TCP"
+            pos += length
+            if pos > wire_end:
+                return "bad IPv6 extension header"
+    if protocol != 6:
+        return "not TCP"
+    # TCP header (RFC 9293 §3.1)
+    captured_end = min(size, wire_end)
+    if wire_end - pos < 20:
+        return "bad TCP header"
+    if captured_end - pos < 20:
+        return "truncated TCP header"
+    offset = (view[pos + 12] >> 4) * 4
+    if offset < 20 or pos + offset > wire_end:
+        return "bad TCP header"
+    if pos + offset > captured_end:
+        return "truncated TCP header"
+    src_port = view[pos] << 8 | view[pos + 1]
+    dst_port = view[pos + 2] << 8 | view[pos + 3]
+    seq = view[pos + 4] << 24 | view[pos + 5] << 16 | view[pos + 6] << 8 | view[pos + 7]
+    ack = view[pos + 8] << 24 | view[pos + 9] << 16 | view[pos + 10] << 8 | view[pos + 11]
+    flags = (view[pos + 12] & 0x0F) << 8 | view[pos + 13]
+    payload = memoryview(view)[pos + offset:captured_end]
+    return TcpSegment(src, src_port, dst, dst_port, seq, ack, flags, payload, wire_end - captured_end)

@@ -1,0 +1,748 @@
+"""Read packet captures and reassemble their TCP streams (docs/capture.md).
+
+Three layers, each usable alone:
+
+- :func:`open_capture` / :class:`PacketReader`: the packets of a pcap or pcapng
+  file (a path, a binary file object or standard input), read in blocks, in
+  constant memory. Compiled when the compiled backend is built.
+- :func:`parse_packet`: the TCP segment inside one packet (Ethernet with VLAN
+  tags, Linux SLL/SLL2, raw IP, BSD NULL/LOOP; IPv4 with options, IPv6 with
+  extension headers), or a reason it has none. Compiled likewise.
+- :class:`TcpReassembler`: per-connection, per-direction reassembly into an
+  ordered sequence of :class:`StreamStart`, :class:`StreamData`,
+  :class:`StreamGap` and :class:`StreamEnd` events, in bounded memory.
+
+:class:`TcpStreamReader` runs all three over a file. Reassembly policies:
+
+- A connection is its 4-tuple; ``direction`` 0 is from the client (the sender
+  of the SYN, or of the first packet seen when the capture starts mid-stream)
+  and 1 from the server. Streams are numbered from 0 in order of first packet,
+  like tshark's ``tcp.stream``.
+- A SYN sets the direction's initial sequence number (its data starts one
+  later); without one, the first sequence number seen is offset 0. A SYN and a
+  FIN each take one sequence number.
+- Where segments overlap, the bytes seen first win (retransmitted or
+  overlapping bytes that disagree are dropped, as tshark keeps the first copy).
+- Data ahead of a hole waits in a bounded out-of-order buffer. When the
+  direction's or the total buffer limit is passed, or the connection ends,
+  the hole is skipped: a :class:`StreamGap` says how many bytes were lost and
+  the data after it follows intact. Bytes the capture cut off (snap length)
+  are gaps too.
+- A FIN ends its direction once every byte before it is delivered
+  (``StreamEnd.reason == "fin"``); a RST ends both at once (``"rst"``). At the
+  end of the capture every open direction ends with ``"eof"``; a connection
+  evicted to respect ``max_connections`` ends with ``"evicted"``; a new SYN on
+  a 4-tuple that carried another connection ends it with ``"reused"``.
+- Packets that arrive for a closed connection (the last ACK, a retransmitted
+  FIN) are absorbed; a SYN on it starts a new connection.
+"""
+
+from __future__ import annotations
+
+import sys
+from bisect import bisect_left, bisect_right
+from collections import Counter, OrderedDict
+from operator import itemgetter
+from ipaddress import ip_address
+from os import PathLike, fspath
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
+
+from ._codec import BACKEND, PacketReader, parse_packet
+from ._codec import capture_backend as _backend
+from .errors import IncompleteError
+from .frames import Packet, TcpSegment
+
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "DEFAULT_MAX_BUFFER_PER_DIRECTION",
+    "DEFAULT_MAX_BUFFER_TOTAL",
+    "DEFAULT_MAX_CLOSED",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_RECORD",
+    "FrameIndex",
+    "Packet",
+    "PacketReader",
+    "StreamData",
+    "StreamEnd",
+    "StreamGap",
+    "StreamStart",
+    "TcpConnection",
+    "TcpReassembler",
+    "TcpSegment",
+    "TcpStreamReader",
+    "open_capture",
+    "parse_packet",
+]
+
+DEFAULT_BLOCK_SIZE: int = _backend.DEFAULT_BLOCK_SIZE
+DEFAULT_MAX_RECORD: int = _backend.DEFAULT_MAX_RECORD
+#: Out-of-order bytes held for one direction before its first hole is skipped: 1 MiB.
+DEFAULT_MAX_BUFFER_PER_DIRECTION = 1 << 20
+#: Out-of-order bytes held across all connections: 64 MiB.
+DEFAULT_MAX_BUFFER_TOTAL = 64 << 20
+#: Open connections tracked at once; the least recently active is evicted past it.
+DEFAULT_MAX_CONNECTIONS = 65536
+#: Closed connections remembered (to absorb their late packets).
+DEFAULT_MAX_CLOSED = 65536
+#: Bookkeeping counted per held out-of-order piece, on top of its bytes.
+PIECE_OVERHEAD = 64
+
+_FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
+_MOD = 1 << 32
+_HALF = 1 << 31
+
+
+def open_capture(source: Union[str, "PathLike[str]", BinaryIO, None], /, *,
+                 block_size: int = DEFAULT_BLOCK_SIZE, max_record: int = DEFAULT_MAX_RECORD) -> PacketReader:
+    """A :class:`PacketReader` over a capture file.
+
+    Args:
+        source: a path, ``"-"`` or None for standard input, or a binary file
+            object (read from its current position; not closed here).
+        block_size: bytes read at a time.
+        max_record: the largest record or block accepted.
+
+    Returns:
+        A reader; iterate it for :class:`~closecodec.frames.Packet` values. A
+        path is opened here and closed when the reader is exhausted or
+        garbage-collected (use :class:`TcpStreamReader` as a context manager
+        to close it at once).
+
+    Raises:
+        OSError: the path cannot be opened.
+        TypeError, ValueError: a bad argument.
+    """
+    if source is None or source == "-":
+        file: Any = sys.stdin.buffer
+    elif isinstance(source, (str, bytes, PathLike)):
+        file = open(fspath(source), "rb")
+    else:
+        file = source
+    return PacketReader(file, block_size=block_size, max_record=max_record)
+
+
+# -- values ----------------------------------------------------------------------
+
+
+class _Value(tuple):
+    """Immutable (a tuple underneath), hashable, compared by type and fields, repr by fields."""
+
+    __slots__ = ()
+    _fields: Tuple[str, ...] = ()
+
+    def __new__(cls, *fields: Any) -> Any:
+        if len(fields) != len(cls._fields):
+            raise TypeError(f"{cls.__name__} takes {len(cls._fields)} fields, not {len(fields)}")
+        return _new(cls, fields)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return tuple.__ne__(self, other)
+
+    # Ordering would compare different kinds of event as tuples: not offered.
+    __lt__ = __le__ = __gt__ = __ge__ = None  # type: ignore[assignment]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple(self)))
+
+    def __repr__(self) -> str:
+        fields = ", ".join([f"{name}={value!r}" for name, value in zip(self._fields, self)])
+        return f"{type(self).__name__}({fields})"
+
+    def __getnewargs__(self) -> tuple:
+        return tuple(self)
+
+
+_new = tuple.__new__
+
+
+def _fields(cls: Any) -> Any:
+    """Give a _Value subclass one read-only property per name in ``_fields``."""
+    for i, name in enumerate(cls._fields):
+        setattr(cls, name, property(itemgetter(i), doc=f"field {i}: {name}"))
+    return cls
+
+
+@_fields
+class TcpConnection(_Value):
+    """One TCP connection: its stream number and endpoints.
+
+    Args:
+        stream: 0, 1, ... in order of first packet (tshark's ``tcp.stream``).
+        client: the client's packed IP address (4 or 16 bytes).
+        client_port: the client's port.
+        server: the server's packed IP address.
+        server_port: the server's port.
+    """
+
+    __slots__ = ()
+    _fields = ("stream", "client", "client_port", "server", "server_port")
+
+    @property
+    def ip_version(self) -> int:
+        return 4 if len(self.client) == 4 else 6
+
+    def endpoint(self, direction: int) -> Tuple[str, str]:
+        """``(source, destination)`` of ``direction`` as text, ``ip:port`` or ``[ip]:port``."""
+        client = _endpoint(self.client, self.client_port)
+        server = _endpoint(self.server, self.server_port)
+        return (client, server) if direction == 0 else (server, client)
+
+    def __str__(self) -> str:
+        client, server = self.endpoint(0)
+        return f"stream {self.stream}: {client} -> {server}"
+
+
+def _endpoint(address: bytes, port: int) -> str:
+    text = str(ip_address(address))
+    return f"{text}:{port}" if len(address) == 4 else f"[{text}]:{port}"
+
+
+@_fields
+class StreamStart(_Value):
+    """A connection's first packet was seen.
+
+    Args:
+        connection: the :class:`TcpConnection`.
+        frame: the frame number of that packet.
+        timestamp_ns: its capture time.
+    """
+
+    __slots__ = ()
+    _fields = ("connection", "frame", "timestamp_ns")
+
+
+
+@_fields
+class StreamData(_Value):
+    """Bytes of one direction's stream, in order.
+
+    Args:
+        connection: the :class:`TcpConnection`.
+        direction: 0 client to server, 1 server to client.
+        offset: the stream offset of ``data[0]`` (0 = the first byte after the
+            SYN, or the first byte seen).
+        data: the bytes (a memoryview into the capture's block, or bytes when
+            they waited in the out-of-order buffer).
+        frame: the frame number of the packet that carried them.
+        timestamp_ns: that packet's capture time.
+    """
+
+    __slots__ = ()
+    _fields = ("connection", "direction", "offset", "data", "frame", "timestamp_ns")
+
+
+    @property
+    def end(self) -> int:
+        """The stream offset just past the last byte."""
+        return self.offset + len(self.data)
+
+    def __repr__(self) -> str:
+        return (f"StreamData(stream={self.connection.stream}, direction={self.direction}, offset={self.offset}, "
+                f"data=<{len(self.data)} bytes>, frame={self.frame}, timestamp_ns={self.timestamp_ns})")
+
+
+@_fields
+class StreamGap(_Value):
+    """Bytes of one direction's stream that the capture does not have.
+
+    Args:
+        connection: the :class:`TcpConnection`.
+        direction: 0 or 1.
+        offset: the stream offset of the first missing byte.
+        length: how many bytes are missing; the next data starts at
+            ``offset + length``.
+        frame: the frame whose arrival (or the end of the connection or the
+            capture) made the reassembler give up on them.
+        timestamp_ns: that frame's capture time.
+    """
+
+    __slots__ = ()
+    _fields = ("connection", "direction", "offset", "length", "frame", "timestamp_ns")
+
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+@_fields
+class StreamEnd(_Value):
+    """One direction of a connection ended; nothing more follows for it.
+
+    Args:
+        connection: the :class:`TcpConnection`.
+        direction: 0 or 1.
+        offset: the stream's length (the offset just past its last byte).
+        reason: ``"fin"``, ``"rst"``, ``"eof"`` (the capture ended first),
+            ``"evicted"`` (the connection limit) or ``"reused"`` (a new SYN
+            on the same 4-tuple).
+        frame: the frame that ended it: the FIN (or the frame that filled the
+            last hole before it), the RST; for the others the last TCP frame
+            processed.
+        timestamp_ns: that frame's capture time.
+    """
+
+    __slots__ = ()
+    _fields = ("connection", "direction", "offset", "reason", "frame", "timestamp_ns")
+
+
+
+StreamEvent = Union[StreamStart, StreamData, StreamGap, StreamEnd]
+
+
+class FrameIndex:
+    """Which frame carried a stream byte, for one direction, in bounded memory.
+
+    Feed it the direction's :class:`StreamData` events; a protocol layer that
+    finds a message ending at stream offset ``end`` asks ``frame_at(end - 1)``
+    for the frame that carried its last byte (how tshark attributes a message
+    split over segments), and calls ``forget_before`` once it no longer needs
+    older offsets.
+    """
+
+    __slots__ = ("_ends", "_frames", "_times")
+
+    def __init__(self) -> None:
+        self._ends: List[int] = []
+        self._frames: List[int] = []
+        self._times: List[int] = []
+
+    def add(self, event: StreamData) -> None:
+        """Record that ``event.frame`` carried ``event.offset`` up to ``event.end``."""
+        self._ends.append(event.offset + len(event.data))
+        self._frames.append(event.frame)
+        self._times.append(event.timestamp_ns)
+
+    def frame_at(self, offset: int) -> Tuple[int, int]:
+        """``(frame, timestamp_ns)`` of the data event holding stream byte ``offset``.
+
+        Raises:
+            KeyError: no recorded event holds that byte (never added, or forgotten).
+        """
+        i = bisect_right(self._ends, offset)
+        if i == len(self._ends):
+            raise KeyError(offset)
+        return self._frames[i], self._times[i]
+
+    def forget_before(self, offset: int) -> None:
+        """Drop what is known about bytes before ``offset``."""
+        i = bisect_right(self._ends, offset)
+        if i:
+            del self._ends[:i], self._frames[:i], self._times[:i]
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+
+# -- reassembly ----------------------------------------------------------------------
+
+
+class _Half:
+    """One direction of a connection."""
+
+    __slots__ = ("base", "next", "starts", "pieces", "buffered", "fin_at", "ended")
+
+    def __init__(self) -> None:
+        self.base: Optional[int] = None  # sequence number of stream offset 0
+        self.next = 0  # next stream offset to deliver
+        # Out-of-order pieces, disjoint and sorted: starts[i] is pieces[i][0];
+        # a piece is [start, end, data or None (lost bytes), frame, timestamp_ns].
+        self.starts: List[int] = []
+        self.pieces: List[list] = []
+        self.buffered = 0
+        self.fin_at: Optional[int] = None
+        self.ended = False
+
+
+class _Connection:
+    __slots__ = ("value", "halves", "key")
+
+    def __init__(self, value: TcpConnection, key: tuple) -> None:
+        self.value = value
+        self.halves = (_Half(), _Half())
+        self.key = key  # the client-to-server 4-tuple
+
+
+class TcpReassembler:
+    """Reassemble TCP segments into ordered per-direction streams, in bounded memory.
+
+    Args:
+        max_connections: open connections tracked at once (the least
+            recently active one is evicted, its directions ended with
+            ``"evicted"``, past it).
+        max_buffer_per_direction: out-of-order bytes held for one direction
+            before its first hole is skipped.
+        max_buffer_total: out-of-order bytes held in all, past which the
+            connections that have held data longest skip their holes first.
+        max_closed: closed connections remembered to absorb their late packets.
+
+    Each held out-of-order piece counts its bytes plus ``PIECE_OVERHEAD`` (64)
+    against both buffer limits.
+
+    Attributes:
+        stats: a :class:`collections.Counter` of what happened:
+            ``retransmitted`` (segments with no new byte), ``overlapping``
+            (segments partly seen before), ``out_of_order``, ``gaps``,
+            ``gap_bytes``, ``evicted``, ``after_close``, ``before_start``.
+
+    Raises:
+        TypeError, ValueError: a limit is not a positive int.
+    """
+
+    def __init__(self, *, max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 max_buffer_per_direction: int = DEFAULT_MAX_BUFFER_PER_DIRECTION,
+                 max_buffer_total: int = DEFAULT_MAX_BUFFER_TOTAL, max_closed: int = DEFAULT_MAX_CLOSED) -> None:
+        for name, value in (("max_connections", max_connections),
+                            ("max_buffer_per_direction", max_buffer_per_direction),
+                            ("max_buffer_total", max_buffer_total), ("max_closed", max_closed)):
+            if type(value) is not int:
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, not {value}")
+        self.max_connections = max_connections
+        self.max_buffer_per_direction = max_buffer_per_direction
+        self.max_buffer_total = max_buffer_total
+        self.max_closed = max_closed
+        # 4-tuple (either direction) -> (connection, direction); ordered by last activity.
+        self._open: "OrderedDict[tuple, _Connection]" = OrderedDict()
+        self._lookup: Dict[tuple, Tuple[_Connection, int]] = {}
+        self._closed: "OrderedDict[tuple, None]" = OrderedDict()
+        self._buffered = 0
+        self._holding: "OrderedDict[tuple, None]" = OrderedDict()  # connections holding out-of-order data
+        self._streams = 0
+        self._frame = 0
+        self._time = 0
+        self.stats: Counter = Counter()
+
+    @property
+    def buffered(self) -> int:
+        """Out-of-order bytes (with piece overhead) held now, across all connections."""
+        return self._buffered
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
+
+    def add(self, frame: int, timestamp_ns: int, segment: TcpSegment) -> List[StreamEvent]:
+        """Take one segment; return the events it releases, in order.
+
+        Args:
+            frame: the frame number of the packet that carried it.
+            timestamp_ns: the packet's capture time.
+            segment: the segment, as :func:`parse_packet` returns it.
+
+        Returns:
+            A list of stream events (often one :class:`StreamData`, often none).
+        """
+        out: List[StreamEvent] = []
+        self._frame = frame
+        self._time = timestamp_ns
+        key = (segment.src, segment.src_port, segment.dst, segment.dst_port)
+        flags = segment.flags
+        found = self._lookup.get(key)
+        if found is not None:
+            conn, direction = found
+            half = conn.halves[direction]
+            if flags & _SYN and not flags & _ACK and direction == 0 and half.base is not None \
+                    and (segment.seq + 1) % _MOD != half.base:
+                self._close(conn, "reused", out)  # a new connection on the same 4-tuple
+                found = None
+            else:
+                self._open.move_to_end(conn.key)
+        if found is None:
+            reverse = (segment.dst, segment.dst_port, segment.src, segment.src_port)
+            if (key in self._closed or reverse in self._closed) and not (flags & _SYN and not flags & _ACK):
+                self.stats["after_close"] += 1
+                return out
+            self._closed.pop(key, None)
+            self._closed.pop(reverse, None)
+            if len(self._open) >= self.max_connections:
+                oldest = next(iter(self._open.values()))
+                self.stats["evicted"] += 1
+                self._close(oldest, "evicted", out)
+            # A SYN+ACK comes from the server; anything else from the client.
+            if flags & _SYN and flags & _ACK:
+                key, reverse = reverse, key
+                direction = 1
+            else:
+                direction = 0
+            value = TcpConnection(self._streams, key[0], key[1], key[2], key[3])
+            self._streams += 1
+            conn = _Connection(value, key)
+            self._open[key] = conn
+            self._lookup[key] = (conn, 0)
+            self._lookup[reverse] = (conn, 1)
+            out.append(_new(StreamStart, (value, frame, timestamp_ns)))
+            half = conn.halves[direction]
+
+        seq = segment.seq
+        if flags & _SYN:
+            seq = (seq + 1) % _MOD  # the SYN takes one sequence number; data follows it
+            if half.base is None:
+                half.base = seq
+        elif half.base is None:
+            half.base = seq  # mid-stream: the first sequence number seen is offset 0
+        # Unwrap the 32-bit sequence number to the stream offset nearest the next one expected.
+        delta = (seq - half.base - half.next) % _MOD
+        if delta >= _HALF:
+            delta -= _MOD
+        offset = half.next + delta
+        payload = segment.payload
+        size = len(payload)
+        if (size or segment.missing) and not half.ended:
+            self._data(conn, direction, half, offset, payload, segment.missing, out)
+        if flags & _FIN and half.fin_at is None and not half.ended:
+            half.fin_at = offset + size + segment.missing
+            self._drain(conn, direction, half, out)
+        if flags & _RST:
+            self._close(conn, "rst", out)
+        return out
+
+    def finish(self) -> List[StreamEvent]:
+        """End every open connection (``"eof"``): skip their holes and release what they hold.
+
+        Returns:
+            The events, connections in stream order.
+        """
+        out: List[StreamEvent] = []
+        for conn in sorted(self._open.values(), key=lambda c: c.value.stream):
+            self._close(conn, "eof", out)
+        return out
+
+    # -- internals -----------------------------------------------------------
+
+    def _data(self, conn: _Connection, direction: int, half: _Half, offset: int, payload: Any, missing: int,
+              out: List[StreamEvent]) -> None:
+        size = len(payload)
+        end = offset + size + missing
+        nxt = half.next
+        if half.fin_at is not None and end > half.fin_at:
+            end = half.fin_at  # nothing after a FIN belongs to the stream
+            size = min(size, max(0, end - offset))
+            missing = max(0, end - offset - size)
+        if end <= nxt:
+            self.stats["retransmitted"] += 1
+            if offset < 0 and nxt == 0:
+                self.stats["before_start"] += 1
+            return
+        if offset == nxt and not half.pieces:
+            # The common case: the next bytes, nothing held.
+            if size:
+                out.append(_new(StreamData, (conn.value, direction, offset, payload if len(payload) == size
+                                      else payload[:size], self._frame, self._time)))
+            if missing:
+                self._gap(conn, direction, offset + size, missing, out)
+            half.next = end
+            self._drain(conn, direction, half, out)
+            return
+        if offset < nxt:
+            self.stats["overlapping"] += 1
+        if offset > nxt:
+            self.stats["out_of_order"] += 1
+        # Keep the bytes not seen before (first seen wins), then deliver what is in order.
+        added = self._hold(half, offset, offset + size, payload, self._frame, self._time)
+        if missing:
+            added += self._hold(half, offset + size, end, None, self._frame, self._time)
+        if added:
+            self._buffered += added
+            self._holding[conn.key] = None
+        self._drain(conn, direction, half, out)
+        if half.buffered > self.max_buffer_per_direction:
+            while half.pieces and half.buffered > self.max_buffer_per_direction:
+                self._skip(conn, direction, half, out)
+        if self._buffered > self.max_buffer_total:
+            self._relieve(out)
+
+    def _hold(self, half: _Half, start: int, end: int, data: Any, frame: int, time: int) -> int:
+        """Add the parts of [start, end) not yet delivered or held; return the bytes accounted."""
+        cur = max(start, half.next)
+        starts, pieces = half.starts, half.pieces
+        i = bisect_right(starts, cur) - 1
+        if i < 0:
+            i = 0
+        added = 0
+        new = []
+        while cur < end:
+            if i < len(pieces) and pieces[i][0] <= cur:
+                if pieces[i][1] > cur:
+                    cur = pieces[i][1]
+                i += 1
+                continue
+            stop = min(end, pieces[i][0]) if i < len(pieces) else end
+            piece_data = None if data is None else bytes(data[cur - start:stop - start])
+            new.append([cur, stop, piece_data, frame, time])
+            cur = stop
+        for piece in new:
+            at = bisect_left(starts, piece[0])
+            starts.insert(at, piece[0])
+            pieces.insert(at, piece)
+            cost = piece[1] - piece[0] + PIECE_OVERHEAD
+            half.buffered += cost
+            added += cost
+        return added
+
+    def _drain(self, conn: _Connection, direction: int, half: _Half, out: List[StreamEvent]) -> None:
+        """Deliver held pieces that now start at the next offset; end the direction at its FIN."""
+        pieces = half.pieces
+        released = 0
+        while pieces and pieces[0][0] <= half.next:
+            start, end, data, frame, time = pieces.pop(0)
+            half.starts.pop(0)
+            cost = end - start + PIECE_OVERHEAD
+            half.buffered -= cost
+            released += cost
+            if end <= half.next:
+                continue
+            if data is None:
+                self._gap(conn, direction, start, end - start, out)
+            else:
+                out.append(_new(StreamData, (conn.value, direction, start, data, frame, time)))
+            half.next = end
+        if released:
+            self._buffered -= released
+            if not pieces:
+                self._holding.pop(conn.key, None)
+        if half.fin_at is not None and half.next >= half.fin_at and not half.ended and not pieces:
+            half.ended = True
+            out.append(_new(StreamEnd, (conn.value, direction, half.next, "fin", self._frame, self._time)))
+            if conn.halves[1 - direction].ended:
+                self._retire(conn)
+
+    def _skip(self, conn: _Connection, direction: int, half: _Half, out: List[StreamEvent]) -> None:
+        """Give up on the hole before the first held piece."""
+        first = half.pieces[0][0]
+        if first > half.next:
+            self._gap(conn, direction, half.next, first - half.next, out)
+            half.next = first
+        self._drain(conn, direction, half, out)
+
+    def _gap(self, conn: _Connection, direction: int, offset: int, length: int, out: List[StreamEvent]) -> None:
+        self.stats["gaps"] += 1
+        self.stats["gap_bytes"] += length
+        out.append(_new(StreamGap, (conn.value, direction, offset, length, self._frame, self._time)))
+
+    def _relieve(self, out: List[StreamEvent]) -> None:
+        """Skip holes, least recently active connections first, until under the total limit."""
+        for key in list(self._holding):
+            if self._buffered <= self.max_buffer_total:
+                break
+            conn = self._open.get(key)
+            if conn is None:
+                continue
+            for direction in (0, 1):
+                half = conn.halves[direction]
+                while half.pieces:
+                    self._skip(conn, direction, half, out)
+
+    def _close(self, conn: _Connection, reason: str, out: List[StreamEvent]) -> None:
+        """Flush both directions (skipping holes) and end them with ``reason``."""
+        for direction in (0, 1):
+            half = conn.halves[direction]
+            while half.pieces:
+                self._skip(conn, direction, half, out)
+            if not half.ended and half.fin_at is not None and half.next < half.fin_at:
+                self._gap(conn, direction, half.next, half.fin_at - half.next, out)  # a hole before the FIN
+                half.next = half.fin_at
+            if not half.ended:
+                if half.fin_at is not None and half.next >= half.fin_at:
+                    reason_here = "fin"
+                else:
+                    reason_here = reason
+                half.ended = True
+                out.append(_new(StreamEnd, (conn.value, direction, half.next, reason_here, self._frame, self._time)))
+        self._retire(conn)
+
+    def _retire(self, conn: _Connection) -> None:
+        key = conn.key
+        if self._open.pop(key, None) is None:
+            return
+        reverse = (key[2], key[3], key[0], key[1])
+        self._lookup.pop(key, None)
+        self._lookup.pop(reverse, None)
+        self._holding.pop(key, None)
+        self._closed[key] = None
+        if len(self._closed) > self.max_closed:
+            self._closed.popitem(last=False)
+
+
+# -- the whole pipeline ----------------------------------------------------------------
+
+
+class TcpStreamReader:
+    """Packets of a capture, parsed and reassembled into stream events.
+
+    Args:
+        source: a path, ``"-"`` or None for standard input, or a binary file object.
+        block_size, max_record: as for :func:`open_capture`.
+        max_connections, max_buffer_per_direction, max_buffer_total,
+        max_closed: as for :class:`TcpReassembler`.
+
+    Iterating yields :class:`StreamStart`, :class:`StreamData`,
+    :class:`StreamGap` and :class:`StreamEnd` events; at the end of the file
+    every open connection ends (``"eof"``), also when the file is truncated.
+
+    Attributes:
+        packets: the :class:`PacketReader` (``frames``, ``format``, ``error``).
+        reassembler: the :class:`TcpReassembler` (``stats``).
+        skipped: a :class:`collections.Counter` of packets without a usable
+            TCP segment, by reason (see :func:`parse_packet`).
+        error: the :class:`~closecodec.errors.IncompleteError` of a truncated
+            file, once iteration ends, else None.
+
+    Raises:
+        MalformedError: (while iterating) the file is not a capture, or its
+            structure is broken.
+        OSError: the path cannot be opened.
+    """
+
+    def __init__(self, source: Union[str, "PathLike[str]", BinaryIO, None], /, *,
+                 block_size: int = DEFAULT_BLOCK_SIZE, max_record: int = DEFAULT_MAX_RECORD,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 max_buffer_per_direction: int = DEFAULT_MAX_BUFFER_PER_DIRECTION,
+                 max_buffer_total: int = DEFAULT_MAX_BUFFER_TOTAL, max_closed: int = DEFAULT_MAX_CLOSED) -> None:
+        self.reassembler = TcpReassembler(max_connections=max_connections,
+                                          max_buffer_per_direction=max_buffer_per_direction,
+                                          max_buffer_total=max_buffer_total, max_closed=max_closed)
+        self._owned = None
+        if isinstance(source, (str, bytes, PathLike)) and source != "-":
+            self._owned = open(fspath(source), "rb")
+            source = self._owned
+        self.packets = open_capture(source, block_size=block_size, max_record=max_record)
+        self.skipped: Counter = Counter()
+
+    @property
+    def error(self) -> Optional[IncompleteError]:
+        return self.packets.error
+
+    def close(self) -> None:
+        """Close the file if this reader opened it."""
+        if self._owned is not None:
+            self._owned.close()
+
+    def __enter__(self) -> "TcpStreamReader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        add = self.reassembler.add
+        skipped = self.skipped
+        parse = parse_packet
+        for packet in self.packets:
+            segment = parse(packet.data, packet.link_type)
+            if type(segment) is str:
+                skipped[segment] += 1
+                continue
+            events = add(packet.frame, packet.timestamp_ns, segment)
+            if events:
+                yield from events
+        yield from self.reassembler.finish()
+        self.close()

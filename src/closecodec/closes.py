@@ -1,0 +1,922 @@
+"""Close records: every close in a packet capture, one record each (docs/capture.md, "Close records").
+
+Builds on :mod:`closecodec.capture` (reading and TCP reassembly) and the
+streaming decoders (:class:`~closecodec.WebSocketStream`,
+:class:`~closecodec.MqttStream`). For each TCP connection:
+
+1. **Recognise** what it carries from its first bytes, holding at most
+   ``MAX_HANDSHAKE`` (64 KiB) per direction meanwhile: an HTTP upgrade request
+   answered by ``101`` is WebSocket (any port); its ``mqtt`` subprotocol makes
+   it MQTT over WebSocket; a last path segment ``diffusion`` in the request,
+   or a first server binary message that is a whole Diffusion connection
+   response, makes it Diffusion over WebSocket; an upgrade answered by another
+   status is a rejected handshake (a record). A first client packet that is an
+   MQTT CONNECT is MQTT (any port). Failing those, the port table decides:
+   ``decode_as`` (``{port: "websocket" | "mqtt" | "diffusion"}``, as tshark's
+   "decode as") and ``mqtt_ports`` (1883 by default), for captures that lack
+   the handshake; otherwise the connection is ignored.
+2. **Decode** each direction with a stream decoder, and turn each close into a
+   :class:`CloseRecord` at the frame that carried its last byte (as tshark
+   reports a frame split over segments).
+3. **Gaps and errors**: after a :class:`~closecodec.capture.StreamGap` the
+   decoder restarts where the data resumes, and after a decode error at the
+   start of the next segment, on the assumption that a segment starts a frame
+   (senders usually write whole frames). Nothing is recorded from bytes that
+   do not decode; errors are counted in :attr:`CloseRecordReader.stats`, and
+   later records of the connection have ``data_lost`` set.
+4. A recognised connection that ends with FIN or RST without any close record
+   in either direction gives one ``tcp`` record, at the first FIN (or the RST),
+   from the side that sent it. Connections that are cut by the end of the
+   capture, evicted or never recognised give none.
+
+Memory: per connection a few hundred bytes, the handshake bytes while
+recognising (at most 64 KiB a direction) and what the stream decoders hold
+(one unfinished WebSocket message or MQTT packet, up to ``max_message_size``);
+all of it is freed when the connection ends.
+"""
+
+from __future__ import annotations
+
+import importlib
+import zlib
+from collections import Counter
+from os import PathLike, fspath
+from types import ModuleType
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+
+from . import _codec
+from .capture import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_MAX_BUFFER_PER_DIRECTION,
+    DEFAULT_MAX_BUFFER_TOTAL,
+    DEFAULT_MAX_CLOSED,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RECORD,
+    StreamData,
+    StreamEnd,
+    StreamGap,
+    StreamStart,
+    TcpConnection,
+    TcpReassembler,
+    _fields,
+    _new,
+    _Value,
+)
+from .errors import DecodeError, IncompleteError
+from .frames import (
+    AbortNotification,
+    CloseClientRequest,
+    CloseRequest,
+    ConnectionResponse,
+    EventBatch,
+    MqttConnack,
+    MqttDisconnect,
+    ServiceRequest,
+    WebSocketClose,
+    WebSocketMessage,
+)
+from .frames import CloseEvent as _CloseEvent
+from .jsonform import _mqtt_property_json
+
+__all__ = [
+    "DECODE_AS_KINDS",
+    "MAX_HANDSHAKE",
+    "CloseRecord",
+    "CloseRecordReader",
+    "close_records",
+    "parse_decode_as",
+]
+
+#: Bytes held per direction while recognising a connection (HTTP upgrade, CONNECT).
+MAX_HANDSHAKE = 64 * 1024
+#: What ``decode_as`` may say a port carries.
+DECODE_AS_KINDS = ("websocket", "mqtt", "diffusion")
+#: Largest WebSocket message or MQTT packet the capture decoders reassemble: 16 MiB.
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+#: Largest inflated permessage-deflate message (Diffusion or MQTT over WebSocket).
+MAX_INFLATED = 16 * 1024 * 1024
+
+_DIRECTIONS = ("client_to_server", "server_to_client")
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.2
+_BINARY = 2
+
+
+@_fields
+class CloseRecord(_Value):
+    """One close seen in a capture: a close frame, a refusal, or a TCP end without one.
+
+    Immutable, hashable, comparable (a tuple underneath, like the capture
+    events). :meth:`to_dict` gives the JSON form (docs/capture.md).
+
+    Fields:
+        frame: the frame number (1-based, as Wireshark counts) of the packet
+            holding the close's last byte.
+        timestamp_ns: that packet's capture time, in ns since the epoch
+            (:attr:`time` in seconds).
+        stream: the TCP stream number (tshark's ``tcp.stream``).
+        src, dst: ``ip:port`` of the sender and receiver (IPv6 in brackets).
+        direction: ``"client_to_server"`` or ``"server_to_client"``.
+        protocol: the layer that closed: ``"websocket"``, ``"mqtt"``,
+            ``"diffusion"``, or ``"tcp"`` (ended without a close frame).
+        kind: what was seen: ``ws_close``, ``ws_rejected``,
+            ``mqtt_disconnect``, ``mqtt_connack``, ``diffusion_response``,
+            ``diffusion_abort``, ``diffusion_close_request``,
+            ``diffusion_close_event``, ``diffusion_close_client``, ``tcp_end``.
+        code: the number on the wire (WebSocket status, MQTT reason code,
+            Diffusion response code or close reason, HTTP status), or None.
+        name: the code's name (``NORMAL_CLOSURE``, ``SESSION_TAKEN_OVER``,
+            ``FIN``...), or a name for what was seen when there is no code.
+        reason: the reason text on the wire, or None.
+        session_id: the Diffusion session id (text) where known, else None.
+        close_reason: what the vendor's Diffusion client reports for it
+            (``ACCESS_DENIED``...), for Diffusion records, else None.
+        client_id: the MQTT client identifier from the connection's CONNECT.
+        mqtt_version: 3, 4 or 5 for MQTT records (from the CONNECT; None
+            when the capture lacks it), else None.
+        properties: the MQTT 5 properties, ``(MqttPropertyId, value)`` pairs.
+        application: what the connection was recognised as: ``"websocket"``,
+            ``"mqtt"``, ``"mqtt-websocket"``, ``"diffusion"``.
+        data_lost: bytes of the connection before this record were missing
+            from the capture or did not decode.
+        value: the decoded value (:class:`WebSocketClose`,
+            :class:`MqttDisconnect`, ...), or None.
+    """
+
+    __slots__ = ()
+    _fields = (
+        "frame", "timestamp_ns", "stream", "src", "dst", "direction", "protocol", "kind", "code", "name",
+        "reason", "session_id", "close_reason", "client_id", "mqtt_version", "properties", "application",
+        "data_lost", "value",
+    )
+
+    @property
+    def time(self) -> float:
+        """The capture time in seconds since the epoch (``timestamp_ns`` is exact)."""
+        return self.timestamp_ns / 1e9
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The record as a JSON-ready dict (the JSON lines schema, docs/capture.md)."""
+        mqtt = self.protocol == "mqtt"
+        return {
+            "frame": self.frame,
+            "time": self.timestamp_ns / 1e9,
+            "time_ns": self.timestamp_ns,
+            "stream": self.stream,
+            "src": self.src,
+            "dst": self.dst,
+            "direction": self.direction,
+            "protocol": self.protocol,
+            "kind": self.kind,
+            "code": self.code,
+            "name": self.name,
+            "reason": self.reason,
+            "session_id": self.session_id,
+            "close_reason": self.close_reason,
+            "client_id": self.client_id,
+            "mqtt_version": self.mqtt_version,
+            "properties": [_mqtt_property_json(pid, item) for pid, item in self.properties] if mqtt else None,
+            "application": self.application,
+            "data_lost": self.data_lost,
+        }
+
+    def __repr__(self) -> str:
+        return (f"CloseRecord(frame={self.frame}, {self.src} -> {self.dst}, {self.protocol} {self.kind}, "
+                f"code={self.code!r}, name={self.name!r}, reason={self.reason!r}, session_id={self.session_id!r})")
+
+
+def parse_decode_as(items: Iterable[str]) -> Dict[int, str]:
+    """``["8080=websocket", ...]`` as ``{8080: "websocket"}``.
+
+    Raises:
+        ValueError: an item is not ``PORT=KIND`` with a port 1..65535 and a
+            kind in :data:`DECODE_AS_KINDS`.
+    """
+    out: Dict[int, str] = {}
+    for item in items:
+        port, sep, kind = item.partition("=")
+        kind = kind.strip().lower()
+        if not sep or not port.strip().isdigit() or not 1 <= int(port) <= 65535 or kind not in DECODE_AS_KINDS:
+            raise ValueError(f"--decode-as takes PORT=KIND with KIND one of {', '.join(DECODE_AS_KINDS)}, "
+                             f"not {item!r}")
+        out[int(port)] = kind
+    return out
+
+
+# -- recognition helpers -------------------------------------------------------------
+
+
+def _http_head(data: bytes) -> Optional[Tuple[str, Dict[str, str], int]]:
+    """``(first line, headers, size)`` of a complete HTTP head at the start of ``data``, else None."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = data[:end].decode("latin-1").split("\r\n")
+    headers: Dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            key = name.strip().lower()
+            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+    return lines[0], headers, end + 4
+
+
+def _mqtt_connect(data: bytes) -> Any:
+    """A CONNECT at the start of ``data``: ``(version, client_id or None)``; None if more bytes are
+    needed; False if it is not one (MQTT 5.0 §3.1, 3.1.1 §3.1)."""
+    if not data:
+        return None
+    if data[0] != 0x10:
+        return False
+    remaining, shift, i = 0, 0, 1
+    while True:  # Remaining Length, a Variable Byte Integer (§1.5.5)
+        if i >= len(data):
+            return None
+        byte = data[i]
+        remaining |= (byte & 0x7F) << shift
+        i += 1
+        if not byte & 0x80:
+            break
+        shift += 7
+        if i > 4:
+            return False
+    start = i
+    if len(data) < i + 2:
+        return None
+    name_len = int.from_bytes(data[i:i + 2], "big")
+    if name_len not in (4, 6):
+        return False
+    if len(data) < i + 2 + name_len + 1:
+        return None
+    name = data[i + 2:i + 2 + name_len]
+    level = data[i + 2 + name_len]
+    if (name, level) not in ((b"MQTT", 4), (b"MQTT", 5), (b"MQIsdp", 3)):
+        return False
+    # The client id, when the whole packet is here: flags (1), keep alive (2), [properties], string.
+    client_id = None
+    end = start + remaining
+    j = i + 2 + name_len + 4
+    if len(data) >= end and j <= end:
+        try:
+            if level == 5:
+                length, shift = 0, 0
+                while True:
+                    byte = data[j]
+                    length |= (byte & 0x7F) << shift
+                    j += 1
+                    if not byte & 0x80:
+                        break
+                    shift += 7
+                j += length
+            size = int.from_bytes(data[j:j + 2], "big")
+            if j + 2 + size <= end:
+                client_id = data[j + 2:j + 2 + size].decode("utf-8")
+        except (IndexError, UnicodeDecodeError):
+            client_id = None
+    return level, client_id
+
+
+def _classify(data: bytes) -> str:
+    """What a direction's first bytes are: request, response, connect, more (undecided) or other."""
+    if data[:4] == b"GET "[:len(data[:4])]:
+        return "request" if len(data) >= 4 else "more"
+    if data[:5] == b"HTTP/"[:len(data[:5])]:
+        return "response" if len(data) >= 5 else "more"
+    found = _mqtt_connect(data)
+    if found is None:
+        return "more"
+    return "connect" if found else "other"
+
+
+# -- per-connection state ----------------------------------------------------------------
+
+
+class _Half:
+    """One direction: held handshake bytes, then its decoder."""
+
+    __slots__ = ("pending", "held", "ws", "mqtt", "mqtt_prev", "inflater", "done", "ended", "messages")
+
+    def __init__(self) -> None:
+        self.pending: List[Tuple[int, bytes, int, int]] = []  # (offset, bytes, frame, timestamp_ns)
+        self.held = 0
+        self.ws: Any = None  # a WebSocketStream
+        self.mqtt: Any = None  # an MqttStream (on TCP, or inside WebSocket binary messages)
+        self.mqtt_prev = 0  # where the MQTT stream's next packet starts (gives each packet's size)
+        self.inflater: Any = None  # permessage-deflate context
+        self.done = False  # a close frame was read: nothing more to decode
+        self.ended = False
+        self.messages = 0  # binary messages seen (the first server one may be a connection response)
+
+
+class _Conn:
+    __slots__ = ("value", "app", "client", "halves", "records", "first_end", "session_id", "client_id",
+                 "mqtt_version", "lost", "port_kind", "port_client", "deflate", "maybe_diffusion", "start")
+
+    def __init__(self, value: TcpConnection, port_kind: Optional[str], port_client: int) -> None:
+        self.value = value
+        self.app: Optional[str] = None  # None while recognising; "ignore" when not ours
+        self.client = 0
+        self.halves = (_Half(), _Half())
+        self.records = 0
+        self.first_end: Optional[Tuple[str, int, int, int]] = None  # (reason, direction, frame, timestamp_ns)
+        self.session_id: Optional[str] = None
+        self.client_id: Optional[str] = None
+        self.mqtt_version: Optional[int] = None
+        self.lost = False
+        self.port_kind = port_kind
+        self.port_client = port_client
+        self.deflate = False
+        self.maybe_diffusion = False
+        self.start: Optional[Tuple[int, int]] = None
+
+
+def _backend_modules(backend: Optional[str]) -> Tuple[ModuleType, ModuleType, ModuleType]:
+    if backend is None:
+        return _codec.capture_backend, _codec.stream, _codec.backend
+    if backend not in ("c", "py"):
+        raise ValueError(f"backend must be 'c', 'py' or None, not {backend!r}")
+    return tuple(importlib.import_module(f"closecodec._{name}_{backend}")  # type: ignore[return-value]
+                 for name in ("capture", "stream", "codec"))
+
+
+class CloseRecordReader:
+    """The close records of a capture, lazily, in constant memory.
+
+    Args:
+        source: a path, ``"-"`` or None for standard input, or a binary file
+            object (read from its position; not closed here).
+        decode_as: ``{port: kind}`` (or ``"PORT=KIND"`` strings) for traffic
+            whose handshake the capture lacks, as tshark's "decode as":
+            ``"websocket"``, ``"mqtt"``, or ``"diffusion"`` (Diffusion messages
+            inside WebSocket binary messages). A connection whose server or
+            client port is listed is decoded as that (server port first).
+        mqtt_ports: ports taken as MQTT without a CONNECT (``decode_as`` wins).
+        max_message_size: the largest WebSocket message or MQTT packet
+            reassembled; a larger one is a decode error (counted).
+        progress: called with the file offset read so far every few thousand
+            packets (for a progress bar).
+        backend: ``"c"`` or ``"py"`` to force a backend (tests and
+            benchmarks); None uses :data:`closecodec.BACKEND`'s.
+        block_size, max_record, max_connections, max_buffer_per_direction,
+        max_buffer_total, max_closed: as for
+            :class:`~closecodec.capture.TcpStreamReader`.
+
+    Iterating yields :class:`CloseRecord` values as the capture is read.
+
+    Attributes:
+        stats: a :class:`collections.Counter`: ``connections``, recognised
+            ones by application (``websocket``, ``mqtt``, ...), ``ignored``,
+            ``records``, ``gaps``, ``websocket_errors``, ``mqtt_errors``,
+            ``diffusion_errors``, ``http_errors``.
+        errors: the first 100 decode errors as ``(frame, stream, message)``.
+        skipped: packets without a usable TCP segment, by reason.
+        error: an :class:`~closecodec.errors.IncompleteError` once iteration
+            has ended if the file is truncated (records up to the cut were
+            yielded), else None.
+        position: the file offset read so far.
+
+    Raises:
+        MalformedError: (while iterating) the file is not a capture, or its
+            structure is broken (records before it were yielded).
+        OSError: the path cannot be opened.
+        ValueError: a bad ``decode_as`` or limit.
+    """
+
+    def __init__(self, source: Union[str, "PathLike[str]", BinaryIO, None], /, *,
+                 decode_as: Union[Mapping[int, str], Iterable[str], None] = None,
+                 mqtt_ports: Iterable[int] = (1883,), max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                 progress: Optional[Callable[[int], None]] = None, backend: Optional[str] = None,
+                 block_size: int = DEFAULT_BLOCK_SIZE, max_record: int = DEFAULT_MAX_RECORD,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 max_buffer_per_direction: int = DEFAULT_MAX_BUFFER_PER_DIRECTION,
+                 max_buffer_total: int = DEFAULT_MAX_BUFFER_TOTAL, max_closed: int = DEFAULT_MAX_CLOSED) -> None:
+        if decode_as is None:
+            ports: Dict[int, str] = {}
+        elif isinstance(decode_as, Mapping):
+            ports = parse_decode_as(f"{port}={kind}" for port, kind in decode_as.items())
+        else:
+            ports = parse_decode_as(decode_as)
+        self._ports = {int(port): "mqtt" for port in mqtt_ports}
+        self._ports.update(ports)
+        self._capture, self._stream, self._codec = _backend_modules(backend)
+        self._max_message = max_message_size
+        self._progress = progress
+        self.reassembler = TcpReassembler(max_connections=max_connections,
+                                          max_buffer_per_direction=max_buffer_per_direction,
+                                          max_buffer_total=max_buffer_total, max_closed=max_closed)
+        self._owned = None
+        if source is None or source == "-":
+            import sys
+
+            file: Any = sys.stdin.buffer
+        elif isinstance(source, (str, bytes, PathLike)):
+            file = self._owned = open(fspath(source), "rb")
+        else:
+            file = source
+        self.packets = self._capture.PacketReader(file, block_size=block_size, max_record=max_record)
+        self.stats: Counter = Counter()
+        self.skipped: Counter = Counter()
+        self.errors: List[Tuple[int, int, str]] = []
+        self._conns: Dict[int, _Conn] = {}
+        self._out: List[CloseRecord] = []
+
+    @property
+    def error(self) -> Optional[IncompleteError]:
+        return self.packets.error
+
+    @property
+    def position(self) -> int:
+        return self.packets.offset
+
+    def close(self) -> None:
+        """Close the file if this reader opened it."""
+        if self._owned is not None:
+            self._owned.close()
+
+    def __enter__(self) -> "CloseRecordReader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[CloseRecord]:
+        add = self.reassembler.add
+        parse = self._capture.parse_packet
+        skipped = self.skipped
+        out = self._out
+        progress = self._progress
+        count = 0
+        try:
+            for packet in self.packets:
+                count += 1
+                if progress is not None and not count & 0xFFF:
+                    progress(self.packets.offset)
+                segment = parse(packet.data, packet.link_type)
+                if type(segment) is str:
+                    skipped[segment] += 1
+                    continue
+                events = add(packet.frame, packet.timestamp_ns, segment)
+                if events:
+                    for event in events:
+                        self._event(event, segment)
+                    if out:
+                        yield from out
+                        out.clear()
+            for event in self.reassembler.finish():
+                self._event(event, None)
+            if out:
+                yield from out
+                out.clear()
+            if progress is not None:
+                progress(self.packets.offset)
+        finally:
+            self.close()
+
+    # -- events ----------------------------------------------------------------------
+
+    def _event(self, event: Any, segment: Any) -> None:
+        kind = type(event)
+        if kind is StreamData:
+            conn = self._conns.get(event.connection.stream)
+            if conn is None or conn.app == "ignore":
+                return
+            d = event.direction
+            if conn.app is None:
+                self._hold(conn, d, event.offset, bytes(event.data), event.frame, event.timestamp_ns)
+            else:
+                self._feed(conn, d, event.data, event.offset, event.frame, event.timestamp_ns)
+        elif kind is StreamStart:
+            self._start(event)
+        elif kind is StreamGap:
+            self._gap(event)
+        elif kind is StreamEnd:
+            self._end(event, segment)
+
+    def _start(self, event: StreamStart) -> None:
+        value = event.connection
+        self.stats["connections"] += 1
+        kind = self._ports.get(value.server_port)
+        client = 0
+        if kind is None:
+            kind = self._ports.get(value.client_port)
+            client = 1
+        conn = _Conn(value, kind, client)
+        conn.start = (event.frame, event.timestamp_ns)
+        self._conns[value.stream] = conn
+
+    def _gap(self, event: StreamGap) -> None:
+        conn = self._conns.get(event.connection.stream)
+        if conn is None or conn.app == "ignore":
+            return
+        self.stats["gaps"] += 1
+        conn.lost = True
+        if conn.app is None:
+            # The handshake is incomplete: only the port table can say what follows.
+            if conn.port_kind is None:
+                self._ignore(conn)
+                return
+            self._setup_by_port(conn)
+        half = conn.halves[event.direction]
+        if half.ws is not None:
+            half.ws.reset(event.offset + event.length)
+            if conn.deflate or half.inflater is not None:
+                half.inflater = False  # the permessage-deflate window is lost with the bytes
+            if half.mqtt is not None:
+                half.mqtt.reset()
+                half.mqtt_prev = half.mqtt.position
+        elif half.mqtt is not None:
+            half.mqtt.reset(event.offset + event.length)
+            half.mqtt_prev = event.offset + event.length
+
+    def _end(self, event: StreamEnd, segment: Any) -> None:
+        conn = self._conns.get(event.connection.stream)
+        if conn is None:
+            return
+        d = event.direction
+        if conn.first_end is None and event.reason in ("fin", "rst"):
+            sender = d
+            if event.reason == "rst" and segment is not None:
+                value = conn.value
+                sender = 0 if (segment.src, segment.src_port) == (value.client, value.client_port) else 1
+            conn.first_end = (event.reason, sender, event.frame, event.timestamp_ns)
+        conn.halves[d].ended = True
+        if not (conn.halves[0].ended and conn.halves[1].ended):
+            return
+        del self._conns[event.connection.stream]
+        if conn.app is None:
+            if conn.port_kind is not None and any(half.pending for half in conn.halves):
+                self._setup_by_port(conn)
+            else:
+                self._ignore(conn)
+        if conn.app != "ignore" and not conn.records and conn.first_end is not None:
+            reason, sender, frame, time = conn.first_end
+            self._record(conn, sender, frame, time, "tcp", "tcp_end", None, reason.upper(), None)
+
+    def _ignore(self, conn: _Conn) -> None:
+        if conn.app is None:
+            self.stats["ignored"] += 1
+        conn.app = "ignore"
+        for half in conn.halves:
+            half.pending = []
+            half.held = 0
+
+    # -- recognition -----------------------------------------------------------------
+
+    def _hold(self, conn: _Conn, d: int, offset: int, data: bytes, frame: int, time: int) -> None:
+        half = conn.halves[d]
+        half.pending.append((offset, data, frame, time))
+        half.held += len(data)
+        self._recognise(conn)
+        if conn.app is None and (conn.halves[0].held > MAX_HANDSHAKE or conn.halves[1].held > MAX_HANDSHAKE):
+            if conn.port_kind is not None:
+                self._setup_by_port(conn)
+            else:
+                self._ignore(conn)
+
+    def _recognise(self, conn: _Conn) -> None:
+        heads = [b"".join(piece[1] for piece in half.pending) for half in conn.halves]
+        kinds = [_classify(head) if head else None for head in heads]
+        for d in (0, 1):
+            if kinds[d] == "request":
+                parsed = _http_head(heads[d])
+                if parsed is None:
+                    return  # wait for the rest of the request
+                line, headers, size = parsed
+                if "websocket" not in headers.get("upgrade", "").lower():
+                    self._ignore(conn)  # plain HTTP
+                    return
+                other = 1 - d
+                if kinds[other] is None or kinds[other] == "more":
+                    return  # wait for the response
+                if kinds[other] != "response":
+                    self._fallback(conn)
+                    return
+                answer = _http_head(heads[other])
+                if answer is None:
+                    return
+                self._upgrade(conn, d, line, headers, size, answer)
+                return
+            if kinds[d] == "connect":
+                found = _mqtt_connect(heads[d])
+                conn.client = d
+                conn.mqtt_version, conn.client_id = found
+                self._setup(conn, "mqtt")
+                return
+        if "more" in kinds or kinds == [None, None]:
+            return
+        if "response" in kinds and None in kinds:
+            return  # a response first: wait for the other side's request
+        self._fallback(conn)
+
+    def _fallback(self, conn: _Conn) -> None:
+        if conn.port_kind is None:
+            self._ignore(conn)
+        else:
+            self._setup_by_port(conn)
+
+    def _setup_by_port(self, conn: _Conn) -> None:
+        conn.client = conn.port_client
+        kind = conn.port_kind
+        if kind == "websocket":
+            conn.maybe_diffusion = True
+        self._setup(conn, kind, ws=kind != "mqtt", rsv=4)
+
+    def _upgrade(self, conn: _Conn, d: int, line: str, headers: Dict[str, str], size: int,
+                 answer: Tuple[str, Dict[str, str], int]) -> None:
+        status_line, response, response_size = answer
+        parts = status_line.split(" ", 2)
+        conn.client = d
+        if len(parts) < 2 or not parts[1].isdigit():
+            self.stats["http_errors"] += 1
+            self._ignore(conn)
+            return
+        status = int(parts[1])
+        if status != 101:
+            # A rejected upgrade: recorded at the frame holding the response head's last byte.
+            frame, time = _frame_of(conn.halves[1 - d].pending, response_size)
+            conn.app = "websocket"
+            self.stats["websocket"] += 1
+            self._record(conn, 1 - d, frame, time, "websocket", "ws_rejected", status, "HANDSHAKE_REJECTED",
+                         parts[2] if len(parts) > 2 and parts[2] else None)
+            self._ignore(conn)
+            return
+        target = line.split(" ")[1] if line.count(" ") >= 1 else ""
+        path = target.split("?", 1)[0].rstrip("/")
+        subprotocol = response.get("sec-websocket-protocol", "").strip().lower()
+        conn.deflate = "permessage-deflate" in response.get("sec-websocket-extensions", "").lower()
+        rsv = 4 if conn.deflate else 0
+        if subprotocol.startswith("mqtt"):
+            kind = "mqtt-websocket"
+        elif path.rsplit("/", 1)[-1].lower() == "diffusion" or conn.port_kind == "diffusion":
+            kind = "diffusion"
+        else:
+            kind = "websocket"
+            conn.maybe_diffusion = True
+        self._setup(conn, kind, ws=True, rsv=rsv, skip=(size, response_size) if d == 0 else (response_size, size))
+
+    def _setup(self, conn: _Conn, kind: Optional[str], *, ws: bool = False, rsv: int = 0,
+               skip: Tuple[int, int] = (0, 0)) -> None:
+        """Start decoding the connection as ``kind``; feed what was held, past ``skip`` bytes a direction."""
+        stream = self._stream
+        conn.app = kind
+        self.stats[kind] += 1
+        for d, half in enumerate(conn.halves):
+            if ws:
+                half.ws = stream.WebSocketStream(expect_masked=d == conn.client, rsv_allowed=rsv,
+                                                 minimal_length=False, max_message_size=self._max_message)
+            else:
+                version = conn.mqtt_version
+                half.mqtt = stream.MqttStream(version=None if version is None else max(4, version),
+                                              max_packet_size=self._max_message)
+        for d, half in enumerate(conn.halves):
+            pending, half.pending, half.held = half.pending, [], 0
+            if not pending:
+                continue
+            start = pending[0][0] + skip[d]
+            decoder = half.ws if half.ws is not None else half.mqtt
+            decoder.reset(start)
+            half.mqtt_prev = start
+            for offset, data, frame, time in pending:
+                end = offset + len(data)
+                if end <= start:
+                    continue
+                if offset < start:
+                    data, offset = data[start - offset:], start
+                self._feed(conn, d, data, offset, frame, time)
+
+    # -- decoding --------------------------------------------------------------------
+
+    def _feed(self, conn: _Conn, d: int, data: Any, offset: int, frame: int, time: int) -> None:
+        half = conn.halves[d]
+        if half.done:
+            return
+        if half.ws is not None:
+            decoder = half.ws
+            what = "websocket_errors"
+        else:
+            decoder = half.mqtt
+            what = "mqtt_errors"
+            if decoder is None:
+                return
+        if decoder.position != offset:
+            decoder.reset(offset)
+            if half.ws is None:
+                half.mqtt_prev = offset
+        try:
+            results = decoder.feed(data, offsets=True)
+        except DecodeError:
+            results = []
+        for end, value in results:
+            if half.ws is not None:
+                self._on_websocket(conn, d, value, frame, time)
+            else:
+                self._on_mqtt(conn, d, end, value, frame, time)
+        error = decoder.error
+        if error is not None:
+            # Resynchronise at the next segment, taken to start a frame (or packet).
+            self._count(what, frame, conn, error)
+            decoder.reset()
+            if half.ws is None:
+                half.mqtt_prev = decoder.position
+
+    def _count(self, what: str, frame: int, conn: _Conn, error: Exception) -> None:
+        self.stats[what] += 1
+        conn.lost = True
+        if len(self.errors) < 100:
+            message = error.args[0] if isinstance(error, DecodeError) and error.args else str(error)
+            self.errors.append((frame, conn.value.stream, f"{what[:-7]}: {message}"))
+
+    def _on_websocket(self, conn: _Conn, d: int, value: Any, frame: int, time: int) -> None:
+        kind = type(value)
+        if kind is WebSocketClose:
+            conn.halves[d].done = True
+            code = value.code
+            self._record(conn, d, frame, time, "websocket", "ws_close", None if code is None else int(code),
+                         "NO_STATUS_RECEIVED" if code is None else code.name, value.reason or None)
+            return
+        if kind is not WebSocketMessage:
+            return
+        app = conn.app
+        half = conn.halves[d]
+        if app == "websocket":
+            # A first server message that is a whole connection response makes the connection Diffusion.
+            if not conn.maybe_diffusion or d == conn.client:
+                return
+            conn.maybe_diffusion = False
+            payload = value.payload
+            if value.opcode != _BINARY or value.rsv or payload[:1] != b"\x23":
+                return
+            try:
+                response, end = self._codec.decode_connection_response(payload)
+            except DecodeError:
+                return
+            if end == len(payload):
+                conn.app = "diffusion"
+                self.stats["websocket"] -= 1
+                self.stats["diffusion"] += 1
+                half.messages = 1
+                self._on_diffusion(conn, d, response, frame, time)
+            return
+        payload = value.payload
+        if value.rsv & 4:
+            payload = self._inflate(conn, half, payload, frame)
+            if payload is None:
+                return
+        if value.opcode != _BINARY:
+            return
+        half.messages += 1
+        if app == "mqtt-websocket":
+            self._on_mqtt_bytes(conn, d, payload, frame, time)
+        else:
+            self._on_diffusion_bytes(conn, d, payload, frame, time)
+
+    def _inflate(self, conn: _Conn, half: _Half, payload: bytes, frame: int) -> Optional[bytes]:
+        """A permessage-deflate message's payload (RFC 7692 §7.2.2), or None if it cannot be had.
+
+        One inflater a direction, kept across messages (context takeover; also
+        right without it). After a gap the window is lost: compressed messages
+        are skipped (counted) from then on.
+        """
+        if half.inflater is False:
+            self.stats["compressed_skipped"] += 1
+            return None
+        if half.inflater is None:
+            half.inflater = zlib.decompressobj(-15)
+        try:
+            data = half.inflater.decompress(payload + _DEFLATE_TAIL, MAX_INFLATED)
+            if half.inflater.unconsumed_tail:
+                raise zlib.error(f"inflates to more than {MAX_INFLATED} bytes")
+        except zlib.error as error:
+            half.inflater = False
+            self._count("websocket_errors", frame, conn, ValueError(f"permessage-deflate: {error}"))
+            return None
+        return data
+
+    def _on_diffusion_bytes(self, conn: _Conn, d: int, payload: bytes, frame: int, time: int) -> None:
+        half = conn.halves[d]
+        codec = self._codec
+        try:
+            if d != conn.client and half.messages == 1 and payload[:1] == b"\x23":
+                value, end = codec.decode_connection_response(payload)
+            else:
+                value = codec.decode_message(payload)
+        except DecodeError as error:
+            self._count("diffusion_errors", frame, conn, error)
+            return
+        self._on_diffusion(conn, d, value, frame, time)
+
+    def _on_diffusion(self, conn: _Conn, d: int, value: Any, frame: int, time: int) -> None:
+        kind = type(value)
+        if kind is ConnectionResponse:
+            code = value.code
+            if code.is_success:
+                conn.session_id = str(value.session_id)
+                return
+            reason = value.close_reason
+            self._record(conn, d, frame, time, "diffusion", "diffusion_response", int(code), code.name, None,
+                         close_reason=None if reason is None else reason.name)
+        elif kind is AbortNotification:
+            self._record(conn, d, frame, time, "diffusion", "diffusion_abort", None, "ABORT_NOTIFICATION", None,
+                         close_reason=value.close_reason.name)
+        elif kind is CloseRequest:
+            self._record(conn, d, frame, time, "diffusion", "diffusion_close_request", None, "CLOSE_REQUEST", None,
+                         close_reason=value.close_reason.name)
+        elif kind is ServiceRequest:
+            payload = value.payload
+            if type(payload) is EventBatch:
+                for event in payload.events:
+                    if type(event) is _CloseEvent:
+                        reason = event.reason
+                        self._record(conn, d, frame, time, "diffusion", "diffusion_close_event", int(reason),
+                                     reason.name, None, session_id=str(event.session_id))
+            elif type(payload) is CloseClientRequest:
+                self._record(conn, d, frame, time, "diffusion", "diffusion_close_client", None, "CLOSE_CLIENT",
+                             None, session_id=str(payload.session_id))
+
+    def _on_mqtt_bytes(self, conn: _Conn, d: int, payload: bytes, frame: int, time: int) -> None:
+        half = conn.halves[d]
+        if half.mqtt is None:
+            if d == conn.client and conn.mqtt_version is None:
+                found = _mqtt_connect(payload)
+                if found:
+                    conn.mqtt_version, conn.client_id = found
+            version = conn.mqtt_version
+            half.mqtt = self._stream.MqttStream(version=None if version is None else max(4, version),
+                                                max_packet_size=self._max_message)
+            half.mqtt_prev = 0
+        mqtt = half.mqtt
+        try:
+            results = mqtt.feed(payload, offsets=True)
+        except DecodeError:
+            results = []
+        for end, value in results:
+            self._on_mqtt(conn, d, end, value, frame, time)
+        if mqtt.error is not None:
+            self._count("mqtt_errors", frame, conn, mqtt.error)
+            mqtt.reset()
+            half.mqtt_prev = mqtt.position
+
+    def _on_mqtt(self, conn: _Conn, d: int, end: int, value: Any, frame: int, time: int) -> None:
+        half = conn.halves[d]
+        size = end - half.mqtt_prev
+        half.mqtt_prev = end
+        kind = type(value)
+        if kind is MqttDisconnect:
+            code = value.reason_code
+            # tshark shows no reason code for the two-byte form (Remaining Length 0): nor do we.
+            short = size == 2
+            self._record(conn, d, frame, time, "mqtt", "mqtt_disconnect", None if short else int(code),
+                         code.name_in("DISCONNECT"), value.reason_string, properties=value.properties,
+                         mqtt_version=conn.mqtt_version or value.version)
+        elif kind is MqttConnack and not value.accepted:
+            code = value.reason_code
+            self._record(conn, d, frame, time, "mqtt", "mqtt_connack", int(code), code.name,
+                         value.reason_string, properties=value.properties,
+                         mqtt_version=conn.mqtt_version or value.version)
+
+    def _record(self, conn: _Conn, d: int, frame: int, time: int, protocol: str, kind: str, code: Optional[int],
+                name: Optional[str], reason: Optional[str], *, session_id: Optional[str] = None,
+                close_reason: Optional[str] = None, properties: tuple = (), mqtt_version: Optional[int] = None,
+                value: Any = None) -> None:
+        conn.records += 1
+        self.stats["records"] += 1
+        src, dst = conn.value.endpoint(d)
+        app = conn.app if conn.app != "ignore" else None
+        mqtt = app in ("mqtt", "mqtt-websocket")
+        self._out.append(_new(CloseRecord, (
+            frame, time, conn.value.stream, src, dst, _DIRECTIONS[d != conn.client], protocol, kind, code, name,
+            reason, session_id if session_id is not None else conn.session_id, close_reason,
+            conn.client_id if mqtt else None, mqtt_version if protocol == "mqtt" else None, tuple(properties),
+            app, conn.lost, value,
+        )))
+
+
+def _frame_of(pending: List[Tuple[int, bytes, int, int]], size: int) -> Tuple[int, int]:
+    """The frame and time of the held piece holding byte ``size - 1`` of the held bytes."""
+    seen = 0
+    for _, data, frame, time in pending:
+        seen += len(data)
+        if seen >= size:
+            return frame, time
+    return pending[-1][2], pending[-1][3]
+
+
+def close_records(source: Union[str, "PathLike[str]", BinaryIO, None], /, **options: Any) -> Iterator[CloseRecord]:
+    """Yield the :class:`CloseRecord` of every close in a capture, lazily.
+
+    Args:
+        source: a path, ``"-"`` or None for standard input, or a binary file object.
+        options: keyword options of :class:`CloseRecordReader` (``decode_as``,
+            ``mqtt_ports``, limits).
+
+    Raises:
+        MalformedError: the file is not a capture, or its structure is broken.
+        IncompleteError: the file is truncated, raised after the records
+            before the cut (use :class:`CloseRecordReader` to get the records
+            and the error without an exception).
+        OSError: the path cannot be opened.
+    """
+    reader = CloseRecordReader(source, **options)
+    with reader:
+        yield from reader
+    if reader.error is not None:
+        raise reader.error
