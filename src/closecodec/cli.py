@@ -236,7 +236,9 @@ def _clip(text: str, width: int) -> str:
 
 class _Table:
     """The table format: 100 columns. The address columns are as wide as the first 256 records need
-    (at most 21, the longest ``IPv4:port``); longer values, and the last column, are clipped with an ellipsis."""
+    (at most 21, the longest ``IPv4:port``); longer addresses, and the reason text in the last column, are
+    clipped with an ellipsis. The names in the last column (the code's, the client's close reason, the
+    data-lost mark) are never clipped: they are the answer (a row is longer than 100 columns rather)."""
 
     WIDTH = 100
     LOOKAHEAD = 256
@@ -271,14 +273,16 @@ class _Table:
         detail = record.name or ""
         if record.close_reason:
             detail += f" ({record.close_reason})"
-        if record.reason:
-            detail += f" {record.reason!r}"
         if record.data_lost:
             detail += " [data lost]"
         rest = self.WIDTH - (6 + 1 + 12 + 1 + self.src + 1 + self.dst + 1 + 5 + 1 + 5 + 1)
+        if record.reason:
+            room = rest - len(detail) - 1
+            if room > 0:
+                detail += " " + _clip(repr(record.reason), room)
         return (f"{record.frame:>6} {stamp:<12} {_clip(record.src, self.src):<{self.src}} "
                 f"{_clip(record.dst, self.dst):<{self.dst}} {_SHORT[record.protocol]:<5} {_code_text(record):>5} "
-                f"{_clip(detail, rest)}")
+                f"{detail}".rstrip())
 
 
 def _csv_row(record: Any) -> List[Any]:
@@ -369,6 +373,9 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     from .closes import CloseRecordReader, parse_decode_as
     from .errors import IncompleteError
 
+    if args.sample and args.file is not None:
+        print(f"closecodec capture: --sample and a FILE ({args.file}) exclude each other", file=err)
+        return 2
     try:
         decode_as = parse_decode_as(args.decode_as or [])
     except ValueError as error:
@@ -424,6 +431,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     if not args.summary and writer is not None:
         writer.writerow(_CSV_FIELDS)
     status = 0
+    broken: Optional[str] = None
     try:
         for record in reader:
             if tests and not all(test(record) for test in tests):
@@ -444,14 +452,15 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except DecodeError as error:
-        if progress is not None:
-            progress.done()
-        message = error.args[0] if error.args else str(error)
         if reader.packets.frames == 0:
-            print(f"closecodec capture: {name} is not a capture file: {message}", file=err)
-        else:
-            print(f"closecodec capture: {name}: stopped after frame {reader.packets.frames}: {message}", file=err)
-        return 2
+            if progress is not None:
+                progress.done()
+            print(f"closecodec capture: {name} is not a capture file: {error}", file=err)
+            return 2
+        # Broken structure further on: show what came before it (the table and summary are
+        # printed at the end), then say where it stopped.
+        broken = (f"closecodec capture: {name}: stopped after frame {reader.packets.frames}: {error}; "
+                  f"the records above are what comes before")
     except OSError as error:
         print(f"closecodec capture: cannot read {name}: {error.strerror or error}", file=err)
         return 2
@@ -471,13 +480,24 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
         frame, stream, message = reader.errors[0]
         print(f"closecodec capture: {problems} stretch(es) of stream data did not decode and were skipped; "
               f"the first at frame {frame} (tcp.stream {stream}): {message}", file=err)
-    if reader.error is not None:
+    if broken is not None:
+        print(broken, file=err)
+        status = 2
+    elif reader.error is not None:
         truncated: IncompleteError = reader.error
-        print(f"closecodec capture: {name} is truncated: it stops inside the record at byte {truncated.offset} "
-              f"(after frame {reader.packets.frames}); the records above are what comes before", file=err)
+        if reader.packets.frames == 0:
+            print(f"closecodec capture: {name} is empty or cut inside its file header, before any packet "
+                  f"({truncated})", file=err)
+        else:
+            print(f"closecodec capture: {name} is truncated: it stops inside the record at byte {truncated.offset} "
+                  f"(after frame {reader.packets.frames}); the records above are what comes before", file=err)
         status = 1
     if args.plot:
-        _plot(kept, args.plot)
+        try:
+            _plot(kept, args.plot)
+        except OSError as error:
+            print(f"closecodec capture: cannot write {args.plot}: {error.strerror or error}", file=err)
+            return 2
         print(f"closecodec capture: wrote {args.plot} ({sum(counts.values())} closes)", file=err)
     return status
 

@@ -731,7 +731,7 @@ class CloseRecordReader:
             conn.halves[d].done = True
             code = value.code
             self._record(conn, d, frame, time, "websocket", "ws_close", None if code is None else int(code),
-                         "NO_STATUS_RECEIVED" if code is None else code.name, value.reason or None)
+                         "NO_STATUS_RECEIVED" if code is None else code.name, value.reason or None, value=value)
             return
         if kind is not WebSocketMessage:
             return
@@ -813,13 +813,13 @@ class CloseRecordReader:
                 return
             reason = value.close_reason
             self._record(conn, d, frame, time, "diffusion", "diffusion_response", int(code), code.name, None,
-                         close_reason=None if reason is None else reason.name)
+                         close_reason=None if reason is None else reason.name, value=value)
         elif kind is AbortNotification:
             self._record(conn, d, frame, time, "diffusion", "diffusion_abort", None, "ABORT_NOTIFICATION", None,
-                         close_reason=value.close_reason.name)
+                         close_reason=value.close_reason.name, value=value)
         elif kind is CloseRequest:
             self._record(conn, d, frame, time, "diffusion", "diffusion_close_request", None, "CLOSE_REQUEST", None,
-                         close_reason=value.close_reason.name)
+                         close_reason=value.close_reason.name, value=value)
         elif kind is ServiceRequest:
             payload = value.payload
             if type(payload) is EventBatch:
@@ -827,10 +827,10 @@ class CloseRecordReader:
                     if type(event) is _CloseEvent:
                         reason = event.reason
                         self._record(conn, d, frame, time, "diffusion", "diffusion_close_event", int(reason),
-                                     reason.name, None, session_id=str(event.session_id))
+                                     reason.name, None, session_id=str(event.session_id), value=event)
             elif type(payload) is CloseClientRequest:
                 self._record(conn, d, frame, time, "diffusion", "diffusion_close_client", None, "CLOSE_CLIENT",
-                             None, session_id=str(payload.session_id))
+                             None, session_id=str(payload.session_id), value=payload)
 
     def _on_mqtt_bytes(self, conn: _Conn, d: int, payload: bytes, frame: int, time: int) -> None:
         half = conn.halves[d]
@@ -866,12 +866,12 @@ class CloseRecordReader:
             short = size == 2
             self._record(conn, d, frame, time, "mqtt", "mqtt_disconnect", None if short else int(code),
                          code.name_in("DISCONNECT"), value.reason_string, properties=value.properties,
-                         mqtt_version=conn.mqtt_version or value.version)
+                         mqtt_version=conn.mqtt_version or value.version, value=value)
         elif kind is MqttConnack and not value.accepted:
             code = value.reason_code
             self._record(conn, d, frame, time, "mqtt", "mqtt_connack", int(code), code.name,
                          value.reason_string, properties=value.properties,
-                         mqtt_version=conn.mqtt_version or value.version)
+                         mqtt_version=conn.mqtt_version or value.version, value=value)
 
     def _record(self, conn: _Conn, d: int, frame: int, time: int, protocol: str, kind: str, code: Optional[int],
                 name: Optional[str], reason: Optional[str], *, session_id: Optional[str] = None,
