@@ -321,6 +321,7 @@ def _plot(records: List[Any], path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     series: Dict[str, List[datetime]] = {}
@@ -332,15 +333,19 @@ def _plot(records: List[Any], path: str) -> None:
     shown, rest = ranked[:10], [t for _, times in ranked[10:] for t in times]
     if rest:
         shown.append(("other", sorted(rest)))
-    for label, times in shown:
+    # Ten distinct colours for the ten largest series; "other" dashed black.
+    styles = [{"color": colour} for colour in plt.get_cmap("tab10").colors] + [{"color": "black", "linestyle": "--"}]
+    for (label, times), style in zip(shown, styles):
         times = sorted(times)
-        axes.step(times, range(1, len(times) + 1), where="post", label=f"{label} ({len(times)})")
+        axes.step(times, range(1, len(times) + 1), where="post", label=f"{label} ({len(times)})", **style)
+    locator = mdates.AutoDateLocator(tz=timezone.utc)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=timezone.utc))
     axes.set_xlabel("capture time (UTC)")
     axes.set_ylabel("closes so far")
     axes.set_title("Closes over time, by reason")
     if shown:
         axes.legend(fontsize="small")
-    figure.autofmt_xdate()
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
