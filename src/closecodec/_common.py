@@ -122,13 +122,19 @@ def inflate(body: Any, max_size: int, offset: int) -> bytes:
         IncompleteError: the zlib stream ends early.
         MalformedError: it is not valid zlib data, inflates past ``max_size``,
             or is followed by other bytes.
+        TypeError, ValueError: ``max_size`` is not an int of at least 0.
     """
+    max_size = index(max_size)
+    if max_size < 0:
+        raise ValueError(f"max_inflated must be at least 0, not {max_size}")
     inflater = zlib.decompressobj()
     try:
-        inflated = inflater.decompress(body, max_size)
+        # One byte more than the limit, so that a body over it is seen (a
+        # max_length of 0 would mean no limit at all to zlib).
+        inflated = inflater.decompress(body, max_size + 1)
     except zlib.error:
         raise MalformedError("invalid zlib data in a compressed message", offset) from None
-    if inflater.unconsumed_tail:
+    if len(inflated) > max_size or inflater.unconsumed_tail:
         raise MalformedError(f"compressed message inflates past the {max_size}-byte limit", offset)
     if not inflater.eof:
         raise IncompleteError("zlib stream", offset)

@@ -273,14 +273,17 @@ cdef class WebSocketStream(_Stream):
                         memcpy(self._header + held, data + pos, take)
                         held += take
                         pos += take
-                    self._header_len = held
+                    # The gathered bytes count as held only while the header is incomplete: a
+                    # header that fails leaves `buffered` as it was, as in the pure twin.
                     if held < 2:
+                        self._header_len = held
                         return 0
                     if held < ws_header_size(self._header[1]):
                         try:
                             read_ws_header(self._header, 0, held, self._expect_masked, self._rsv_allowed,
                                            self._minimal_length, -1, &self._h)
                         except IncompleteError:
+                            self._header_len = held
                             return 0
                         except DecodeError as error:
                             raise shifted(error, start)

@@ -625,7 +625,9 @@ class CloseRecordReader:
         status_line, response, response_size = answer
         parts = status_line.split(" ", 2)
         conn.client = d
-        if len(parts) < 2 or not parts[1].isdigit():
+        # ASCII digits only: the head is decoded as Latin-1, where isdigit() also takes the
+        # superscripts "¹²³" (bytes B9, B2, B3), which int() refuses.
+        if len(parts) < 2 or not (parts[1].isascii() and parts[1].isdigit()):
             self.stats["http_errors"] += 1
             self._ignore(conn)
             return
