@@ -276,6 +276,49 @@ def test_standard_input_of_the_command_on_the_pure_backend():
     assert [json.loads(line) for line in done.stdout.decode("utf-8").splitlines()] == jsonl(MQTT)
 
 
+# -- limits ------------------------------------------------------------------------------
+
+
+def test_limits_reach_the_reader(monkeypatch):
+    import closecodec.closes
+
+    seen: List[Dict[str, Any]] = []
+
+    class Spy(CloseRecordReader):
+        def __init__(self, *args: Any, **options: Any) -> None:
+            seen.append({k: v for k, v in options.items() if k.startswith("max_")})
+            super().__init__(*args, **options)
+
+    monkeypatch.setattr(closecodec.closes, "CloseRecordReader", Spy)
+    default = jsonl(WS_PCAP)
+    assert seen == [{}]  # unset: the reader's own defaults
+    limited = jsonl(WS_PCAP, "--max-connections", "3", "--max-buffer-per-direction", "64K",
+                    "--max-buffer-total", "2M", "--max-message-size", "1GiB")
+    assert seen[1] == {"max_connections": 3, "max_buffer_per_direction": 64 << 10, "max_buffer_total": 2 << 20,
+                       "max_message_size": 1 << 30}
+    assert limited == default  # limits this loose change nothing here
+    # A message limit below the capture's close frames: their streams fail, and the command says so.
+    status, out, err = run(WS_PCAP, "--max-message-size", "1", "--format", "jsonl")
+    assert status == 0 and len(out.splitlines()) < len(default)
+    assert "did not decode and were skipped" in err and "over the 1-byte limit" in err
+
+
+@pytest.mark.parametrize("option, value", [("--max-connections", "0"), ("--max-connections", "1K"),
+                                           ("--max-buffer-total", "0"), ("--max-message-size", "-5"),
+                                           ("--max-buffer-per-direction", "1T"), ("--max-connections", "\u0661")])
+def test_bad_limits_are_refused(option, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run(WS_PCAP, option, value)
+    assert exit_.value.code == 2
+    assert option in capsys.readouterr().err
+
+
+def test_limit_defaults_in_the_help_are_the_readers():
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["capture"].format_help()
+    assert "(default 65536)" in help_text and "(default 1M)" in help_text and "(default 64M)" in help_text
+    assert "(default 16M)" in help_text
+
+
 # -- errors a person can act on -------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -386,6 +387,9 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     except ValueError as error:
         print(f"closecodec capture: {error}", file=err)
         return 2
+    limits = {option: getattr(args, option) for option in ("max_connections", "max_buffer_per_direction",
+                                                          "max_buffer_total", "max_message_size")
+              if getattr(args, option) is not None}
     if args.plot:
         try:
             import matplotlib  # noqa: F401
@@ -412,7 +416,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
                 size = 0
             if size >= PROGRESS_MIN_SIZE and getattr(err, "isatty", lambda: False)():
                 progress = _Progress(err, os.path.basename(name), size)
-        reader = CloseRecordReader(source, decode_as=decode_as, progress=progress)
+        reader = CloseRecordReader(source, decode_as=decode_as, progress=progress, **limits)
     except OSError as error:
         print(f"closecodec capture: cannot read {name}: {error.strerror or error}", file=err)
         return 2
@@ -528,6 +532,50 @@ def _add_capture_parser(commands: Any) -> None:
                          help="decode TCP port PORT as websocket, mqtt or diffusion (Diffusion in WebSocket) "
                               "when the capture lacks the handshake (repeatable)")
     capture.add_argument("--plot", metavar="FILE.png", help="draw closes over time by reason (needs matplotlib)")
+    limits = capture.add_argument_group(
+        "limits", "bounds on memory for hostile or huge captures (SIZE: bytes, or a number with K, M or G for "
+                  "KiB, MiB, GiB; docs/robustness.md)")
+    for option, (metavar, help_text) in _capture_limits().items():
+        limits.add_argument("--" + option.replace("_", "-"), dest=option, metavar=metavar,
+                            type=_count if metavar == "N" else _size, help=help_text)
+
+
+def _capture_limits() -> Dict[str, Tuple[str, str]]:
+    """The CloseRecordReader limits the capture command can set: option -> (metavar, help)."""
+    from .closes import (DEFAULT_MAX_BUFFER_PER_DIRECTION, DEFAULT_MAX_BUFFER_TOTAL, DEFAULT_MAX_CONNECTIONS,
+                         DEFAULT_MAX_MESSAGE_SIZE)
+
+    def size(value: int) -> str:
+        return next(f"{value >> shift}{unit}" for shift, unit in ((30, "G"), (20, "M"), (10, "K"), (0, ""))
+                    if value % (1 << shift) == 0)
+
+    return {
+        "max_connections": ("N", "TCP connections tracked at once; the least recently active is evicted "
+                                 f"(default {DEFAULT_MAX_CONNECTIONS})"),
+        "max_buffer_per_direction": ("SIZE", "out-of-order bytes held per direction before its first hole is "
+                                             f"skipped as a gap (default {size(DEFAULT_MAX_BUFFER_PER_DIRECTION)})"),
+        "max_buffer_total": ("SIZE", f"out-of-order bytes held in all (default {size(DEFAULT_MAX_BUFFER_TOTAL)})"),
+        "max_message_size": ("SIZE", "largest WebSocket message or MQTT packet reassembled "
+                                     f"(default {size(DEFAULT_MAX_MESSAGE_SIZE)})"),
+    }
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _size(text: str) -> int:
+    """An argparse type: "4096", "64K", "16M", "1G" (powers of 1024), at least 1."""
+    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(?:i?B)?\s*", text, re.IGNORECASE | re.ASCII)
+    if not match or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size of at least 1 (e.g. 4096, 64K, 16M)")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not re.fullmatch(r"\s*\d+\s*", text, re.ASCII) or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
