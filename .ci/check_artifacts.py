@@ -182,7 +182,7 @@ else:
         problem(f"Python classifiers skip a version: {minors}")
 
 extras = set(metadata.get_all("Provides-Extra") or [])
-for extra in ("capture", "test", "bench"):
+for extra in ("capture", "test", "bench", "fuzz"):
     if extra not in extras:
         problem(f"wheel metadata lacks the {extra!r} extra")
 for url in metadata.get_all("Project-URL") or []:

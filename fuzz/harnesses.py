@@ -1,0 +1,301 @@
+"""The fuzz harnesses: one per decoder entry point, each differential (compiled vs pure Python).
+
+Each harness is a plain function of the fuzz input (``bytes``) that returns
+None or raises: :class:`fuzz.common.Disagreement` when the backends differ,
+anything else when a backend raised something other than a documented
+:class:`~closecodec.errors.DecodeError`. They run under atheris
+(``python -m fuzz``) and also without it (``python -m fuzz --reproduce FILE``).
+
+Input layouts:
+
+- decoders (``message`` ... ``packet``): two option bytes, then the bytes to
+  decode (:func:`fuzz.common.decoder_input`);
+- streams: two option bytes, one byte seeding the chunking, then the stream;
+- captures (``pcap``, ``closes``): the file itself.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Callable, Dict, List, Tuple
+
+from closecodec import _capture_c, _capture_py, _codec_c, _codec_py, _stream_c, _stream_py
+from closecodec import _transport_c, _transport_py
+from closecodec._common import DEFAULT_MAX_INFLATED
+from closecodec.closes import CloseRecordReader
+from closecodec.errors import DecodeError
+from closecodec.reasons import ReasonNumbering
+
+from . import LINK_TYPES, NAMES
+from .common import (
+    Disagreement,
+    Options,
+    agree,
+    as_buffer,
+    both,
+    canon,
+    canon_error,
+    chunks,
+    decoder_input,
+    fields,
+    outcome,
+    short,
+)
+
+CODEC = (_codec_c, _codec_py)
+TRANSPORT = (_transport_c, _transport_py)
+STREAM = (_stream_c, _stream_py)
+CAPTURE = (_capture_c, _capture_py)
+
+NUMBERINGS = (ReasonNumbering.WIRE, ReasonNumbering.PUBLISHED)
+MAX_INFLATED = (DEFAULT_MAX_INFLATED, 64, 0)
+MAX_SIZES = (None, 0, 1, 5, 125, 126, 65536)  # None: the decoder's default
+
+
+def _sized(name: str, size: Any) -> Dict[str, Any]:
+    return {} if size is None else {name: size}
+
+
+# -- Diffusion -----------------------------------------------------------------------
+
+
+def message(data: bytes) -> None:
+    """decode_message and scan_close_events on one whole Diffusion message."""
+    options, buf, offset = decoder_input(data)
+    common = {"numbering": options.pick(NUMBERINGS), "strict": options.flag(),
+              "max_inflated": options.pick(MAX_INFLATED)}
+    properties = options.pick((True, False))
+    both(CODEC, "decode_message", buf, offset, **common)
+    both(CODEC, "scan_close_events", buf, offset, properties=properties, **common)
+
+
+def event_batch(data: bytes) -> None:
+    """decode_event_batch (and, by option, decode_event and decode_close_client_request)."""
+    options, buf, offset = decoder_input(data)
+    name = options.pick(("decode_event_batch", "decode_event_batch", "decode_event", "decode_close_client_request"))
+    if name == "decode_close_client_request":
+        both(CODEC, name, buf, offset)
+    else:
+        both(CODEC, name, buf, offset, numbering=options.pick(NUMBERINGS), strict=options.flag())
+
+
+def connection_response(data: bytes) -> None:
+    """decode_connection_response: the handshake's outcome."""
+    options, buf, offset = decoder_input(data)
+    both(CODEC, "decode_connection_response", buf, offset, strict=options.flag())
+
+
+# -- WebSocket and MQTT --------------------------------------------------------------
+
+
+def ws_frame(data: bytes) -> None:
+    """decode_ws_frame and decode_ws_header with every option."""
+    options, buf, offset = decoder_input(data)
+    kw = {"expect_masked": options.pick((None, True, False)), "rsv_allowed": options.pick(range(8)),
+          "minimal_length": not options.flag()}
+    kw.update(_sized("max_payload", options.pick(MAX_SIZES)))
+    both(TRANSPORT, "decode_ws_frame", buf, offset, **kw)
+    both(TRANSPORT, "decode_ws_header", buf, offset, **kw)
+
+
+def mqtt_packet(data: bytes) -> None:
+    """decode_mqtt_packet (and decode_mqtt_varint) with every option."""
+    options, buf, offset = decoder_input(data)
+    kw = {"version": options.pick((None, 4, 5)), "strict": options.flag()}
+    kw.update(_sized("max_packet_size", options.pick(MAX_SIZES)))
+    both(TRANSPORT, "decode_mqtt_packet", buf, offset, **kw)
+    both(TRANSPORT, "decode_mqtt_varint", buf, offset)
+
+
+# -- streams ---------------------------------------------------------------------------
+
+STREAM_SIZES = (None, 0, 1, 5, 125, 126, 1000)  # None: the default (16 MiB)
+CHUNK_SIZES = (1000, 1, 2, 3, 7, 16, 64)  # the largest chunk; chunks are 0..largest bytes
+
+
+def _stream_input(data: bytes) -> Tuple[Options, List[Any], bytes, bool]:
+    """Option bytes, the chunking seed byte, then the stream: ``(options, chunks, whole, reset_on_error)``."""
+    options = Options(int.from_bytes(data[:2], "little"))
+    seed = data[2] if len(data) > 2 else 0
+    stream = data[3:]
+    kind = options.pick((0, 1, 2))
+    largest = options.pick(CHUNK_SIZES)
+    reset_on_error = options.pick((False, False, False, True))
+    pieces = [as_buffer(piece, kind) for piece in chunks(stream, seed, largest)]
+    return options, pieces, stream, reset_on_error
+
+
+def _state(stream: Any) -> Tuple[Any, ...]:
+    """A stream's public state (compared after every feed, so kept cheap: values compare by ==)."""
+    error = stream.error
+    return (stream.position, stream.buffered, getattr(stream, "closed", None), getattr(stream, "in_message", None),
+            getattr(stream, "response", None), None if error is None else canon_error(error))
+
+
+def _feed_all(stream: Any, pieces: List[Any], reset_on_error: bool) -> List[Any]:
+    """Feed every piece; the trace of what each call returned or raised and the state after it."""
+    trace = []
+    failed = False
+    for piece in pieces:
+        result = outcome(lambda: stream.feed(piece, offsets=True))
+        trace.append((result, _state(stream)))
+        if result[0] == "error":
+            if reset_on_error:
+                stream.reset()
+                trace.append(("reset", _state(stream)))
+            elif failed:
+                break  # a failed stream raised its error twice: it will go on doing so
+            else:
+                failed = True
+    return trace
+
+
+def _values_and_error(trace: List[Any], stream: Any) -> Tuple[List[Any], Any]:
+    values = []
+    for result, _state in trace:
+        if result[0] == "ok":
+            values.extend(result[1][1:])  # ("list", value...)
+    return values, canon(stream.error)
+
+
+def _stream_check(name: str, make: Callable[[Any], Any], options: Options, pieces: List[Any], whole: bytes,
+                  reset_on_error: bool) -> None:
+    compiled, pure = make(_stream_c), make(_stream_py)
+    trace_c = _feed_all(compiled, pieces, reset_on_error)
+    trace_py = _feed_all(pure, pieces, reset_on_error)
+    if trace_c != trace_py:
+        index = next(i for i in range(max(len(trace_c), len(trace_py)))
+                     if i >= len(trace_c) or i >= len(trace_py) or trace_c[i] != trace_py[i])
+        agree(f"{name}: feed #{index} of {len(pieces)} chunks",
+              trace_c[index] if index < len(trace_c) else "(no call)",
+              trace_py[index] if index < len(trace_py) else "(no call)")
+    if reset_on_error:
+        return
+    # Chunking never shows (docs/streaming.md): the compiled stream fed whole gives the same.
+    chunked = _values_and_error(trace_c, compiled)
+    whole_stream = make(_stream_c)
+    result = outcome(lambda: whole_stream.feed(whole, offsets=True))
+    values = list(result[1][1:]) if result[0] == "ok" else []
+    agree(f"{name}: chunked ({len(pieces)} chunks) vs whole, compiled", chunked,
+          (values, canon(whole_stream.error)), left="chunked", right="whole")
+
+
+def ws_stream(data: bytes) -> None:
+    """WebSocketStream fed in chunks chosen by the input."""
+    options, pieces, whole, reset_on_error = _stream_input(data)
+    kw = {"expect_masked": options.pick((None, True, False)), "rsv_allowed": options.pick(range(8)),
+          "minimal_length": not options.flag()}
+    kw.update(_sized("max_message_size", options.pick(STREAM_SIZES)))
+    _stream_check("WebSocketStream", lambda module: module.WebSocketStream(**kw), options, pieces, whole,
+                  reset_on_error)
+
+
+def diffusion_stream(data: bytes) -> None:
+    """DiffusionStream fed in chunks chosen by the input."""
+    options, pieces, whole, reset_on_error = _stream_input(data)
+    kw = {"connection_response": not options.flag(), "numbering": options.pick(NUMBERINGS),
+          "strict": options.flag(), "max_inflated": options.pick(MAX_INFLATED),
+          "expect_masked": options.pick((None, True, False)), "minimal_length": not options.flag()}
+    kw.update(_sized("max_message_size", options.pick(STREAM_SIZES)))
+    _stream_check("DiffusionStream", lambda module: module.DiffusionStream(**kw), options, pieces, whole,
+                  reset_on_error)
+
+
+def mqtt_stream(data: bytes) -> None:
+    """MqttStream fed in chunks chosen by the input."""
+    options, pieces, whole, reset_on_error = _stream_input(data)
+    kw = {"version": options.pick((None, 4, 5)), "strict": options.flag(), "keep_bodies": options.flag()}
+    kw.update(_sized("max_packet_size", options.pick(STREAM_SIZES)))
+    _stream_check("MqttStream", lambda module: module.MqttStream(**kw), options, pieces, whole, reset_on_error)
+
+
+# -- captures --------------------------------------------------------------------------
+
+READER_STATE = ("format", "frames", "offset", "error")
+BLOCK_SIZES = (64, 4096)  # the smallest block (a record spans many reads) and a usual one
+
+
+def packet(data: bytes) -> None:
+    """parse_packet on one packet of any link type."""
+    options, buf, offset = decoder_input(data)
+    link_type = options.pick(LINK_TYPES)
+    view = memoryview(buf)[offset:] if offset else buf
+    both(CAPTURE, "parse_packet", view, link_type)
+
+
+def _read_capture(module: Any, data: bytes, block_size: int) -> List[Any]:
+    reader = module.PacketReader(io.BytesIO(data), block_size=block_size)
+    trace = []
+    try:
+        for item in reader:
+            # The packet's data is a view into the reader's block: compare it now.
+            trace.append((canon(item), outcome(lambda: module.parse_packet(item.data, item.link_type))))
+    except DecodeError as error:
+        trace.append(canon_error(error))
+    trace.append(fields(reader, READER_STATE))
+    return trace
+
+
+def pcap(data: bytes) -> None:
+    """PacketReader (pcap and pcapng) and parse_packet on every packet it yields."""
+    traces = {}
+    for block_size in BLOCK_SIZES:
+        trace_c = _read_capture(_capture_c, data, block_size)
+        trace_py = _read_capture(_capture_py, data, block_size)
+        _agree_lists(f"PacketReader(block_size={block_size})", trace_c, trace_py)
+        traces[block_size] = trace_py
+    small, large = (traces[size] for size in BLOCK_SIZES)
+    _agree_lists("PacketReader, pure, by block size", small, large, left=f"block {BLOCK_SIZES[0]}",
+                 right=f"block {BLOCK_SIZES[1]}")
+
+
+def _read_closes(backend: str, data: bytes) -> Dict[str, Any]:
+    reader = CloseRecordReader(io.BytesIO(data), backend=backend)
+    records = []
+    try:
+        for record in reader:
+            records.append(canon(record))
+        end = None
+    except DecodeError as error:
+        end = canon_error(error)
+    return {"records": records, "end": end, "stats": canon(dict(reader.stats)),
+            "skipped": canon(dict(reader.skipped)), "errors": canon(reader.errors),
+            "error": canon(reader.error), "position": reader.position}
+
+
+def closes(data: bytes) -> None:
+    """The whole close-record pipeline (closecodec.closes.CloseRecordReader), backend c vs py."""
+    result_c = _read_closes("c", data)
+    result_py = _read_closes("py", data)
+    for key in result_c:
+        if key == "records":
+            _agree_lists("CloseRecordReader records", result_c[key], result_py[key])
+        else:
+            agree(f"CloseRecordReader {key}", result_c[key], result_py[key])
+
+
+def _agree_lists(what: str, first: List[Any], second: List[Any], **names: str) -> None:
+    """:func:`agree` on two lists, naming the first item where they differ."""
+    if first == second:
+        return
+    index = next((i for i, (a, b) in enumerate(zip(first, second)) if a != b), min(len(first), len(second)))
+    agree(f"{what}, item {index} (of {len(first)} / {len(second)})",
+          first[index] if index < len(first) else "(none)", second[index] if index < len(second) else "(none)",
+          **names)
+
+
+#: Every harness, by name, in the order the runner runs them.
+HARNESSES: Dict[str, Callable[[bytes], None]] = {
+    "message": message,
+    "event_batch": event_batch,
+    "connection_response": connection_response,
+    "ws_frame": ws_frame,
+    "mqtt_packet": mqtt_packet,
+    "ws_stream": ws_stream,
+    "diffusion_stream": diffusion_stream,
+    "mqtt_stream": mqtt_stream,
+    "packet": packet,
+    "pcap": pcap,
+    "closes": closes,
+}
+assert tuple(HARNESSES) == NAMES, "fuzz/__init__.py's NAMES and HARNESSES must match"
