@@ -156,7 +156,11 @@ def reproduce(paths: List[str], only: Optional[List[str]], quiet: bool = False) 
             name = Path(path).parent.name
         if name is None:
             raise SystemExit(f"fuzz: cannot tell the harness from {path!r}: give --only NAME")
-        data = Path(path).read_bytes()
+        try:
+            data = Path(path).read_bytes()
+        except FileNotFoundError:  # a corpus input that a fuzzer running beside this has since removed
+            print(f"== {name} {path}: gone, skipped")
+            continue
         if not quiet:
             print(f"== {name} {path} ({len(data)} bytes): {data[:64].hex()}{'...' if len(data) > 64 else ''}")
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import array
 import enum
 import random
-from typing import Any, Callable, Iterator, List, Sequence, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 from closecodec.errors import DecodeError
 
@@ -151,10 +151,3 @@ def fields(obj: Any, names: Sequence[str]) -> Tuple[Any, ...]:
     """The named attributes of ``obj`` that it has, in canonical form (the state to compare)."""
     return tuple((name, canon(getattr(obj, name))) for name in names if hasattr(obj, name))
 
-
-def first_difference(left: Sequence[Any], right: Sequence[Any]) -> Iterator[int]:
-    for index, (a, b) in enumerate(zip(left, right)):
-        if a != b:
-            yield index
-    if len(left) != len(right):
-        yield min(len(left), len(right))

@@ -28,7 +28,6 @@ from closecodec.reasons import ReasonNumbering
 
 from . import LINK_TYPES, NAMES
 from .common import (
-    Disagreement,
     Options,
     agree,
     as_buffer,
@@ -39,7 +38,6 @@ from .common import (
     decoder_input,
     fields,
     outcome,
-    short,
 )
 
 CODEC = (_codec_c, _codec_py)

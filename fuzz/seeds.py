@@ -30,7 +30,6 @@ from closecodec.frames import (
     AbortNotification,
     CloseRequest,
     ConnectionResponse,
-    EventBatch,
     MessageType,
     MqttConnack,
     MqttDisconnect,
