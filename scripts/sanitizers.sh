@@ -21,6 +21,8 @@ if [ $# -gt 0 ] && [ -x "$1" ] && [ ! -d "$1" ]; then
   shift
 fi
 PYTHON=$(command -v "${PYTHON:-python3}") || { echo "sanitizers: no python found" >&2; exit 2; }
+# Absolute (not resolved: a venv's python is a symlink), since the script runs it from other directories.
+[[ $PYTHON == /* ]] || PYTHON=$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")
 CC=${CC:-gcc}
 say() { printf '\n=== sanitizers: %s\n' "$*"; }
 
