@@ -22,6 +22,8 @@ if [ $# -gt 0 ] && [ -x "$1" ] && [ ! -d "$1" ]; then
   shift
 fi
 PYTHON=$(command -v "${PYTHON:-python3}") || { echo "valgrind: no python found" >&2; exit 2; }
+# Absolute (not resolved: a venv's python is a symlink), since the script runs it from the repository root.
+[[ $PYTHON == /* ]] || PYTHON=$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")
 command -v valgrind >/dev/null || { echo "valgrind: valgrind is not installed" >&2; exit 2; }
 say() { printf '\n=== valgrind: %s\n' "$*"; }
 
