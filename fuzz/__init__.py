@@ -1,6 +1,6 @@
 """Coverage-guided differential fuzzing of closecodec with atheris (issue 8).
 
-``python -m fuzz --seconds 10`` builds the compiled backend with libFuzzer's
+``python -m fuzz --seconds 5`` builds the compiled backend with libFuzzer's
 instrumentation in fuzz/build/, generates the seed corpus from tests/data and
 runs every harness in :mod:`fuzz.harnesses` for that long (``--jobs`` at a time).
 fuzz/README.md says more. Nothing here imports closecodec at package import:

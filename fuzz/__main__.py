@@ -3,7 +3,7 @@
 Examples (from the repository root, in a venv with the package installed
 editable, Cython and atheris; clang on PATH)::
 
-    python -m fuzz --seconds 10                 # CI: every harness for 10 s
+    python -m fuzz --seconds 5                  # CI: every harness for 5 s
     python -m fuzz --seconds 600 --jobs 2       # the long run, two harnesses at a time
     python -m fuzz --seconds 120 --only closes pcap
     python -m fuzz --asan --seconds 60          # with AddressSanitizer too
