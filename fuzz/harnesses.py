@@ -247,8 +247,8 @@ def pcap(data: bytes) -> None:
                  right=f"block {BLOCK_SIZES[1]}")
 
 
-def _read_closes(backend: str, data: bytes) -> Dict[str, Any]:
-    reader = CloseRecordReader(io.BytesIO(data), backend=backend)
+def _read_closes(backend: str, data: bytes, lanes: bool = True) -> Dict[str, Any]:
+    reader = CloseRecordReader(io.BytesIO(data), backend=backend, lanes=lanes)
     records = []
     try:
         for record in reader:
@@ -262,14 +262,15 @@ def _read_closes(backend: str, data: bytes) -> Dict[str, Any]:
 
 
 def closes(data: bytes) -> None:
-    """The whole close-record pipeline (closecodec.closes.CloseRecordReader), backend c vs py."""
+    """The whole close-record pipeline (closecodec.closes.CloseRecordReader): backend c vs py, and the
+    compiled segment loop's fast path (lanes) vs every segment through the Python reassembler."""
     result_c = _read_closes("c", data)
-    result_py = _read_closes("py", data)
-    for key in result_c:
-        if key == "records":
-            _agree_lists("CloseRecordReader records", result_c[key], result_py[key])
-        else:
-            agree(f"CloseRecordReader {key}", result_c[key], result_py[key])
+    for name, other in (("py", _read_closes("py", data)), ("c without lanes", _read_closes("c", data, False))):
+        for key in result_c:
+            if key == "records":
+                _agree_lists(f"CloseRecordReader records, c vs {name}", result_c[key], other[key], right=name)
+            else:
+                agree(f"CloseRecordReader {key}, c vs {name}", result_c[key], other[key], right=name)
 
 
 def _agree_lists(what: str, first: List[Any], second: List[Any], **names: str) -> None:

@@ -534,3 +534,101 @@ def test_package_exports_the_active_backend() -> None:
     assert closecodec.MqttStream is module.MqttStream
     assert set(module.__all__) == set(STREAMS["py"][0].__all__) <= set(closecodec.__all__)
     assert issubclass(closecodec.DiffusionStream, closecodec.WebSocketStream)
+
+
+# -- closes_only and spans: what the capture reader asks for ---------------------------------
+
+CLOSE_VALUES = (WebSocketClose, MqttDisconnect, MqttConnack)
+
+
+def run_spans(factory: Any, data: bytes, cuts: List[int]) -> Tuple[List[Tuple[int, int, Any]], Optional[tuple]]:
+    """Like :func:`run`, with ``spans=True``: (start, end, value) triples and the error."""
+    stream = factory()
+    values: List[Tuple[int, int, Any]] = []
+    bounds = [0] + sorted(set(c for c in cuts if 0 < c < len(data))) + [len(data)]
+    for a, b in zip(bounds, bounds[1:] + [len(data)]):
+        try:
+            values += stream.feed(data[a:b], spans=True)
+        except DecodeError as exc:
+            return values, (type(exc).__name__, str(exc), exc.offset)
+    return values, None
+
+
+CLOSES_ONLY_KINDS = [
+    ("WebSocketStream", {}),
+    ("WebSocketStream", {"expect_masked": True, "max_message_size": 200}),
+    ("MqttStream", {}),
+    ("MqttStream", {"keep_bodies": True, "max_packet_size": 300}),
+]
+
+
+def check_closes_only(name: str, options: dict, data: bytes, cuts: List[int]) -> None:
+    """closes_only returns the full decode's closes, with the same spans and the same error."""
+    for module in both_or_pure():
+        full = run_spans(lambda: getattr(module, name)(**options), data, [])
+        closes = run_spans(lambda: getattr(module, name)(closes_only=True, **options), data, cuts)
+        assert closes == ([span for span in full[0] if type(span[2]) in CLOSE_VALUES], full[1])
+
+
+@given(st.sampled_from(CLOSES_ONLY_KINDS), st.binary(max_size=400), cuts_strategy)
+def test_closes_only_is_the_full_decode_filtered_on_arbitrary_bytes(kind: Any, data: bytes, cuts: List[int]) -> None:
+    check_closes_only(kind[0], kind[1], data, cuts)
+
+
+@given(ws_streams(), st.data(), cuts_strategy)
+def test_closes_only_is_the_full_decode_filtered_on_websocket_streams(generated: Any, data: Any,
+                                                                       cuts: List[int]) -> None:
+    stream_bytes, _ = generated
+    damaged = bytearray(stream_bytes)
+    for _ in range(data.draw(st.integers(0, 2)) if damaged else 0):
+        damaged[data.draw(st.integers(0, len(damaged) - 1))] = data.draw(st.integers(0, 255))
+    # A limit that some generated fragmented messages pass: closes_only must still refuse them.
+    check_closes_only("WebSocketStream", {"max_message_size": 65_000}, bytes(damaged), cuts)
+
+
+@given(st.lists(MQTT_PACKETS, max_size=8), cuts_strategy)
+def test_closes_only_is_the_full_decode_filtered_on_mqtt_streams(packets: List[Any], cuts: List[int]) -> None:
+    data = b"".join(_transport_py.encode_mqtt_packet(packet) for packet in packets)
+    check_closes_only("MqttStream", {}, data, cuts)
+
+
+@given(ws_streams(masked=False), cuts_strategy)
+def test_spans_start_where_the_value_starts(generated: Any, cuts: List[int]) -> None:
+    data, expected = generated
+    for module in both_or_pure():
+        values, error = run_spans(lambda: module.WebSocketStream(), data, cuts)
+        assert error is None
+        assert [(end, value) for _, end, value in values] == expected
+        for start, end, value in values:
+            # The span alone decodes to the value (after the control frames inside a fragmented message).
+            assert module.WebSocketStream().feed(data[start:end])[-1] == value
+
+
+def test_spans_of_a_fragmented_message_and_a_close(stream: ModuleType) -> None:
+    data = ws_bytes(WebSocketFrame(WebSocketOpcode.BINARY, b"ab", False),
+                    WebSocketFrame(WebSocketOpcode.PING, b"p"),
+                    WebSocketFrame(WebSocketOpcode.CONTINUATION, b"cd"),
+                    WebSocketClose(1000, "bye"))
+    values = stream.WebSocketStream().feed(data, spans=True)
+    assert [(start, end) for start, end, _ in values] == [(4, 7), (0, 11), (11, 18)]
+    closes = stream.WebSocketStream(closes_only=True).feed(data, spans=True)
+    assert closes == [values[-1]]
+    mqtt = b"\xc0\x00" + b"\xe0\x00" + b"\xe0\x01\x8e"
+    assert [(s, e) for s, e, _ in stream.MqttStream(version=5, closes_only=True).feed(mqtt, spans=True)] == \
+        [(2, 4), (4, 7)]
+
+
+def test_closes_only_applies_from_the_next_message(stream: ModuleType) -> None:
+    first = ws_bytes(WebSocketFrame(WebSocketOpcode.BINARY, b"ab", False))
+    rest = ws_bytes(WebSocketFrame(WebSocketOpcode.CONTINUATION, b"cd"), WebSocketFrame(WebSocketOpcode.TEXT, b"x"))
+    ws = stream.WebSocketStream()
+    assert ws.feed(first) == []
+    ws.closes_only = True
+    assert ws.feed(rest) == [WebSocketMessage(WebSocketOpcode.BINARY, b"abcd")]  # started before the change
+    ws.closes_only = False
+    assert ws.feed(rest[4:]) == [WebSocketMessage(WebSocketOpcode.TEXT, b"x")]
+
+
+def test_offsets_and_spans_are_exclusive(stream: ModuleType) -> None:
+    with pytest.raises(ValueError, match="exclusive"):
+        stream.MqttStream().feed(b"", offsets=True, spans=True)

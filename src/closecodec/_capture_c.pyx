@@ -11,9 +11,13 @@
 
 from cpython.buffer cimport PyBuffer_Release
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 
 from closecodec._codec_c cimport Reader, open_reader
+from closecodec._stream_c cimport SHAPE_SPANS, _Stream
 from closecodec.frames cimport Packet, TcpSegment
 
 import builtins
@@ -23,7 +27,9 @@ from closecodec.errors import IncompleteError, MalformedError
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_MAX_RECORD",
+    "Lane",
     "PacketReader",
+    "SegmentLoop",
     "parse_packet",
 ]
 
@@ -63,18 +69,23 @@ POW10[0] = 1
 for _i in range(1, 10):
     POW10[_i] = POW10[_i - 1] * 10
 
-# Skip reasons, identical strings in both backends.
-cdef str R_LINK = "unsupported link type"
-cdef str R_LINK_SHORT = "truncated link header"
-cdef str R_NOT_IP = "not IP"
-cdef str R_IP_SHORT = "truncated IP header"
-cdef str R_BAD_V4 = "bad IPv4 header"
-cdef str R_BAD_V6 = "bad IPv6 header"
-cdef str R_BAD_EXT = "bad IPv6 extension header"
-cdef str R_FRAGMENT = "IP fragment"
-cdef str R_NOT_TCP = "not TCP"
-cdef str R_TCP_SHORT = "truncated TCP header"
-cdef str R_BAD_TCP = "bad TCP header"
+# Skip reasons: parse_headers returns the code, SKIP_REASONS[code] is the text
+# (identical strings in both backends).
+cdef enum:
+    R_LINK = 1
+    R_LINK_SHORT
+    R_NOT_IP
+    R_IP_SHORT
+    R_BAD_V4
+    R_BAD_V6
+    R_BAD_EXT
+    R_FRAGMENT
+    R_NOT_TCP
+    R_TCP_SHORT
+    R_BAD_TCP
+cdef tuple SKIP_REASONS = (None, "unsupported link type", "truncated link header", "not IP", "truncated IP header",
+                           "bad IPv4 header", "bad IPv6 header", "bad IPv6 extension header", "IP fragment",
+                           "not TCP", "truncated TCP header", "bad TCP header")
 
 
 cdef inline uint32_t u16(const unsigned char* p, bint big) noexcept nogil:
@@ -153,6 +164,14 @@ cdef class PacketReader:
     cdef public object format
     cdef public Py_ssize_t frames
     cdef public object error
+    # The record _next_record found: its bytes are _data[_rec_at:_rec_at + _rec_len].
+    cdef Py_ssize_t _rec_at
+    cdef Py_ssize_t _rec_len
+    cdef int64_t _rec_ns
+    cdef object _rec_time  # the timestamp as a Python int when it does not fit _rec_ns, else None
+    cdef object _rec_link
+    cdef uint32_t _rec_origlen
+    cdef uint32_t _rec_interface
 
     def __init__(self, file, /, *, block_size=DEFAULT_BLOCK_SIZE, max_record=DEFAULT_MAX_RECORD):
         check_sizes(block_size, max_record)
@@ -178,19 +197,30 @@ cdef class PacketReader:
         return self
 
     def __next__(self):
-        cdef object packet
+        if not self._next_record():
+            raise StopIteration
+        cdef Packet packet = Packet.__new__(Packet)
+        packet.frame = self.frames
+        packet.timestamp_ns = self._rec_ns if self._rec_time is None else self._rec_time
+        packet.link_type = self._rec_link
+        packet.data = self._view[self._rec_at:self._rec_at + self._rec_len]
+        packet.original_length = self._rec_origlen
+        packet.interface = self._rec_interface
+        return packet
+
+    cdef bint _next_record(self) except -1:
+        """Find the next packet record (its fields in ``_rec_*``); False at the end."""
         while True:
             if self._state == ST_PCAP:
-                packet = self._next_pcap()
+                if self._next_pcap():
+                    return True
             elif self._state == ST_PCAPNG:
-                packet = self._next_pcapng()
+                if self._next_pcapng():
+                    return True
             elif self._state == ST_START:
                 self._start()
-                continue
             else:
-                raise StopIteration
-            if packet is not None:
-                return packet
+                return False
 
     # -- buffer ------------------------------------------------------------
 
@@ -260,15 +290,15 @@ cdef class PacketReader:
         self._state = ST_PCAP
         return 0
 
-    cdef object _next_pcap(self):
+    cdef bint _next_pcap(self) except -1:
         cdef int64_t start = self._base + self._pos
         cdef const unsigned char* p
         if not self._ensure(16):
             if self._size == self._pos:
                 self._state = ST_DONE
-                raise StopIteration
+                return False
             self._stop("pcap packet record", start)
-            return None
+            return False
         p = self._data + self._pos  # the 16-byte record header is held
         cdef uint32_t seconds = u32(p, self._big)
         cdef uint32_t fraction = u32(p + 4, self._big)
@@ -279,36 +309,36 @@ cdef class PacketReader:
                        f"{self._max_record}-byte record limit", start + 8)
         if not self._ensure(16 + <Py_ssize_t>caplen):  # bounded by max_record above
             self._stop("pcap packet record", start)
-            return None
+            return False
         cdef Py_ssize_t at = self._pos + 16
         self._pos = at + caplen
         self.frames += 1
-        cdef int64_t ns = <int64_t>seconds * NS + (<int64_t>fraction if self._nano else <int64_t>fraction * 1000)
-        cdef Packet packet = Packet.__new__(Packet)
-        packet.frame = self.frames
-        packet.timestamp_ns = ns
-        packet.link_type = self._link
-        packet.data = self._view[at:at + caplen]
-        packet.original_length = origlen
-        packet.interface = 0
-        return packet
+        self._rec_at = at
+        self._rec_len = caplen
+        self._rec_ns = <int64_t>seconds * NS + (<int64_t>fraction if self._nano else <int64_t>fraction * 1000)
+        self._rec_time = None
+        self._rec_link = self._link
+        self._rec_origlen = origlen
+        self._rec_interface = 0
+        return True
 
-    cdef object _next_pcapng(self):
+    cdef bint _next_pcapng(self) except -1:
+        """Read one block; True if it is a packet (its fields in ``_rec_*``)."""
         cdef int64_t start = self._base + self._pos
         cdef const unsigned char* p
         cdef uint32_t block_type, length, trailer, minimum = 12
         if not self._ensure(8):
             if self._size == self._pos:
                 self._state = ST_DONE
-                raise StopIteration
+                return False
             self._stop("pcapng block", start)
-            return None
+            return False
         p = self._data + self._pos  # 8 bytes held
         if p[0] == 0x0A and p[1] == 0x0D and p[2] == 0x0D and p[3] == 0x0A:
             # Section Header Block: its byte-order magic decides how to read its length.
             if not self._ensure(12):
                 self._stop("pcapng block", start)
-                return None
+                return False
             p = self._data + self._pos  # 12 bytes held
             if p[8] == 0x4D and p[9] == 0x3C and p[10] == 0x2B and p[11] == 0x1A:
                 self._big = False
@@ -328,7 +358,7 @@ cdef class PacketReader:
                        start + 4)
         if not self._ensure(length):  # bounded by max_record above
             self._stop("pcapng block", start)
-            return None
+            return False
         cdef Py_ssize_t pos = self._pos
         p = self._data + pos  # the whole block (length >= 12 bytes) is held from here on
         trailer = u32(p + length - 4, big)
@@ -337,7 +367,7 @@ cdef class PacketReader:
                        start + length - 4)
         cdef uint32_t body = length - 12  # bytes between the two length fields
         cdef uint32_t interface, high, low, caplen, origlen
-        cdef object packet = None
+        cdef bint packet = False
         if block_type == BT_EPB or block_type == BT_PB:
             if body < 20:  # the fixed fields end at pos + 28 <= pos + length - 4
                 self._fail(f"pcapng packet block too short ({length} bytes)", start + 4)
@@ -354,10 +384,14 @@ cdef class PacketReader:
                            f"{len(self._interfaces)}", start + 8)
             if caplen > body - 20:  # the data must lie inside the block
                 self._fail(f"captured length {caplen} runs past the end of its pcapng block", start + 20)
-            description = self._interfaces[interface]
             self.frames += 1
-            packet = self._packet(description, (<uint64_t>high << 32) | low,
-                                  self._view[pos + 28:pos + 28 + caplen], origlen, interface)
+            self._set_time(self._interfaces[interface], (<uint64_t>high << 32) | low)
+            self._rec_at = pos + 28
+            self._rec_len = caplen
+            self._rec_link = self._interfaces[interface][0]
+            self._rec_origlen = origlen
+            self._rec_interface = interface
+            packet = True
         elif block_type == BT_SPB:
             if body < 4:
                 self._fail(f"pcapng simple packet block too short ({length} bytes)", start + 4)
@@ -370,14 +404,14 @@ cdef class PacketReader:
             if snaplen and caplen > <uint32_t>snaplen:
                 caplen = snaplen
             self.frames += 1
-            spb = Packet.__new__(Packet)
-            (<Packet>spb).frame = self.frames
-            (<Packet>spb).timestamp_ns = 0
-            (<Packet>spb).link_type = description[0]
-            (<Packet>spb).data = self._view[pos + 12:pos + 12 + caplen]
-            (<Packet>spb).original_length = origlen
-            (<Packet>spb).interface = 0
-            packet = spb
+            self._rec_at = pos + 12
+            self._rec_len = caplen
+            self._rec_ns = 0
+            self._rec_time = None
+            self._rec_link = description[0]
+            self._rec_origlen = origlen
+            self._rec_interface = 0
+            packet = True
         elif block_type == BT_IDB:
             self._interface(pos, length, start)
         elif block_type == BT_SHB:
@@ -388,23 +422,19 @@ cdef class PacketReader:
         self._pos = pos + length
         return packet
 
-    cdef Packet _packet(self, tuple description, uint64_t ticks, object data, uint32_t origlen, uint32_t interface):
+    cdef int _set_time(self, tuple description, uint64_t ticks) except -1:
+        """The record's timestamp from an interface's resolution and offset."""
         link, _, binary, exponent, tsoffset = description
         cdef int e = exponent
         cdef object big_ticks = ticks  # a Python int: the general formulas below cannot overflow
-        cdef Packet packet = Packet.__new__(Packet)
-        packet.frame = self.frames
+        self._rec_time = None
         if not binary and e <= 9 and tsoffset == 0 and ticks <= <uint64_t>(INT64_MAX // POW10[9 - e]):
-            packet.timestamp_ns = <int64_t>ticks * POW10[9 - e]  # exact: no overflow (checked)
+            self._rec_ns = <int64_t>ticks * POW10[9 - e]  # exact: no overflow (checked)
         elif binary:
-            packet.timestamp_ns = (big_ticks * 1000000000 >> exponent) + tsoffset * 1000000000
+            self._rec_time = (big_ticks * 1000000000 >> exponent) + tsoffset * 1000000000
         else:
-            packet.timestamp_ns = big_ticks * 1000000000 // 10 ** exponent + tsoffset * 1000000000
-        packet.link_type = link
-        packet.data = data
-        packet.original_length = origlen
-        packet.interface = interface
-        return packet
+            self._rec_time = big_ticks * 1000000000 // 10 ** exponent + tsoffset * 1000000000
+        return 0
 
     cdef int _interface(self, Py_ssize_t pos, uint32_t length, int64_t start) except -1:
         cdef const unsigned char* p = self._data + pos  # the whole block is held
@@ -491,15 +521,41 @@ def parse_packet(data, link_type, /):
 
 
 cdef object parse_tcp(const unsigned char* v, Py_ssize_t size, object link_object, object data):
+    cdef Headers h
+    cdef int reason
+    if not (-0x7FFFFFFF <= link_object <= 0x7FFFFFFF):
+        return SKIP_REASONS[R_LINK]
+    reason = parse_headers(v, size, link_object, &h)
+    if reason:
+        return SKIP_REASONS[reason]
+    return make_segment(v, &h, data)
+
+
+cdef TcpSegment make_segment(const unsigned char* v, Headers* h, object data):
+    """The TcpSegment that ``h`` describes; ``data`` holds the packet's bytes (``v``)."""
+    cdef TcpSegment segment = TcpSegment.__new__(TcpSegment)
+    segment.src = PyBytes_FromStringAndSize(<const char*>v + h.addr_at, h.addr_len)
+    segment.src_port = h.src_port
+    segment.dst = PyBytes_FromStringAndSize(<const char*>v + h.addr_at + h.addr_len, h.addr_len)
+    segment.dst_port = h.dst_port
+    segment.seq = h.seq
+    segment.ack = h.ack
+    segment.flags = h.flags
+    if type(data) is MEMORYVIEW and data.format == "B" and data.ndim == 1:
+        segment.payload = data[h.payload_at:h.payload_end]
+    else:
+        segment.payload = byte_memoryview(data)[h.payload_at:h.payload_end]
+    segment.missing = h.missing
+    return segment
+
+
+cdef int parse_headers(const unsigned char* v, Py_ssize_t size, long link, Headers* h) noexcept nogil:
+    """Fill ``h`` from the link, IP and TCP headers of a packet; 0, or the R_ code of why it has no segment."""
     # Every read of v[i] below follows a check that i < size (or < an end
     # already checked against size).
     cdef Py_ssize_t pos = 0, header, type_at, ihl, wire_end, captured_end, length, offset
     cdef uint32_t ethertype, family, total, payload_length
     cdef int version, protocol
-    cdef long link
-    if not (-0x7FFFFFFF <= link_object <= 0x7FFFFFFF):
-        return R_LINK
-    link = link_object
     if link == LT_ETHERNET or link == LT_SLL or link == LT_SLL2:
         if link == LT_ETHERNET:
             header, type_at = 14, 12
@@ -565,8 +621,8 @@ cdef object parse_tcp(const unsigned char* v, Py_ssize_t size, object link_objec
         if be16(v + pos + 6) & 0x3FFF:  # MF flag or a fragment offset
             return R_FRAGMENT
         protocol = v[pos + 9]
-        src = PyBytes_FromStringAndSize(<const char*>v + pos + 12, 4)
-        dst = PyBytes_FromStringAndSize(<const char*>v + pos + 16, 4)
+        h.addr_at = pos + 12  # source, then destination
+        h.addr_len = 4
         pos += ihl
     else:  # RFC 8200 §3
         if size - pos < 40:
@@ -575,8 +631,8 @@ cdef object parse_tcp(const unsigned char* v, Py_ssize_t size, object link_objec
             return R_BAD_V6
         payload_length = be16(v + pos + 4)
         protocol = v[pos + 6]
-        src = PyBytes_FromStringAndSize(<const char*>v + pos + 8, 16)
-        dst = PyBytes_FromStringAndSize(<const char*>v + pos + 24, 16)
+        h.addr_at = pos + 8  # source, then destination
+        h.addr_len = 16
         pos += 40
         wire_end = pos + payload_length if payload_length else size
         # Each extension header moves pos forward by at least 8 bytes and
@@ -614,20 +670,15 @@ cdef object parse_tcp(const unsigned char* v, Py_ssize_t size, object link_objec
         return R_BAD_TCP
     if pos + offset > captured_end:
         return R_TCP_SHORT
-    cdef TcpSegment segment = TcpSegment.__new__(TcpSegment)
-    segment.src = src
-    segment.src_port = be16(v + pos)
-    segment.dst = dst
-    segment.dst_port = be16(v + pos + 2)
-    segment.seq = be32(v + pos + 4)
-    segment.ack = be32(v + pos + 8)
-    segment.flags = ((v[pos + 12] & 0x0F) << 8) | v[pos + 13]
-    if type(data) is MEMORYVIEW and data.format == "B" and data.ndim == 1:
-        segment.payload = data[pos + offset:captured_end]
-    else:
-        segment.payload = byte_memoryview(data)[pos + offset:captured_end]
-    segment.missing = wire_end - captured_end
-    return segment
+    h.src_port = be16(v + pos)
+    h.dst_port = be16(v + pos + 2)
+    h.seq = be32(v + pos + 4)
+    h.ack = be32(v + pos + 8)
+    h.flags = ((v[pos + 12] & 0x0F) << 8) | v[pos + 13]
+    h.payload_at = pos + offset
+    h.payload_end = captured_end
+    h.missing = wire_end - captured_end
+    return 0
 
 
 cdef object byte_memoryview(object data):
@@ -635,3 +686,208 @@ cdef object byte_memoryview(object data):
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     return view
+
+
+# -- the per-packet loop of the close-record reader ----------------------------
+
+cdef enum:
+    TCP_FIN = 0x01
+    TCP_SYN = 0x02
+    TCP_RST = 0x04
+    # What a lane's direction takes without Python (SegmentLoop):
+    LANE_NONE = 0  # nothing: every segment is returned
+    LANE_ACKS = 1  # segments without payload, SYN, FIN or RST (they only mark the connection active)
+    LANE_DATA = 2  # those, and the next in-order payload, into the direction's sink
+
+
+cdef bytes packed_key(bytes src, object src_port, bytes dst, object dst_port):
+    """A 4-tuple as SegmentLoop looks it up: the two addresses, then the two ports (big-endian)."""
+    return src + dst + bytes([src_port >> 8, src_port & 0xFF, dst_port >> 8, dst_port & 0xFF])
+
+
+cdef class Lane:
+    """One open TCP connection as a :class:`SegmentLoop` sees it.
+
+    Made by :meth:`SegmentLoop.lane`. For each direction, the reassembler says
+    what the loop may take (:meth:`expect`) and the decoding layer where the
+    bytes go (:meth:`sink`); :meth:`take_back` returns control to Python and
+    :meth:`detach` forgets the connection.
+
+    Attributes:
+        connection: the object the lane was made for (the reassembler's connection).
+    """
+
+    cdef readonly object connection
+    cdef object _touch_key
+    cdef SegmentLoop _loop
+    cdef bytes _forward
+    cdef bytes _reverse
+    cdef int _state[2]
+    cdef uint32_t _seq[2]
+    cdef int64_t _offset[2]
+    cdef bint _sink_ready[2]
+    cdef object _sink0
+    cdef object _sink1
+
+    def __init__(self, SegmentLoop loop, connection, tuple key):
+        client, client_port, server, server_port = key
+        self.connection = connection
+        self._touch_key = key
+        self._loop = loop
+        self._forward = packed_key(client, client_port, server, server_port)
+        self._reverse = packed_key(server, server_port, client, client_port)
+        loop._table[self._forward] = (self, 0)
+        loop._table[self._reverse] = (self, 1)
+
+    def expect(self, int direction, int state, seq=0, offset=0):
+        """What the loop may take in ``direction`` (0 from the client, 1 from the server).
+
+        Args:
+            state: 0 nothing; 1 segments without payload, SYN, FIN or RST;
+                2 those and in-order payload starting at sequence number
+                ``seq``, stream offset ``offset``.
+        """
+        if not 0 <= direction <= 1 or not LANE_NONE <= state <= LANE_DATA:
+            raise ValueError(f"bad direction {direction} or state {state}")
+        self._state[direction] = state
+        self._seq[direction] = seq
+        self._offset[direction] = offset
+
+    def sink(self, int direction, bint ready, sink=None):
+        """Where in-order payload of ``direction`` goes: ``sink`` (a compiled stream, or None to drop it).
+
+        ``ready`` False: the payload goes back to Python. A sink that is not
+        a compiled stream is never fed here.
+        """
+        if not 0 <= direction <= 1:
+            raise ValueError(f"bad direction {direction}")
+        if sink is not None and not isinstance(sink, _Stream):
+            ready = False
+        self._sink_ready[direction] = ready
+        if direction == 0:
+            self._sink0 = sink
+        else:
+            self._sink1 = sink
+
+    def take_back(self):
+        """Stop taking segments; return each direction's next stream offset where it took payload, else None."""
+        cdef int d
+        offsets = [None, None]
+        for d in range(2):
+            if self._state[d] == LANE_DATA:
+                offsets[d] = self._offset[d]
+            self._state[d] = LANE_NONE
+        return tuple(offsets)
+
+    def detach(self):
+        """Forget the connection: its segments are returned to Python from now on."""
+        self._state[0] = self._state[1] = LANE_NONE
+        if self._loop._table.get(self._forward, (None,))[0] is self:
+            del self._loop._table[self._forward]
+        if self._loop._table.get(self._reverse, (None,))[0] is self:
+            del self._loop._table[self._reverse]
+        self._sink0 = self._sink1 = None
+
+
+cdef class SegmentLoop:
+    """The per-packet loop of a capture decoder: records, headers, and in-order payload into decoders.
+
+    Iterating reads packets from ``packets`` and returns only what needs
+    Python, as tuples:
+
+    - ``(0, frame, timestamp_ns, segment)``: a :class:`TcpSegment` for the
+      reassembler: every segment of a connection without a :class:`Lane`,
+      or that its lane does not take (out of order, SYN/FIN/RST, cut by the
+      snap length, ...);
+    - ``(1, frame, timestamp_ns, lane, direction, spans)``: what a sink
+      returned (``(start, end, value)`` triples), or a sink that failed
+      (its ``error`` set), for the payload of that frame.
+
+    Packets without a usable TCP segment are counted in ``skipped`` by
+    reason. Everything a lane takes is exactly what the reassembler and the
+    decoding layer would have done with it: the connection is marked active
+    (``touch(key)``), the payload is fed to the sink at the expected offset.
+
+    Args:
+        packets: a :class:`PacketReader`.
+        skipped: a mapping of reason to count (a ``collections.Counter``).
+        touch: called with a lane's key for every segment a lane takes.
+        progress: called with the file offset every 4096 packets, or None.
+    """
+
+    cdef PacketReader _packets
+    cdef dict _table
+    cdef object _skipped
+    cdef object _touch
+    cdef object _progress
+    cdef Py_ssize_t _count
+
+    def __init__(self, PacketReader packets, skipped, touch, progress=None):
+        self._packets = packets
+        self._table = {}
+        self._skipped = skipped
+        self._touch = touch
+        self._progress = progress
+        self._count = 0
+
+    def lane(self, connection, tuple key):
+        """A :class:`Lane` for a connection whose client-to-server 4-tuple is ``key``."""
+        return Lane(self, connection, key)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef PacketReader r = self._packets
+        cdef Headers h
+        cdef int reason, d
+        cdef const unsigned char* v
+        cdef unsigned char key[36]
+        cdef Py_ssize_t n, addresses
+        cdef PyObject* found
+        cdef Lane lane
+        cdef object sink
+        cdef list spans
+        while True:
+            if not r._next_record():
+                raise StopIteration
+            self._count += 1
+            if self._progress is not None and not self._count & 0xFFF:
+                self._progress(r._base + r._pos)
+            v = r._data + r._rec_at
+            reason = parse_headers(v, r._rec_len, <long>r._rec_link, &h)
+            if reason:
+                text = SKIP_REASONS[reason]
+                self._skipped[text] += 1
+                continue
+            if h.missing == 0 and not h.flags & (TCP_SYN | TCP_FIN | TCP_RST):
+                addresses = 2 * h.addr_len
+                memcpy(key, v + h.addr_at, addresses)  # both addresses, contiguous in the IP header
+                key[addresses] = h.src_port >> 8
+                key[addresses + 1] = h.src_port & 0xFF
+                key[addresses + 2] = h.dst_port >> 8
+                key[addresses + 3] = h.dst_port & 0xFF
+                found = PyDict_GetItem(self._table, PyBytes_FromStringAndSize(<char*>key, addresses + 4))
+                if found is not NULL:
+                    lane = <Lane>(<tuple>found)[0]
+                    d = (<tuple>found)[1]
+                    n = h.payload_end - h.payload_at
+                    if lane._state[d] != LANE_NONE and n == 0:
+                        self._touch(lane._touch_key)
+                        continue
+                    if lane._state[d] == LANE_DATA and h.seq == lane._seq[d] and lane._sink_ready[d]:
+                        sink = lane._sink0 if d == 0 else lane._sink1
+                        if sink is None or ((<_Stream>sink)._error is None
+                                            and (<_Stream>sink)._position == lane._offset[d]):
+                            self._touch(lane._touch_key)
+                            lane._seq[d] += <uint32_t>n
+                            lane._offset[d] += n
+                            if sink is None:
+                                continue
+                            spans = []
+                            (<_Stream>sink).feed_into(v + h.payload_at, n, spans, SHAPE_SPANS)
+                            if not spans and (<_Stream>sink)._error is None:
+                                continue
+                            return (1, r.frames, r._rec_ns if r._rec_time is None else r._rec_time, lane, d, spans)
+            return (0, r.frames, r._rec_ns if r._rec_time is None else r._rec_time,
+                    make_segment(v, &h, r._view[r._rec_at:r._rec_at + r._rec_len]))

@@ -36,16 +36,19 @@ means "as much as was captured". Checksums are not verified.
 from __future__ import annotations
 
 import struct
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ._common import byte_view
+from ._stream_py import SHAPE_SPANS
 from .errors import IncompleteError, MalformedError
 from .frames import Packet, TcpSegment
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_MAX_RECORD",
+    "Lane",
     "PacketReader",
+    "SegmentLoop",
     "parse_packet",
 ]
 
@@ -484,3 +487,163 @@ def parse_packet(data: Any, link_type: int, /) -> Union[TcpSegment, str]:
     flags = (view[pos + 12] & 0x0F) << 8 | view[pos + 13]
     payload = memoryview(view)[pos + offset:captured_end]
     return TcpSegment(src, src_port, dst, dst_port, seq, ack, flags, payload, wire_end - captured_end)
+
+
+# -- the per-packet loop of the close-record reader ----------------------------------
+
+_SYN_FIN_RST = 0x07
+# What a lane's direction takes without the reassembler (SegmentLoop):
+_LANE_NONE = 0  # nothing: every segment is returned
+_LANE_ACKS = 1  # segments without payload, SYN, FIN or RST (they only mark the connection active)
+_LANE_DATA = 2  # those, and the next in-order payload, into the direction's sink
+
+
+class Lane:
+    """One open TCP connection as a :class:`SegmentLoop` sees it.
+
+    Made by :meth:`SegmentLoop.lane`. For each direction, the reassembler says
+    what the loop may take (:meth:`expect`) and the decoding layer where the
+    bytes go (:meth:`sink`); :meth:`take_back` returns control to Python and
+    :meth:`detach` forgets the connection.
+
+    Attributes:
+        connection: the object the lane was made for (the reassembler's connection).
+    """
+
+    __slots__ = ("connection", "_touch_key", "_loop", "_forward", "_reverse", "_state", "_seq", "_offset",
+                 "_sink_ready", "_sinks")
+
+    def __init__(self, loop: "SegmentLoop", connection: Any, key: tuple) -> None:
+        client, client_port, server, server_port = key
+        self.connection = connection
+        self._touch_key = key
+        self._loop = loop
+        self._forward = key
+        self._reverse = (server, server_port, client, client_port)
+        self._state = [_LANE_NONE, _LANE_NONE]
+        self._seq = [0, 0]
+        self._offset = [0, 0]
+        self._sink_ready = [False, False]
+        self._sinks: List[Any] = [None, None]
+        loop._table[self._forward] = (self, 0)
+        loop._table[self._reverse] = (self, 1)
+
+    def expect(self, direction: int, state: int, seq: int = 0, offset: int = 0) -> None:
+        """What the loop may take in ``direction`` (0 from the client, 1 from the server).
+
+        Args:
+            state: 0 nothing; 1 segments without payload, SYN, FIN or RST;
+                2 those and in-order payload starting at sequence number
+                ``seq``, stream offset ``offset``.
+        """
+        if direction not in (0, 1) or state not in (_LANE_NONE, _LANE_ACKS, _LANE_DATA):
+            raise ValueError(f"bad direction {direction} or state {state}")
+        self._state[direction] = state
+        self._seq[direction] = seq
+        self._offset[direction] = offset
+
+    def sink(self, direction: int, ready: bool, sink: Any = None) -> None:
+        """Where in-order payload of ``direction`` goes: ``sink`` (a pure-Python stream, or None to drop it).
+
+        ``ready`` False: the payload goes back to Python. A sink without
+        ``feed_into`` is never fed here.
+        """
+        if direction not in (0, 1):
+            raise ValueError(f"bad direction {direction}")
+        if sink is not None and not hasattr(sink, "feed_into"):
+            ready = False
+        self._sink_ready[direction] = bool(ready)
+        self._sinks[direction] = sink
+
+    def take_back(self) -> Tuple[Optional[int], Optional[int]]:
+        """Stop taking segments; return each direction's next stream offset where it took payload, else None."""
+        offsets = tuple(self._offset[d] if self._state[d] == _LANE_DATA else None for d in (0, 1))
+        self._state = [_LANE_NONE, _LANE_NONE]
+        return offsets  # type: ignore[return-value]
+
+    def detach(self) -> None:
+        """Forget the connection: its segments are returned to Python from now on."""
+        self._state = [_LANE_NONE, _LANE_NONE]
+        table = self._loop._table
+        for key in (self._forward, self._reverse):
+            if table.get(key, (None,))[0] is self:
+                del table[key]
+        self._sinks = [None, None]
+
+
+class SegmentLoop:
+    """The per-packet loop of a capture decoder: records, headers, and in-order payload into decoders.
+
+    Iterating reads packets from ``packets`` and returns only what needs
+    Python, as tuples:
+
+    - ``(0, frame, timestamp_ns, segment)``: a :class:`TcpSegment` for the
+      reassembler: every segment of a connection without a :class:`Lane`,
+      or that its lane does not take (out of order, SYN/FIN/RST, cut by the
+      snap length, ...);
+    - ``(1, frame, timestamp_ns, lane, direction, spans)``: what a sink
+      returned (``(start, end, value)`` triples), or a sink that failed
+      (its ``error`` set), for the payload of that frame.
+
+    Packets without a usable TCP segment are counted in ``skipped`` by
+    reason. Everything a lane takes is exactly what the reassembler and the
+    decoding layer would have done with it: the connection is marked active
+    (``touch(key)``), the payload is fed to the sink at the expected offset.
+
+    Args:
+        packets: a :class:`PacketReader`.
+        skipped: a mapping of reason to count (a ``collections.Counter``).
+        touch: called with a lane's key for every segment a lane takes.
+        progress: called with the file offset every 4096 packets, or None.
+    """
+
+    def __init__(self, packets: PacketReader, skipped: Any, touch: Any, progress: Any = None) -> None:
+        self._packets = packets
+        self._table: Dict[tuple, Tuple[Lane, int]] = {}
+        self._skipped = skipped
+        self._touch = touch
+        self._progress = progress
+        self._count = 0
+
+    def lane(self, connection: Any, key: tuple) -> Lane:
+        """A :class:`Lane` for a connection whose client-to-server 4-tuple is ``key``."""
+        return Lane(self, connection, key)
+
+    def __iter__(self) -> "SegmentLoop":
+        return self
+
+    def __next__(self) -> tuple:
+        packets = self._packets
+        table = self._table
+        while True:
+            packet = next(packets)
+            self._count += 1
+            if self._progress is not None and not self._count & 0xFFF:
+                self._progress(packets.offset)
+            segment = parse_packet(packet.data, packet.link_type)
+            if type(segment) is str:
+                self._skipped[segment] += 1
+                continue
+            if not segment.missing and not segment.flags & _SYN_FIN_RST:
+                found = table.get((segment.src, segment.src_port, segment.dst, segment.dst_port))
+                if found is not None:
+                    lane, d = found
+                    n = len(segment.payload)
+                    state = lane._state[d]
+                    if state != _LANE_NONE and n == 0:
+                        self._touch(lane._touch_key)
+                        continue
+                    if state == _LANE_DATA and segment.seq == lane._seq[d] and lane._sink_ready[d]:
+                        sink = lane._sinks[d]
+                        if sink is None or (sink.error is None and sink.position == lane._offset[d]):
+                            self._touch(lane._touch_key)
+                            lane._seq[d] = (lane._seq[d] + n) & 0xFFFFFFFF
+                            lane._offset[d] += n
+                            if sink is None:
+                                continue
+                            spans: List[Any] = []
+                            sink.feed_into(segment.payload, spans, SHAPE_SPANS)
+                            if not spans and sink.error is None:
+                                continue
+                            return (1, packet.frame, packet.timestamp_ns, lane, d, spans)
+            return (0, packet.frame, packet.timestamp_ns, segment)

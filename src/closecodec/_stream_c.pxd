@@ -6,11 +6,19 @@ from libc.stdint cimport int64_t
 from closecodec._transport_c cimport WsHeader
 
 
+# What feed_into appends: bare values, (end, value) or (start, end, value).
+cdef enum:
+    SHAPE_VALUES = 0
+    SHAPE_OFFSETS = 1
+    SHAPE_SPANS = 2
+
+
 cdef class _Stream:
     cdef int64_t _position
     cdef object _error
 
-    cdef int process(self, const unsigned char* data, Py_ssize_t n, int64_t base, list out, bint offsets) except -1
+    cdef int feed_into(self, const unsigned char* data, Py_ssize_t n, list out, int shape) except -1
+    cdef int process(self, const unsigned char* data, Py_ssize_t n, int64_t base, list out, int shape) except -1
     cdef void clear(self) noexcept
 
 
@@ -19,6 +27,11 @@ cdef class WebSocketStream(_Stream):
     cdef int _rsv_allowed
     cdef bint _minimal_length
     cdef Py_ssize_t _max
+    # closes_only: data messages, pings and pongs are checked and delimited, not returned.
+    cdef public bint closes_only
+    cdef bint _skip_message  # closes_only as it was when the current message started
+    cdef int64_t _skipped_len  # payload bytes of that message counted past (for max_message_size)
+    cdef int64_t _frame_at  # where the current frame's header starts
     # A header split across chunks (RFC 6455 §5.2: at most 14 bytes).
     cdef unsigned char _header[14]
     cdef Py_ssize_t _header_len
@@ -61,6 +74,8 @@ cdef class MqttStream(_Stream):
     cdef bint _strict
     cdef Py_ssize_t _max
     cdef bint _keep_bodies
+    # closes_only: only DISCONNECT and CONNACK are returned.
+    cdef public bint closes_only
     # A fixed header split across chunks (a type byte and at most 4 length bytes).
     cdef unsigned char _header[5]
     cdef Py_ssize_t _header_len

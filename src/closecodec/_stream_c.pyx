@@ -102,7 +102,7 @@ cdef class _Stream:
         """The error that failed the stream, or None; cleared by :meth:`reset`."""
         return self._error
 
-    def feed(self, data, /, *, bint offsets=False):
+    def feed(self, data, /, *, bint offsets=False, bint spans=False):
         """Decode the next bytes of the stream; return the values they complete.
 
         Args:
@@ -111,6 +111,9 @@ cdef class _Stream:
                 until the rest arrives; ``data`` may be reused once this returns.
             offsets: return ``(end, value)`` pairs, ``end`` being the stream
                 offset one past the value's last byte, instead of bare values.
+            spans: return ``(start, end, value)`` triples, ``start`` being the
+                stream offset of the value's first byte (its first frame
+                header, or the packet's fixed header).
 
         Returns:
             The values completed by ``data``, in stream order (maybe none).
@@ -122,26 +125,36 @@ cdef class _Stream:
                 next call instead. A failed stream raises its error again on
                 every call until :meth:`reset`.
             TypeError: ``data`` is not a C-contiguous buffer.
+            ValueError: both ``offsets`` and ``spans``.
         """
         cdef Py_buffer view
         cdef Reader r
-        cdef int64_t base
         cdef list out = []
+        if offsets and spans:
+            raise ValueError("offsets and spans are exclusive: spans include the end offsets")
         if self._error is not None:
             raise self._error
         open_reader(&r, data, 0, &view)
         try:
-            base = self._position
-            self._position = base + r.size
-            try:
-                self.process(r.data, r.size, base, out, offsets)
-            except DecodeError as error:
-                self._error = error
-                if not out:
-                    raise
+            self.feed_into(r.data, r.size, out, SHAPE_SPANS if spans else SHAPE_OFFSETS if offsets else SHAPE_VALUES)
+            if self._error is not None and not out:
+                raise self._error
             return out
         finally:
             PyBuffer_Release(&view)
+
+    cdef int feed_into(self, const unsigned char* data, Py_ssize_t n, list out, int shape) except -1:
+        """``feed`` for C callers: appends to ``out``; a decode error is kept in ``_error``, not raised.
+
+        The stream must not have failed already (``_error`` is None).
+        """
+        cdef int64_t base = self._position
+        self._position = base + n
+        try:
+            self.process(data, n, base, out, shape)
+        except DecodeError as error:
+            self._error = error
+        return 0
 
     def reset(self, position=None):
         """Forget any unfinished frame and the error: decoding starts afresh at a frame boundary.
@@ -160,7 +173,7 @@ cdef class _Stream:
         self._error = None
         self.clear()
 
-    cdef int process(self, const unsigned char* data, Py_ssize_t n, int64_t base, list out, bint offsets) except -1:
+    cdef int process(self, const unsigned char* data, Py_ssize_t n, int64_t base, list out, int shape) except -1:
         return 0
 
     cdef void clear(self) noexcept:
@@ -190,6 +203,10 @@ cdef class WebSocketStream(_Stream):
         max_message_size: the longest message payload (all its fragments) or
             control payload, in bytes (default 16 MiB); longer fails with close
             code 1009 as soon as the header of the frame that crosses it is read.
+        closes_only: return only the close frame: data messages, pings and
+            pongs are checked and delimited as usual (the same errors) but not
+            returned, and their payloads are not copied. Also an attribute; a
+            change applies from the next message.
 
     Raises (from :meth:`feed`):
         WebSocketFrameError: close code 1002 for a bad header, a continuation
@@ -199,13 +216,14 @@ cdef class WebSocketStream(_Stream):
     """
 
     def __init__(self, *, expect_masked=None, rsv_allowed=0, minimal_length=True,
-                 max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+                 max_message_size=DEFAULT_MAX_MESSAGE_SIZE, closes_only=False):
         if type(rsv_allowed) is not int or not 0 <= rsv_allowed <= 7:
             raise ValueError(f"rsv_allowed must be 0..7 (RSV1 is 4), not {rsv_allowed!r}")
         self._expect_masked = -1 if expect_masked is None else (1 if expect_masked else 0)
         self._rsv_allowed = rsv_allowed
         self._minimal_length = bool(minimal_length)
         self._max = check_limit(max_message_size, "max_message_size")
+        self.closes_only = closes_only
         self.clear()
 
     def __dealloc__(self):
@@ -243,7 +261,7 @@ cdef class WebSocketStream(_Stream):
             self._message = NULL
             self._message_cap = 0
 
-    cdef int process(self, const unsigned char* data, Py_ssize_t n, int64_t base, list out, bint offsets) except -1:
+    cdef int process(self, const unsigned char* data, Py_ssize_t n, int64_t base, list out, int shape) except -1:
         cdef Py_ssize_t pos = 0
         cdef Py_ssize_t held, need, take
         cdef int64_t start
@@ -293,12 +311,14 @@ cdef class WebSocketStream(_Stream):
             whole = NULL
             if self._remaining:
                 take = <Py_ssize_t>min(<uint64_t>self._remaining, <uint64_t>(n - pos))
-                if take == self._remaining and <uint64_t>self._remaining == self._h.length and (
+                if take == 0:
+                    return 0
+                if self._h.opcode < 8 and self._skip_message:
+                    self._skipped_len += take  # a data frame nobody asked for: counted past, not copied
+                elif take == self._remaining and <uint64_t>self._remaining == self._h.length and (
                     self._h.opcode >= 8 or (self._h.fin and self._h.opcode != 0)
                 ):
                     whole = data + pos  # the whole payload is here: no buffering
-                elif take == 0:
-                    return 0
                 else:
                     self.append(data + pos, take)
                 pos += take
@@ -308,7 +328,12 @@ cdef class WebSocketStream(_Stream):
             self._remaining = -1
             value = self.finish_frame(whole)
             if value is not None:
-                out.append((base + pos, value) if offsets else value)
+                if shape == SHAPE_VALUES:
+                    out.append(value)
+                elif shape == SHAPE_OFFSETS:
+                    out.append((base + pos, value))
+                else:
+                    out.append((self._message_at if self._h.opcode < 8 else self._frame_at, base + pos, value))
 
     cdef int read_header(self, const unsigned char* data, Py_ssize_t size, int64_t start) except -1:
         try:
@@ -326,16 +351,19 @@ cdef class WebSocketStream(_Stream):
             if h.opcode == 0:
                 if not self._in_message:
                     raise WebSocketFrameError("continuation frame with no message to continue", start)
-                total += <uint64_t>self._message_len
+                total += <uint64_t>(self._message_len + self._skipped_len)
             elif self._in_message:
                 raise WebSocketFrameError(f"new {OPCODES[h.opcode].name} message before the fragmented message ended",
                                           start)
         if total > <uint64_t>self._max:
             length_at = start + (1 if header_size - (4 if h.masked else 0) == 2 else 2)
             raise WebSocketFrameError(f"payload reaches {total} bytes, over the {self._max}-byte limit", length_at, 1009)
+        self._frame_at = start
         if h.opcode >= 8:
             self._control_len = 0
         elif h.opcode != 0:
+            self._skip_message = self.closes_only
+            self._skipped_len = 0
             self._in_message = True
             self._message_len = 0
             self._message_opcode = h.opcode
@@ -387,6 +415,8 @@ cdef class WebSocketStream(_Stream):
                     raise shifted(error, self._payload_at)
                 self._closed = True
                 return close
+            if self.closes_only:
+                return None
             frame = WebSocketFrame.__new__(WebSocketFrame)
             frame.opcode = OPCODES[h.opcode]
             frame.fin = True
@@ -400,6 +430,10 @@ cdef class WebSocketStream(_Stream):
                 frame.mask_key = None
             return frame
         if not h.fin:
+            return None
+        if self._skip_message:
+            self._in_message = False
+            self._message_len = 0
             return None
         if payload is not NULL:
             data = PyBytes_FromStringAndSize(NULL, length)
@@ -510,19 +544,24 @@ cdef class MqttStream(_Stream):
             is read, skipped packets included.
         keep_bodies: keep the bodies of the other packets (buffered, up to
             ``max_packet_size``), as :func:`decode_mqtt_packet` returns them.
+        closes_only: return only DISCONNECT and CONNACK; the other packets
+            are delimited and checked as usual but not returned. Also an
+            attribute.
 
     Raises (from :meth:`feed`):
         MqttPacketError: as :func:`decode_mqtt_packet` raises it, at the
             stream offset of the offending byte.
     """
 
-    def __init__(self, *, version=None, strict=False, max_packet_size=DEFAULT_MAX_MESSAGE_SIZE, keep_bodies=False):
+    def __init__(self, *, version=None, strict=False, max_packet_size=DEFAULT_MAX_MESSAGE_SIZE, keep_bodies=False,
+                 closes_only=False):
         if version is not None and version not in (4, 5):
             raise ValueError(f"version must be 4, 5 or None, not {version!r}")
         self._version = version
         self._strict = bool(strict)
         self._max = check_limit(max_packet_size, "max_packet_size")
         self._keep_bodies = bool(keep_bodies)
+        self.closes_only = closes_only
         self.clear()
 
     def __dealloc__(self):
@@ -571,7 +610,7 @@ cdef class MqttStream(_Stream):
         self._remaining = <int64_t>remaining
         self._first = data[0]
         self._start = start
-        self._keep = self._keep_bodies or number == 2 or number == 14
+        self._keep = (self._keep_bodies and not self.closes_only) or number == 2 or number == 14
         return header_size
 
     cdef int append(self, const unsigned char* data, Py_ssize_t n) except -1:
@@ -589,7 +628,7 @@ cdef class MqttStream(_Stream):
         self._body_len = needed
         return 0
 
-    cdef int process(self, const unsigned char* data, Py_ssize_t n, int64_t base, list out, bint offsets) except -1:
+    cdef int process(self, const unsigned char* data, Py_ssize_t n, int64_t base, list out, int shape) except -1:
         cdef Py_ssize_t pos = 0
         cdef Py_ssize_t held, take, header_size, end
         cdef const unsigned char* packet
@@ -651,10 +690,17 @@ cdef class MqttStream(_Stream):
                     PyMem_Free(self._body)
                     self._body = NULL
                     self._body_cap = 0
+            elif self.closes_only:
+                continue
             else:
                 other = MqttOtherPacket.__new__(MqttOtherPacket)
                 other.packet_type = PACKET_TYPES[self._first >> 4]
                 other.flags = self._first & 0x0F
                 other.body = b""
                 value = other
-            out.append((base + pos, value) if offsets else value)
+            if shape == SHAPE_VALUES:
+                out.append(value)
+            elif shape == SHAPE_OFFSETS:
+                out.append((base + pos, value))
+            else:
+                out.append((self._start, base + pos, value))

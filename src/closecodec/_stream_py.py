@@ -35,6 +35,9 @@ from .reasons import ReasonNumbering
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "DiffusionStream", "MqttStream", "WebSocketStream"]
 
+# What feed_into appends: bare values, (end, value) or (start, end, value).
+SHAPE_VALUES, SHAPE_OFFSETS, SHAPE_SPANS = 0, 1, 2
+
 #: Default ``max_message_size`` / ``max_packet_size`` of the streams: 16 MiB.
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 
@@ -78,7 +81,7 @@ class _Stream:
         """The error that failed the stream, or None; cleared by :meth:`reset`."""
         return self._error
 
-    def feed(self, data: Any, /, *, offsets: bool = False) -> List[Any]:
+    def feed(self, data: Any, /, *, offsets: bool = False, spans: bool = False) -> List[Any]:
         """Decode the next bytes of the stream; return the values they complete.
 
         Args:
@@ -87,6 +90,9 @@ class _Stream:
                 until the rest arrives; ``data`` may be reused once this returns.
             offsets: return ``(end, value)`` pairs, ``end`` being the stream
                 offset one past the value's last byte, instead of bare values.
+            spans: return ``(start, end, value)`` triples, ``start`` being the
+                stream offset of the value's first byte (its first frame
+                header, or the packet's fixed header).
 
         Returns:
             The values completed by ``data``, in stream order (maybe none).
@@ -98,20 +104,29 @@ class _Stream:
                 next call instead. A failed stream raises its error again on
                 every call until :meth:`reset`.
             TypeError: ``data`` is not a C-contiguous buffer.
+            ValueError: both ``offsets`` and ``spans``.
         """
+        if offsets and spans:
+            raise ValueError("offsets and spans are exclusive: spans include the end offsets")
         if self._error is not None:
             raise self._error
-        view = byte_view(data)
+        out: List[Any] = []
+        self.feed_into(byte_view(data), out, SHAPE_SPANS if spans else SHAPE_OFFSETS if offsets else SHAPE_VALUES)
+        if self._error is not None and not out:
+            raise self._error
+        return out
+
+    def feed_into(self, view: Any, out: List[Any], shape: int) -> None:
+        """``feed`` for the capture loop: appends to ``out``; a decode error is kept in ``_error``, not raised.
+
+        ``view`` is a byte memoryview; the stream must not have failed already.
+        """
         base = self._position
         self._position = base + len(view)
-        out: List[Any] = []
         try:
-            self._process(view, base, out, offsets)
+            self._process(view, base, out, shape)
         except DecodeError as error:
             self._error = error
-            if not out:
-                raise
-        return out
 
     def reset(self, position: Optional[int] = None) -> None:
         """Forget any unfinished frame and the error: decoding starts afresh at a frame boundary.
@@ -130,7 +145,7 @@ class _Stream:
         self._error = None
         self._clear()
 
-    def _process(self, view: Any, base: int, out: List[Any], offsets: bool) -> None:  # pragma: no cover
+    def _process(self, view: Any, base: int, out: List[Any], shape: int) -> None:  # pragma: no cover
         raise NotImplementedError
 
     def _clear(self) -> None:  # pragma: no cover
@@ -160,6 +175,10 @@ class WebSocketStream(_Stream):
         max_message_size: the longest message payload (all its fragments) or
             control payload, in bytes (default 16 MiB); longer fails with close
             code 1009 as soon as the header of the frame that crosses it is read.
+        closes_only: return only the close frame: data messages, pings and
+            pongs are checked and delimited as usual (the same errors) but not
+            returned, and their payloads are not copied. Also an attribute; a
+            change applies from the next message.
 
     Raises (from :meth:`feed`):
         WebSocketFrameError: close code 1002 for a bad header, a continuation
@@ -170,7 +189,7 @@ class WebSocketStream(_Stream):
 
     def __init__(
         self, *, expect_masked: Optional[bool] = None, rsv_allowed: int = 0, minimal_length: bool = True,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, closes_only: bool = False,
     ) -> None:
         super().__init__()
         if type(rsv_allowed) is not int or not 0 <= rsv_allowed <= 7:
@@ -179,6 +198,7 @@ class WebSocketStream(_Stream):
         self._rsv_allowed = rsv_allowed
         self._minimal_length = bool(minimal_length)
         self._max = _check_limit(max_message_size, "max_message_size")
+        self.closes_only = bool(closes_only)
         self._clear()
 
     @property
@@ -220,9 +240,12 @@ class WebSocketStream(_Stream):
         self._message_rsv = 0
         self._message_masked = False
         self._message_at = 0
+        self._skip_message = False  # closes_only as it was when the current message started
+        self._skipped_len = 0  # payload bytes of that message counted past (for max_message_size)
+        self._frame_at = 0
         self._closed = False
 
-    def _process(self, view: Any, base: int, out: List[Any], offsets: bool) -> None:
+    def _process(self, view: Any, base: int, out: List[Any], shape: int) -> None:
         n = len(view)
         pos = 0
         while True:
@@ -250,11 +273,14 @@ class WebSocketStream(_Stream):
                 take = min(self._remaining, n - pos)
                 if not take:
                     return
-                chunk = bytes(view[pos:pos + take])
-                if self._mask_key is not None:
-                    phase = (self._length - self._remaining) & 3
-                    chunk = _xor(chunk, self._mask_key[phase:] + self._mask_key[:phase])
-                (self._message if self._opcode < 8 else self._control).extend(chunk)  # type: ignore[union-attr]
+                if self._opcode < 8 and self._skip_message:
+                    self._skipped_len += take  # a data frame nobody asked for: counted past, not copied
+                else:
+                    chunk = bytes(view[pos:pos + take])
+                    if self._mask_key is not None:
+                        phase = (self._length - self._remaining) & 3
+                        chunk = _xor(chunk, self._mask_key[phase:] + self._mask_key[:phase])
+                    (self._message if self._opcode < 8 else self._control).extend(chunk)  # type: ignore[union-attr]
                 pos += take
                 self._remaining -= take
                 if self._remaining:
@@ -262,7 +288,12 @@ class WebSocketStream(_Stream):
             self._remaining = -1
             value = self._end_frame(base + pos)
             if value is not None:
-                out.append((base + pos, value) if offsets else value)
+                if shape == SHAPE_VALUES:
+                    out.append(value)
+                elif shape == SHAPE_OFFSETS:
+                    out.append((base + pos, value))
+                else:
+                    out.append((self._message_at if self._opcode < 8 else self._frame_at, base + pos, value))
 
     def _start_frame(self, fin: bool, rsv: int, opcode: Any, mask_key: Optional[bytes], length: int, start: int,
                      header_size: int) -> None:
@@ -272,15 +303,18 @@ class WebSocketStream(_Stream):
             if opcode == 0:
                 if self._message is None:
                     raise WebSocketFrameError("continuation frame with no message to continue", start)
-                total += len(self._message)
+                total += len(self._message) + self._skipped_len
             elif self._message is not None:
                 raise WebSocketFrameError(f"new {opcode.name} message before the fragmented message ended", start)
         if total > self._max:
             length_at = start + (1 if header_size - (4 if mask_key is not None else 0) == 2 else 2)
             raise WebSocketFrameError(f"payload reaches {total} bytes, over the {self._max}-byte limit", length_at, 1009)
+        self._frame_at = start
         if opcode >= 8:
             self._control = bytearray()
         elif opcode != 0:
+            self._skip_message = self.closes_only
+            self._skipped_len = 0
             self._message = bytearray()
             self._message_opcode = int(opcode)
             self._message_rsv = rsv
@@ -301,8 +335,13 @@ class WebSocketStream(_Stream):
                 close = _close(payload, self._payload_at, self._mask_key)
                 self._closed = True
                 return close
+            if self.closes_only:
+                return None
             return WebSocketFrame(_OPCODES[self._opcode], payload, True, 0, self._mask_key)
         if not self._fin:
+            return None
+        if self._skip_message:
+            self._message = None
             return None
         payload = bytes(self._message)  # type: ignore[arg-type]
         self._message = None
@@ -405,6 +444,9 @@ class MqttStream(_Stream):
             is read, skipped packets included.
         keep_bodies: keep the bodies of the other packets (buffered, up to
             ``max_packet_size``), as :func:`decode_mqtt_packet` returns them.
+        closes_only: return only DISCONNECT and CONNACK; the other packets
+            are delimited and checked as usual but not returned. Also an
+            attribute.
 
     Raises (from :meth:`feed`):
         MqttPacketError: as :func:`decode_mqtt_packet` raises it, at the
@@ -413,7 +455,7 @@ class MqttStream(_Stream):
 
     def __init__(
         self, *, version: Optional[int] = None, strict: bool = False,
-        max_packet_size: int = DEFAULT_MAX_MESSAGE_SIZE, keep_bodies: bool = False,
+        max_packet_size: int = DEFAULT_MAX_MESSAGE_SIZE, keep_bodies: bool = False, closes_only: bool = False,
     ) -> None:
         super().__init__()
         if version is not None and version not in (4, 5):
@@ -422,6 +464,7 @@ class MqttStream(_Stream):
         self._strict = bool(strict)
         self._max = _check_limit(max_packet_size, "max_packet_size")
         self._keep_bodies = bool(keep_bodies)
+        self.closes_only = bool(closes_only)
         self._clear()
 
     @property
@@ -461,7 +504,7 @@ class MqttStream(_Stream):
         self._remaining = remaining
         return header_size
 
-    def _process(self, view: Any, base: int, out: List[Any], offsets: bool) -> None:
+    def _process(self, view: Any, base: int, out: List[Any], shape: int) -> None:
         n = len(view)
         pos = 0
         while True:
@@ -480,7 +523,8 @@ class MqttStream(_Stream):
                 self._first = avail[0]
                 self._start = start
                 number = avail[0] >> 4
-                self._body = bytearray(avail[:header_size]) if self._keep_bodies or number in (2, 14) else None
+                keep = (self._keep_bodies and not self.closes_only) or number in (2, 14)
+                self._body = bytearray(avail[:header_size]) if keep else None
             if self._remaining:
                 take = min(self._remaining, n - pos)
                 if not take:
@@ -493,6 +537,8 @@ class MqttStream(_Stream):
                     return
             self._remaining = -1
             if self._body is None:
+                if self.closes_only:
+                    continue
                 value = MqttOtherPacket(_PACKET_TYPES[self._first >> 4], self._first & 0x0F, b"")
             else:
                 packet = bytes(self._body)
@@ -501,4 +547,9 @@ class MqttStream(_Stream):
                     value, _ = _transport_py.decode_mqtt_packet(packet, version=self._version, strict=self._strict)
                 except DecodeError as error:
                     raise _shifted(error, self._start) from None
-            out.append((base + pos, value) if offsets else value)
+            if shape == SHAPE_VALUES:
+                out.append(value)
+            elif shape == SHAPE_OFFSETS:
+                out.append((base + pos, value))
+            else:
+                out.append((self._start, base + pos, value))

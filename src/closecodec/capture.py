@@ -200,8 +200,9 @@ class TcpConnection(_Value):
 
 
 def _endpoint(address: bytes, port: int) -> str:
-    text = str(ip_address(address))
-    return f"{text}:{port}" if len(address) == 4 else f"[{text}]:{port}"
+    if len(address) == 4:
+        return f"{address[0]}.{address[1]}.{address[2]}.{address[3]}:{port}"
+    return f"[{ip_address(address)}]:{port}"
 
 
 @_fields
@@ -362,12 +363,13 @@ class _Half:
 
 
 class _Connection:
-    __slots__ = ("value", "halves", "key")
+    __slots__ = ("value", "halves", "key", "lane")
 
     def __init__(self, value: TcpConnection, key: tuple) -> None:
         self.value = value
         self.halves = (_Half(), _Half())
         self.key = key  # the client-to-server 4-tuple
+        self.lane: Any = None  # its Lane in the reassembler's SegmentLoop, if it has one
 
 
 class TcpReassembler:
@@ -420,6 +422,30 @@ class TcpReassembler:
         self._frame = 0
         self._time = 0
         self.stats: Counter = Counter()
+        self._loop: Any = None
+
+    def attach(self, loop: Any) -> None:
+        """Let a ``SegmentLoop`` (of either capture backend) take the in-order segments of open connections.
+
+        From then on every new connection gets a lane in ``loop``; whenever
+        the reassembler hands a connection back, each direction with nothing
+        held out of order and no FIN offers the loop its next in-order bytes
+        (the loop feeds them to the direction's sink, when the decoding layer
+        set one, exactly as :meth:`add` would deliver them). The loop calls
+        :attr:`touch` for what it takes, so eviction order is unchanged.
+        """
+        self._loop = loop
+
+    @property
+    def touch(self) -> Any:
+        """Mark a connection (by its client-to-server 4-tuple) as just active."""
+        return self._open.move_to_end
+
+    def lane_of(self, connection: TcpConnection) -> Any:
+        """The ``Lane`` of an open connection, or None (not attached, or not open)."""
+        found = self._lookup.get((connection.client, connection.client_port, connection.server,
+                                  connection.server_port))
+        return None if found is None else found[0].lane
 
     @property
     def buffered(self) -> int:
@@ -449,6 +475,8 @@ class TcpReassembler:
         found = self._lookup.get(key)
         if found is not None:
             conn, direction = found
+            if conn.lane is not None:
+                self._reclaim(conn)
             half = conn.halves[direction]
             if flags & _SYN and not flags & _ACK and direction == 0 and half.base is not None \
                     and (segment.seq + 1) % _MOD != half.base:
@@ -476,6 +504,8 @@ class TcpReassembler:
             value = TcpConnection(self._streams, key[0], key[1], key[2], key[3])
             self._streams += 1
             conn = _Connection(value, key)
+            if self._loop is not None:
+                conn.lane = self._loop.lane(conn, key)
             self._open[key] = conn
             self._lookup[key] = (conn, 0)
             self._lookup[reverse] = (conn, 1)
@@ -503,6 +533,8 @@ class TcpReassembler:
             self._drain(conn, direction, half, out)
         if flags & _RST:
             self._close(conn, "rst", out)
+        if conn.lane is not None:
+            self._offer(conn)
         return out
 
     def finish(self) -> List[StreamEvent]:
@@ -641,8 +673,28 @@ class TcpReassembler:
                 while half.pieces:
                     self._skip(conn, direction, half, out)
 
+    def _reclaim(self, conn: _Connection) -> None:
+        """Take a connection back from its lane: the bytes it delivered advance the directions."""
+        for direction, offset in enumerate(conn.lane.take_back()):
+            if offset is not None:
+                conn.halves[direction].next = offset
+
+    def _offer(self, conn: _Connection) -> None:
+        """Tell the connection's lane what it may take: pure ACKs once a direction started, in-order bytes when
+        nothing is held and no FIN was seen."""
+        lane = conn.lane
+        for direction, half in enumerate(conn.halves):
+            if half.base is None:
+                lane.expect(direction, 0)
+            elif half.ended or half.fin_at is not None or half.pieces:
+                lane.expect(direction, 1)
+            else:
+                lane.expect(direction, 2, (half.base + half.next) % _MOD, half.next)
+
     def _close(self, conn: _Connection, reason: str, out: List[StreamEvent]) -> None:
         """Flush both directions (skipping holes) and end them with ``reason``."""
+        if conn.lane is not None:
+            self._reclaim(conn)
         for direction in (0, 1):
             half = conn.halves[direction]
             while half.pieces:
@@ -666,6 +718,9 @@ class TcpReassembler:
         reverse = (key[2], key[3], key[0], key[1])
         self._lookup.pop(key, None)
         self._lookup.pop(reverse, None)
+        if conn.lane is not None:
+            conn.lane.detach()
+            conn.lane = None
         self._holding.pop(key, None)
         self._closed[key] = None
         if len(self._closed) > self.max_closed:

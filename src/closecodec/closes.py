@@ -293,14 +293,13 @@ def _classify(data: bytes) -> str:
 class _Half:
     """One direction: held handshake bytes, then its decoder."""
 
-    __slots__ = ("pending", "held", "ws", "mqtt", "mqtt_prev", "inflater", "done", "ended", "messages")
+    __slots__ = ("pending", "held", "ws", "mqtt", "inflater", "done", "ended", "messages")
 
     def __init__(self) -> None:
         self.pending: List[Tuple[int, bytes, int, int]] = []  # (offset, bytes, frame, timestamp_ns)
         self.held = 0
         self.ws: Any = None  # a WebSocketStream
         self.mqtt: Any = None  # an MqttStream (on TCP, or inside WebSocket binary messages)
-        self.mqtt_prev = 0  # where the MQTT stream's next packet starts (gives each packet's size)
         self.inflater: Any = None  # permessage-deflate context
         self.done = False  # a close frame was read: nothing more to decode
         self.ended = False
@@ -309,7 +308,7 @@ class _Half:
 
 class _Conn:
     __slots__ = ("value", "app", "client", "halves", "records", "first_end", "session_id", "client_id",
-                 "mqtt_version", "lost", "port_kind", "port_client", "deflate", "maybe_diffusion", "start")
+                 "mqtt_version", "lost", "port_kind", "port_client", "deflate", "maybe_diffusion", "start", "lane")
 
     def __init__(self, value: TcpConnection, port_kind: Optional[str], port_client: int) -> None:
         self.value = value
@@ -327,6 +326,7 @@ class _Conn:
         self.deflate = False
         self.maybe_diffusion = False
         self.start: Optional[Tuple[int, int]] = None
+        self.lane: Any = None  # the reassembler's Lane for it: where the segment loop feeds its decoders
 
 
 def _backend_modules(backend: Optional[str]) -> Tuple[ModuleType, ModuleType, ModuleType]:
@@ -359,6 +359,9 @@ class CloseRecordReader:
         block_size, max_record, max_connections, max_buffer_per_direction,
         max_buffer_total, max_closed: as for
             :class:`~closecodec.capture.TcpStreamReader`.
+        lanes: let the segment loop feed in-order bytes of recognised
+            connections to their decoders without the Python reassembler
+            (the fast path; False only to check it gives the same records).
 
     Iterating yields :class:`CloseRecord` values as the capture is read.
 
@@ -388,7 +391,8 @@ class CloseRecordReader:
                  block_size: int = DEFAULT_BLOCK_SIZE, max_record: int = DEFAULT_MAX_RECORD,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  max_buffer_per_direction: int = DEFAULT_MAX_BUFFER_PER_DIRECTION,
-                 max_buffer_total: int = DEFAULT_MAX_BUFFER_TOTAL, max_closed: int = DEFAULT_MAX_CLOSED) -> None:
+                 max_buffer_total: int = DEFAULT_MAX_BUFFER_TOTAL, max_closed: int = DEFAULT_MAX_CLOSED,
+                 lanes: bool = True) -> None:
         if decode_as is None:
             ports: Dict[int, str] = {}
         elif isinstance(decode_as, Mapping):
@@ -418,6 +422,7 @@ class CloseRecordReader:
         self.errors: List[Tuple[int, int, str]] = []
         self._conns: Dict[int, _Conn] = {}
         self._out: List[CloseRecord] = []
+        self._lanes = lanes
 
     @property
     def error(self) -> Optional[IncompleteError]:
@@ -439,28 +444,39 @@ class CloseRecordReader:
         self.close()
 
     def __iter__(self) -> Iterator[CloseRecord]:
-        add = self.reassembler.add
-        parse = self._capture.parse_packet
-        skipped = self.skipped
+        reassembler = self.reassembler
+        add = reassembler.add
         out = self._out
         progress = self._progress
-        count = 0
+        # The compiled (or pure) segment loop reads and parses the packets and feeds in-order bytes of
+        # recognised connections straight to their decoders; the rest comes here.
+        loop = self._capture.SegmentLoop(self.packets, self.skipped, reassembler.touch, progress)
+        if self._lanes:
+            reassembler.attach(loop)
+        conns = self._conns
         try:
-            for packet in self.packets:
-                count += 1
-                if progress is not None and not count & 0xFFF:
-                    progress(self.packets.offset)
-                segment = parse(packet.data, packet.link_type)
-                if type(segment) is str:
-                    skipped[segment] += 1
-                    continue
-                events = add(packet.frame, packet.timestamp_ns, segment)
-                if events:
+            for item in loop:
+                if item[0]:
+                    _, frame, time, lane, d, spans = item
+                    conn = conns[lane.connection.value.stream]
+                    half = conn.halves[d]
+                    self._decoded(conn, d, half.ws if half.ws is not None else half.mqtt, spans, frame, time)
+                    self._sink(conn, d)
+                else:
+                    _, frame, time, segment = item
+                    events = add(frame, time, segment)
                     for event in events:
                         self._event(event, segment)
-                    if out:
-                        yield from out
-                        out.clear()
+                    if self._lanes:
+                        # The connections these events touched: their decoders may have changed.
+                        for event in events:
+                            conn = conns.get(event.connection.stream)
+                            if conn is not None and conn.lane is not None:
+                                self._sink(conn, 0)
+                                self._sink(conn, 1)
+                if out:
+                    yield from out
+                    out.clear()
             for event in self.reassembler.finish():
                 self._event(event, None)
             if out:
@@ -501,6 +517,7 @@ class CloseRecordReader:
             client = 1
         conn = _Conn(value, kind, client)
         conn.start = (event.frame, event.timestamp_ns)
+        conn.lane = self.reassembler.lane_of(value)
         self._conns[value.stream] = conn
 
     def _gap(self, event: StreamGap) -> None:
@@ -522,10 +539,8 @@ class CloseRecordReader:
                 half.inflater = False  # the permessage-deflate window is lost with the bytes
             if half.mqtt is not None:
                 half.mqtt.reset()
-                half.mqtt_prev = half.mqtt.position
         elif half.mqtt is not None:
             half.mqtt.reset(event.offset + event.length)
-            half.mqtt_prev = event.offset + event.length
 
     def _end(self, event: StreamEnd, segment: Any) -> None:
         conn = self._conns.get(event.connection.stream)
@@ -663,12 +678,13 @@ class CloseRecordReader:
         self.stats[kind] += 1
         for d, half in enumerate(conn.halves):
             if ws:
+                # Messages are needed until plain WebSocket is told from Diffusion (_on_websocket).
                 half.ws = stream.WebSocketStream(expect_masked=d == conn.client, rsv_allowed=rsv,
                                                  minimal_length=False, max_message_size=self._max_message)
             else:
                 version = conn.mqtt_version
                 half.mqtt = stream.MqttStream(version=None if version is None else max(4, version),
-                                              max_packet_size=self._max_message)
+                                              max_packet_size=self._max_message, closes_only=True)
         for d, half in enumerate(conn.halves):
             pending, half.pending, half.held = half.pending, [], 0
             if not pending:
@@ -676,7 +692,6 @@ class CloseRecordReader:
             start = pending[0][0] + skip[d]
             decoder = half.ws if half.ws is not None else half.mqtt
             decoder.reset(start)
-            half.mqtt_prev = start
             for offset, data, frame, time in pending:
                 end = offset + len(data)
                 if end <= start:
@@ -687,38 +702,48 @@ class CloseRecordReader:
 
     # -- decoding --------------------------------------------------------------------
 
+    def _sink(self, conn: _Conn, d: int) -> None:
+        """Tell the connection's lane where direction ``d``'s in-order bytes go, as :meth:`_feed` would take them."""
+        if conn.app is None:
+            conn.lane.sink(d, False)  # still recognising: the bytes are held here
+            return
+        half = conn.halves[d]
+        if conn.app == "ignore" or half.done:
+            conn.lane.sink(d, True, None)
+        else:
+            conn.lane.sink(d, True, half.ws if half.ws is not None else half.mqtt)
+
     def _feed(self, conn: _Conn, d: int, data: Any, offset: int, frame: int, time: int) -> None:
         half = conn.halves[d]
         if half.done:
             return
-        if half.ws is not None:
-            decoder = half.ws
-            what = "websocket_errors"
-        else:
-            decoder = half.mqtt
-            what = "mqtt_errors"
-            if decoder is None:
-                return
+        decoder = half.ws if half.ws is not None else half.mqtt
+        if decoder is None:
+            return
         if decoder.position != offset:
             decoder.reset(offset)
-            if half.ws is None:
-                half.mqtt_prev = offset
         try:
-            results = decoder.feed(data, offsets=True)
+            spans = decoder.feed(data, spans=True)
         except DecodeError:
-            results = []
-        for end, value in results:
-            if half.ws is not None:
+            spans = []
+        self._decoded(conn, d, decoder, spans, frame, time)
+
+    def _decoded(self, conn: _Conn, d: int, decoder: Any, spans: List[Tuple[int, int, Any]], frame: int,
+                 time: int) -> None:
+        """What a direction's decoder returned for the bytes of ``frame``, then its error if it failed."""
+        if conn.halves[d].ws is not None:
+            for _, _, value in spans:
                 self._on_websocket(conn, d, value, frame, time)
-            else:
-                self._on_mqtt(conn, d, end, value, frame, time)
+            what = "websocket_errors"
+        else:
+            for start, end, value in spans:
+                self._on_mqtt(conn, d, end - start, value, frame, time)
+            what = "mqtt_errors"
         error = decoder.error
         if error is not None:
             # Resynchronise at the next segment, taken to start a frame (or packet).
             self._count(what, frame, conn, error)
             decoder.reset()
-            if half.ws is None:
-                half.mqtt_prev = decoder.position
 
     def _count(self, what: str, frame: int, conn: _Conn, error: Exception) -> None:
         self.stats[what] += 1
@@ -746,12 +771,16 @@ class CloseRecordReader:
             conn.maybe_diffusion = False
             payload = value.payload
             if value.opcode != _BINARY or value.rsv or payload[:1] != b"\x23":
+                self._plain_websocket(conn)
                 return
             try:
                 response, end = self._codec.decode_connection_response(payload)
             except DecodeError:
+                self._plain_websocket(conn)
                 return
-            if end == len(payload):
+            if end != len(payload):
+                self._plain_websocket(conn)
+            else:
                 conn.app = "diffusion"
                 self.stats["websocket"] -= 1
                 self.stats["diffusion"] += 1
@@ -770,6 +799,13 @@ class CloseRecordReader:
             self._on_mqtt_bytes(conn, d, payload, frame, time)
         else:
             self._on_diffusion_bytes(conn, d, payload, frame, time)
+
+    @staticmethod
+    def _plain_websocket(conn: _Conn) -> None:
+        """Plain WebSocket for good: only close frames matter from the next message on."""
+        for half in conn.halves:
+            if half.ws is not None:
+                half.ws.closes_only = True
 
     def _inflate(self, conn: _Conn, half: _Half, payload: bytes, frame: int) -> Optional[bytes]:
         """A permessage-deflate message's payload (RFC 7692 §7.2.2), or None if it cannot be had.
@@ -843,24 +879,19 @@ class CloseRecordReader:
                     conn.mqtt_version, conn.client_id = found
             version = conn.mqtt_version
             half.mqtt = self._stream.MqttStream(version=None if version is None else max(4, version),
-                                                max_packet_size=self._max_message)
-            half.mqtt_prev = 0
+                                                max_packet_size=self._max_message, closes_only=True)
         mqtt = half.mqtt
         try:
-            results = mqtt.feed(payload, offsets=True)
+            spans = mqtt.feed(payload, spans=True)
         except DecodeError:
-            results = []
-        for end, value in results:
-            self._on_mqtt(conn, d, end, value, frame, time)
+            spans = []
+        for start, end, value in spans:
+            self._on_mqtt(conn, d, end - start, value, frame, time)
         if mqtt.error is not None:
             self._count("mqtt_errors", frame, conn, mqtt.error)
             mqtt.reset()
-            half.mqtt_prev = mqtt.position
 
-    def _on_mqtt(self, conn: _Conn, d: int, end: int, value: Any, frame: int, time: int) -> None:
-        half = conn.halves[d]
-        size = end - half.mqtt_prev
-        half.mqtt_prev = end
+    def _on_mqtt(self, conn: _Conn, d: int, size: int, value: Any, frame: int, time: int) -> None:
         kind = type(value)
         if kind is MqttDisconnect:
             code = value.reason_code
