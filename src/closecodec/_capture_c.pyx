@@ -698,6 +698,7 @@ cdef enum:
     LANE_NONE = 0  # nothing: every segment is returned
     LANE_ACKS = 1  # segments without payload, SYN, FIN or RST (they only mark the connection active)
     LANE_DATA = 2  # those, and the next in-order payload, into the direction's sink
+    LANE_START = 3  # not started: a segment without payload, FIN or RST starts it (then LANE_DATA)
 
 
 cdef bytes packed_key(bytes src, object src_port, bytes dst, object dst_port):
@@ -718,7 +719,7 @@ cdef class Lane:
     """
 
     cdef readonly object connection
-    cdef object _touch_key
+    cdef object _token
     cdef SegmentLoop _loop
     cdef bytes _forward
     cdef bytes _reverse
@@ -729,10 +730,10 @@ cdef class Lane:
     cdef object _sink0
     cdef object _sink1
 
-    def __init__(self, SegmentLoop loop, connection, tuple key):
+    def __init__(self, SegmentLoop loop, connection, tuple key, token):
         client, client_port, server, server_port = key
         self.connection = connection
-        self._touch_key = key
+        self._token = token
         self._loop = loop
         self._forward = packed_key(client, client_port, server, server_port)
         self._reverse = packed_key(server, server_port, client, client_port)
@@ -745,9 +746,11 @@ cdef class Lane:
         Args:
             state: 0 nothing; 1 segments without payload, SYN, FIN or RST;
                 2 those and in-order payload starting at sequence number
-                ``seq``, stream offset ``offset``.
+                ``seq``, stream offset ``offset``; 3 the direction has not
+                started: a segment without payload, FIN or RST starts it at
+                its sequence number (one more for a SYN), offset 0, then as 2.
         """
-        if not 0 <= direction <= 1 or not LANE_NONE <= state <= LANE_DATA:
+        if not 0 <= direction <= 1 or not LANE_NONE <= state <= LANE_START:
             raise ValueError(f"bad direction {direction} or state {state}")
         self._state[direction] = state
         self._seq[direction] = seq
@@ -770,14 +773,14 @@ cdef class Lane:
             self._sink1 = sink
 
     def take_back(self):
-        """Stop taking segments; return each direction's next stream offset where it took payload, else None."""
+        """Stop taking segments; per direction, ``(seq, offset)`` expected next where it took payload, else None."""
         cdef int d
-        offsets = [None, None]
+        positions = [None, None]
         for d in range(2):
             if self._state[d] == LANE_DATA:
-                offsets[d] = self._offset[d]
+                positions[d] = (self._seq[d], self._offset[d])
             self._state[d] = LANE_NONE
-        return tuple(offsets)
+        return tuple(positions)
 
     def detach(self):
         """Forget the connection: its segments are returned to Python from now on."""
@@ -811,7 +814,7 @@ cdef class SegmentLoop:
     Args:
         packets: a :class:`PacketReader`.
         skipped: a mapping of reason to count (a ``collections.Counter``).
-        touch: called with a lane's key for every segment a lane takes.
+        touch: called with a lane's token for every segment a lane takes.
         progress: called with the file offset every 4096 packets, or None.
     """
 
@@ -821,18 +824,32 @@ cdef class SegmentLoop:
     cdef object _touch
     cdef object _progress
     cdef Py_ssize_t _count
+    cdef list _spans  # the list a sink appends to; handed out (and replaced) only when it is not empty
+    # The last TCP segment read: its frame (0: none yet) and time.
+    cdef Py_ssize_t _last_frame
+    cdef int64_t _last_ns
+    cdef object _last_time
 
     def __init__(self, PacketReader packets, skipped, touch, progress=None):
         self._packets = packets
+        self._spans = []
         self._table = {}
         self._skipped = skipped
         self._touch = touch
         self._progress = progress
         self._count = 0
 
-    def lane(self, connection, tuple key):
-        """A :class:`Lane` for a connection whose client-to-server 4-tuple is ``key``."""
-        return Lane(self, connection, key)
+    @property
+    def last_segment(self):
+        """``(frame, timestamp_ns)`` of the last packet with a TCP segment read so far, or None."""
+        if not self._last_frame:
+            return None
+        return (self._last_frame, self._last_ns if self._last_time is None else self._last_time)
+
+    def lane(self, connection, tuple key, token):
+        """A :class:`Lane` for a connection whose client-to-server 4-tuple is ``key``; ``touch(token)``
+        marks it active."""
+        return Lane(self, connection, key, token)
 
     def __iter__(self):
         return self
@@ -860,7 +877,10 @@ cdef class SegmentLoop:
                 text = SKIP_REASONS[reason]
                 self._skipped[text] += 1
                 continue
-            if h.missing == 0 and not h.flags & (TCP_SYN | TCP_FIN | TCP_RST):
+            self._last_frame = r.frames
+            self._last_ns = r._rec_ns
+            self._last_time = r._rec_time
+            if h.missing == 0 and not h.flags & (TCP_FIN | TCP_RST):
                 addresses = 2 * h.addr_len
                 memcpy(key, v + h.addr_at, addresses)  # both addresses, contiguous in the IP header
                 key[addresses] = h.src_port >> 8
@@ -872,22 +892,32 @@ cdef class SegmentLoop:
                     lane = <Lane>(<tuple>found)[0]
                     d = (<tuple>found)[1]
                     n = h.payload_end - h.payload_at
-                    if lane._state[d] != LANE_NONE and n == 0:
-                        self._touch(lane._touch_key)
+                    if lane._state[d] == LANE_START and n == 0:
+                        # The direction's first sequence number (the SYN takes one).
+                        self._touch(lane._token)
+                        lane._seq[d] = h.seq + 1 if h.flags & TCP_SYN else h.seq
+                        lane._offset[d] = 0
+                        lane._state[d] = LANE_DATA
                         continue
-                    if lane._state[d] == LANE_DATA and h.seq == lane._seq[d] and lane._sink_ready[d]:
+                    if h.flags & TCP_SYN:
+                        pass
+                    elif lane._state[d] != LANE_NONE and n == 0:
+                        self._touch(lane._token)
+                        continue
+                    elif lane._state[d] == LANE_DATA and h.seq == lane._seq[d] and lane._sink_ready[d]:
                         sink = lane._sink0 if d == 0 else lane._sink1
                         if sink is None or ((<_Stream>sink)._error is None
                                             and (<_Stream>sink)._position == lane._offset[d]):
-                            self._touch(lane._touch_key)
+                            self._touch(lane._token)
                             lane._seq[d] += <uint32_t>n
                             lane._offset[d] += n
                             if sink is None:
                                 continue
-                            spans = []
+                            spans = self._spans
                             (<_Stream>sink).feed_into(v + h.payload_at, n, spans, SHAPE_SPANS)
                             if not spans and (<_Stream>sink)._error is None:
                                 continue
+                            self._spans = []
                             return (1, r.frames, r._rec_ns if r._rec_time is None else r._rec_time, lane, d, spans)
             return (0, r.frames, r._rec_ns if r._rec_time is None else r._rec_time,
                     make_segment(v, &h, r._view[r._rec_at:r._rec_at + r._rec_len]))

@@ -491,11 +491,12 @@ def parse_packet(data: Any, link_type: int, /) -> Union[TcpSegment, str]:
 
 # -- the per-packet loop of the close-record reader ----------------------------------
 
-_SYN_FIN_RST = 0x07
+_FIN_RST, _SYN = 0x05, 0x02
 # What a lane's direction takes without the reassembler (SegmentLoop):
 _LANE_NONE = 0  # nothing: every segment is returned
 _LANE_ACKS = 1  # segments without payload, SYN, FIN or RST (they only mark the connection active)
 _LANE_DATA = 2  # those, and the next in-order payload, into the direction's sink
+_LANE_START = 3  # not started: a segment without payload, FIN or RST starts it (then _LANE_DATA)
 
 
 class Lane:
@@ -510,13 +511,13 @@ class Lane:
         connection: the object the lane was made for (the reassembler's connection).
     """
 
-    __slots__ = ("connection", "_touch_key", "_loop", "_forward", "_reverse", "_state", "_seq", "_offset",
+    __slots__ = ("connection", "_token", "_loop", "_forward", "_reverse", "_state", "_seq", "_offset",
                  "_sink_ready", "_sinks")
 
-    def __init__(self, loop: "SegmentLoop", connection: Any, key: tuple) -> None:
+    def __init__(self, loop: "SegmentLoop", connection: Any, key: tuple, token: Any) -> None:
         client, client_port, server, server_port = key
         self.connection = connection
-        self._touch_key = key
+        self._token = token
         self._loop = loop
         self._forward = key
         self._reverse = (server, server_port, client, client_port)
@@ -534,9 +535,11 @@ class Lane:
         Args:
             state: 0 nothing; 1 segments without payload, SYN, FIN or RST;
                 2 those and in-order payload starting at sequence number
-                ``seq``, stream offset ``offset``.
+                ``seq``, stream offset ``offset``; 3 the direction has not
+                started: a segment without payload, FIN or RST starts it at
+                its sequence number (one more for a SYN), offset 0, then as 2.
         """
-        if direction not in (0, 1) or state not in (_LANE_NONE, _LANE_ACKS, _LANE_DATA):
+        if direction not in (0, 1) or state not in (_LANE_NONE, _LANE_ACKS, _LANE_DATA, _LANE_START):
             raise ValueError(f"bad direction {direction} or state {state}")
         self._state[direction] = state
         self._seq[direction] = seq
@@ -555,11 +558,11 @@ class Lane:
         self._sink_ready[direction] = bool(ready)
         self._sinks[direction] = sink
 
-    def take_back(self) -> Tuple[Optional[int], Optional[int]]:
-        """Stop taking segments; return each direction's next stream offset where it took payload, else None."""
-        offsets = tuple(self._offset[d] if self._state[d] == _LANE_DATA else None for d in (0, 1))
+    def take_back(self) -> Tuple[Optional[Tuple[int, int]], Optional[Tuple[int, int]]]:
+        """Stop taking segments; per direction, ``(seq, offset)`` expected next where it took payload, else None."""
+        positions = tuple((self._seq[d], self._offset[d]) if self._state[d] == _LANE_DATA else None for d in (0, 1))
         self._state = [_LANE_NONE, _LANE_NONE]
-        return offsets  # type: ignore[return-value]
+        return positions  # type: ignore[return-value]
 
     def detach(self) -> None:
         """Forget the connection: its segments are returned to Python from now on."""
@@ -593,7 +596,7 @@ class SegmentLoop:
     Args:
         packets: a :class:`PacketReader`.
         skipped: a mapping of reason to count (a ``collections.Counter``).
-        touch: called with a lane's key for every segment a lane takes.
+        touch: called with a lane's token for every segment a lane takes.
         progress: called with the file offset every 4096 packets, or None.
     """
 
@@ -604,10 +607,17 @@ class SegmentLoop:
         self._touch = touch
         self._progress = progress
         self._count = 0
+        self._last: Optional[Tuple[int, int]] = None
 
-    def lane(self, connection: Any, key: tuple) -> Lane:
-        """A :class:`Lane` for a connection whose client-to-server 4-tuple is ``key``."""
-        return Lane(self, connection, key)
+    @property
+    def last_segment(self) -> Optional[Tuple[int, int]]:
+        """``(frame, timestamp_ns)`` of the last packet with a TCP segment read so far, or None."""
+        return self._last
+
+    def lane(self, connection: Any, key: tuple, token: Any) -> Lane:
+        """A :class:`Lane` for a connection whose client-to-server 4-tuple is ``key``; ``touch(token)``
+        marks it active."""
+        return Lane(self, connection, key, token)
 
     def __iter__(self) -> "SegmentLoop":
         return self
@@ -624,19 +634,29 @@ class SegmentLoop:
             if type(segment) is str:
                 self._skipped[segment] += 1
                 continue
-            if not segment.missing and not segment.flags & _SYN_FIN_RST:
+            self._last = (packet.frame, packet.timestamp_ns)
+            if not segment.missing and not segment.flags & _FIN_RST:
                 found = table.get((segment.src, segment.src_port, segment.dst, segment.dst_port))
                 if found is not None:
                     lane, d = found
                     n = len(segment.payload)
                     state = lane._state[d]
-                    if state != _LANE_NONE and n == 0:
-                        self._touch(lane._touch_key)
+                    if state == _LANE_START and n == 0:
+                        # The direction's first sequence number (the SYN takes one).
+                        self._touch(lane._token)
+                        lane._seq[d] = (segment.seq + 1) & 0xFFFFFFFF if segment.flags & _SYN else segment.seq
+                        lane._offset[d] = 0
+                        lane._state[d] = _LANE_DATA
                         continue
-                    if state == _LANE_DATA and segment.seq == lane._seq[d] and lane._sink_ready[d]:
+                    if segment.flags & _SYN:
+                        pass
+                    elif state != _LANE_NONE and n == 0:
+                        self._touch(lane._token)
+                        continue
+                    elif state == _LANE_DATA and segment.seq == lane._seq[d] and lane._sink_ready[d]:
                         sink = lane._sinks[d]
                         if sink is None or (sink.error is None and sink.position == lane._offset[d]):
-                            self._touch(lane._touch_key)
+                            self._touch(lane._token)
                             lane._seq[d] = (lane._seq[d] + n) & 0xFFFFFFFF
                             lane._offset[d] += n
                             if sink is None:

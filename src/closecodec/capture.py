@@ -112,13 +112,36 @@ def open_capture(source: Union[str, "PathLike[str]", BinaryIO, None], /, *,
         OSError: the path cannot be opened.
         TypeError, ValueError: a bad argument.
     """
-    if source is None or source == "-":
-        file: Any = sys.stdin.buffer
-    elif isinstance(source, (str, bytes, PathLike)):
-        file = open(fspath(source), "rb")
-    else:
-        file = source
+    file, _ = _source_file(source)
     return PacketReader(file, block_size=block_size, max_record=max_record)
+
+
+def _source_file(source: Union[str, "PathLike[str]", BinaryIO, None]) -> Tuple[Any, bool]:
+    """The binary file to read for ``source``, and whether it was opened here (a path)."""
+    if source is None or source == "-":
+        return sys.stdin.buffer, False
+    if isinstance(source, (str, bytes, PathLike)):
+        return open(fspath(source), "rb"), True
+    return source, False
+
+
+class _SourceReader:
+    """What the readers of a capture source share: a path is opened, and closed by :meth:`close`."""
+
+    def __init__(self, source: Union[str, "PathLike[str]", BinaryIO, None]) -> None:
+        self._file, owned = _source_file(source)
+        self._owned = self._file if owned else None
+
+    def close(self) -> None:
+        """Close the file if this reader opened it."""
+        if self._owned is not None:
+            self._owned.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 # -- values ----------------------------------------------------------------------
@@ -412,12 +435,13 @@ class TcpReassembler:
         self.max_buffer_per_direction = max_buffer_per_direction
         self.max_buffer_total = max_buffer_total
         self.max_closed = max_closed
-        # 4-tuple (either direction) -> (connection, direction); ordered by last activity.
-        self._open: "OrderedDict[tuple, _Connection]" = OrderedDict()
+        # Stream number -> open connection, ordered by last activity.
+        self._open: "OrderedDict[int, _Connection]" = OrderedDict()
+        # 4-tuple (either direction) -> (connection, direction).
         self._lookup: Dict[tuple, Tuple[_Connection, int]] = {}
         self._closed: "OrderedDict[tuple, None]" = OrderedDict()
         self._buffered = 0
-        self._holding: "OrderedDict[tuple, None]" = OrderedDict()  # connections holding out-of-order data
+        self._holding: "OrderedDict[int, None]" = OrderedDict()  # streams holding out-of-order data
         self._streams = 0
         self._frame = 0
         self._time = 0
@@ -438,7 +462,7 @@ class TcpReassembler:
 
     @property
     def touch(self) -> Any:
-        """Mark a connection (by its client-to-server 4-tuple) as just active."""
+        """Mark a connection (by its stream number) as just active."""
         return self._open.move_to_end
 
     def lane_of(self, connection: TcpConnection) -> Any:
@@ -483,7 +507,7 @@ class TcpReassembler:
                 self._close(conn, "reused", out)  # a new connection on the same 4-tuple
                 found = None
             else:
-                self._open.move_to_end(conn.key)
+                self._open.move_to_end(conn.value.stream)
         if found is None:
             reverse = (segment.dst, segment.dst_port, segment.src, segment.src_port)
             if (key in self._closed or reverse in self._closed) and not (flags & _SYN and not flags & _ACK):
@@ -505,8 +529,8 @@ class TcpReassembler:
             self._streams += 1
             conn = _Connection(value, key)
             if self._loop is not None:
-                conn.lane = self._loop.lane(conn, key)
-            self._open[key] = conn
+                conn.lane = self._loop.lane(conn, key, value.stream)
+            self._open[value.stream] = conn
             self._lookup[key] = (conn, 0)
             self._lookup[reverse] = (conn, 1)
             out.append(_new(StreamStart, (value, frame, timestamp_ns)))
@@ -537,12 +561,19 @@ class TcpReassembler:
             self._offer(conn)
         return out
 
-    def finish(self) -> List[StreamEvent]:
+    def finish(self, last: Optional[Tuple[int, int]] = None) -> List[StreamEvent]:
         """End every open connection (``"eof"``): skip their holes and release what they hold.
+
+        Args:
+            last: ``(frame, timestamp_ns)`` of the capture's last segment when
+                it did not come through :meth:`add` (a ``SegmentLoop`` took
+                it); the end events carry the last segment's frame and time.
 
         Returns:
             The events, connections in stream order.
         """
+        if last is not None:
+            self._frame, self._time = last
         out: List[StreamEvent] = []
         for conn in sorted(self._open.values(), key=lambda c: c.value.stream):
             self._close(conn, "eof", out)
@@ -584,7 +615,7 @@ class TcpReassembler:
             added += self._hold(half, offset + size, end, None, self._frame, self._time)
         if added:
             self._buffered += added
-            self._holding[conn.key] = None
+            self._holding[conn.value.stream] = None
         self._drain(conn, direction, half, out)
         if half.buffered > self.max_buffer_per_direction:
             while half.pieces and half.buffered > self.max_buffer_per_direction:
@@ -640,7 +671,7 @@ class TcpReassembler:
         if released:
             self._buffered -= released
             if not pieces:
-                self._holding.pop(conn.key, None)
+                self._holding.pop(conn.value.stream, None)
         if half.fin_at is not None and half.next >= half.fin_at and not half.ended and not pieces:
             half.ended = True
             out.append(_new(StreamEnd, (conn.value, direction, half.next, "fin", self._frame, self._time)))
@@ -662,10 +693,10 @@ class TcpReassembler:
 
     def _relieve(self, out: List[StreamEvent]) -> None:
         """Skip holes, least recently active connections first, until under the total limit."""
-        for key in list(self._holding):
+        for stream in list(self._holding):
             if self._buffered <= self.max_buffer_total:
                 break
-            conn = self._open.get(key)
+            conn = self._open.get(stream)
             if conn is None:
                 continue
             for direction in (0, 1):
@@ -674,18 +705,21 @@ class TcpReassembler:
                     self._skip(conn, direction, half, out)
 
     def _reclaim(self, conn: _Connection) -> None:
-        """Take a connection back from its lane: the bytes it delivered advance the directions."""
-        for direction, offset in enumerate(conn.lane.take_back()):
-            if offset is not None:
-                conn.halves[direction].next = offset
+        """Take a connection back from its lane: what it took starts and advances the directions."""
+        for direction, position in enumerate(conn.lane.take_back()):
+            if position is not None:
+                seq, offset = position
+                half = conn.halves[direction]
+                half.next = offset
+                half.base = (seq - offset) % _MOD
 
     def _offer(self, conn: _Connection) -> None:
-        """Tell the connection's lane what it may take: pure ACKs once a direction started, in-order bytes when
-        nothing is held and no FIN was seen."""
+        """Tell the connection's lane what it may take: the segment that starts a direction (a SYN or an ACK
+        without payload), pure ACKs once it started, in-order bytes when nothing is held and no FIN was seen."""
         lane = conn.lane
         for direction, half in enumerate(conn.halves):
             if half.base is None:
-                lane.expect(direction, 0)
+                lane.expect(direction, 3)
             elif half.ended or half.fin_at is not None or half.pieces:
                 lane.expect(direction, 1)
             else:
@@ -713,7 +747,7 @@ class TcpReassembler:
 
     def _retire(self, conn: _Connection) -> None:
         key = conn.key
-        if self._open.pop(key, None) is None:
+        if self._open.pop(conn.value.stream, None) is None:
             return
         reverse = (key[2], key[3], key[0], key[1])
         self._lookup.pop(key, None)
@@ -721,7 +755,7 @@ class TcpReassembler:
         if conn.lane is not None:
             conn.lane.detach()
             conn.lane = None
-        self._holding.pop(key, None)
+        self._holding.pop(conn.value.stream, None)
         self._closed[key] = None
         if len(self._closed) > self.max_closed:
             self._closed.popitem(last=False)
@@ -730,7 +764,7 @@ class TcpReassembler:
 # -- the whole pipeline ----------------------------------------------------------------
 
 
-class TcpStreamReader:
+class TcpStreamReader(_SourceReader):
     """Packets of a capture, parsed and reassembled into stream events.
 
     Args:
@@ -765,27 +799,13 @@ class TcpStreamReader:
         self.reassembler = TcpReassembler(max_connections=max_connections,
                                           max_buffer_per_direction=max_buffer_per_direction,
                                           max_buffer_total=max_buffer_total, max_closed=max_closed)
-        self._owned = None
-        if isinstance(source, (str, bytes, PathLike)) and source != "-":
-            self._owned = open(fspath(source), "rb")
-            source = self._owned
-        self.packets = open_capture(source, block_size=block_size, max_record=max_record)
+        super().__init__(source)
+        self.packets = PacketReader(self._file, block_size=block_size, max_record=max_record)
         self.skipped: Counter = Counter()
 
     @property
     def error(self) -> Optional[IncompleteError]:
         return self.packets.error
-
-    def close(self) -> None:
-        """Close the file if this reader opened it."""
-        if self._owned is not None:
-            self._owned.close()
-
-    def __enter__(self) -> "TcpStreamReader":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def __iter__(self) -> Iterator[StreamEvent]:
         add = self.reassembler.add

@@ -40,7 +40,7 @@ from __future__ import annotations
 import importlib
 import zlib
 from collections import Counter
-from os import PathLike, fspath
+from os import PathLike
 from types import ModuleType
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
@@ -60,6 +60,7 @@ from .capture import (
     TcpReassembler,
     _fields,
     _new,
+    _SourceReader,
     _Value,
 )
 from .errors import DecodeError, IncompleteError
@@ -287,17 +288,43 @@ def _classify(data: bytes) -> str:
     return "connect" if found else "other"
 
 
+class _Head:
+    """A direction's held bytes while recognising: joined, classified, and parsed as HTTP when asked."""
+
+    __slots__ = ("held", "data", "kind", "_http")
+
+    def __init__(self, held: int, data: bytes) -> None:
+        self.held = held
+        self.data = data
+        self.kind = _classify(data) if data else None
+        self._http: Any = False  # not parsed yet
+
+    def http(self) -> Optional[Tuple[str, Dict[str, str], int]]:
+        if self._http is False:
+            self._http = _http_head(self.data)
+        return self._http
+
+
+def _head_of(half: "_Half") -> _Head:
+    """The half's :class:`_Head`, made again only when it holds more bytes."""
+    head = half.head
+    if head is None or head.held != half.held:
+        head = half.head = _Head(half.held, b"".join(piece[1] for piece in half.pending))
+    return head
+
+
 # -- per-connection state ----------------------------------------------------------------
 
 
 class _Half:
     """One direction: held handshake bytes, then its decoder."""
 
-    __slots__ = ("pending", "held", "ws", "mqtt", "inflater", "done", "ended", "messages")
+    __slots__ = ("pending", "held", "head", "ws", "mqtt", "inflater", "done", "ended", "messages")
 
     def __init__(self) -> None:
         self.pending: List[Tuple[int, bytes, int, int]] = []  # (offset, bytes, frame, timestamp_ns)
         self.held = 0
+        self.head: Optional[_Head] = None  # what the held bytes are, for as long as no more are held
         self.ws: Any = None  # a WebSocketStream
         self.mqtt: Any = None  # an MqttStream (on TCP, or inside WebSocket binary messages)
         self.inflater: Any = None  # permessage-deflate context
@@ -308,7 +335,8 @@ class _Half:
 
 class _Conn:
     __slots__ = ("value", "app", "client", "halves", "records", "first_end", "session_id", "client_id",
-                 "mqtt_version", "lost", "port_kind", "port_client", "deflate", "maybe_diffusion", "start", "lane")
+                 "mqtt_version", "lost", "port_kind", "port_client", "deflate", "maybe_diffusion", "start", "lane",
+                 "endpoints")
 
     def __init__(self, value: TcpConnection, port_kind: Optional[str], port_client: int) -> None:
         self.value = value
@@ -327,6 +355,7 @@ class _Conn:
         self.maybe_diffusion = False
         self.start: Optional[Tuple[int, int]] = None
         self.lane: Any = None  # the reassembler's Lane for it: where the segment loop feeds its decoders
+        self.endpoints: Optional[Tuple[str, str]] = None  # client and server as text, once a record needs them
 
 
 def _backend_modules(backend: Optional[str]) -> Tuple[ModuleType, ModuleType, ModuleType]:
@@ -338,7 +367,7 @@ def _backend_modules(backend: Optional[str]) -> Tuple[ModuleType, ModuleType, Mo
                  for name in ("capture", "stream", "codec"))
 
 
-class CloseRecordReader:
+class CloseRecordReader(_SourceReader):
     """The close records of a capture, lazily, in constant memory.
 
     Args:
@@ -407,16 +436,8 @@ class CloseRecordReader:
         self.reassembler = TcpReassembler(max_connections=max_connections,
                                           max_buffer_per_direction=max_buffer_per_direction,
                                           max_buffer_total=max_buffer_total, max_closed=max_closed)
-        self._owned = None
-        if source is None or source == "-":
-            import sys
-
-            file: Any = sys.stdin.buffer
-        elif isinstance(source, (str, bytes, PathLike)):
-            file = self._owned = open(fspath(source), "rb")
-        else:
-            file = source
-        self.packets = self._capture.PacketReader(file, block_size=block_size, max_record=max_record)
+        super().__init__(source)
+        self.packets = self._capture.PacketReader(self._file, block_size=block_size, max_record=max_record)
         self.stats: Counter = Counter()
         self.skipped: Counter = Counter()
         self.errors: List[Tuple[int, int, str]] = []
@@ -431,17 +452,6 @@ class CloseRecordReader:
     @property
     def position(self) -> int:
         return self.packets.offset
-
-    def close(self) -> None:
-        """Close the file if this reader opened it."""
-        if self._owned is not None:
-            self._owned.close()
-
-    def __enter__(self) -> "CloseRecordReader":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def __iter__(self) -> Iterator[CloseRecord]:
         reassembler = self.reassembler
@@ -468,16 +478,16 @@ class CloseRecordReader:
                     for event in events:
                         self._event(event, segment)
                     if self._lanes:
-                        # The connections these events touched: their decoders may have changed.
+                        # The recognised connections these events touched: their decoders may have changed.
                         for event in events:
                             conn = conns.get(event.connection.stream)
-                            if conn is not None and conn.lane is not None:
+                            if conn is not None and conn.lane is not None and conn.app is not None:
                                 self._sink(conn, 0)
                                 self._sink(conn, 1)
                 if out:
                     yield from out
                     out.clear()
-            for event in self.reassembler.finish():
+            for event in self.reassembler.finish(loop.last_segment):
                 self._event(event, None)
             if out:
                 yield from out
@@ -573,6 +583,7 @@ class CloseRecordReader:
         for half in conn.halves:
             half.pending = []
             half.held = 0
+            half.head = None
 
     # -- recognition -----------------------------------------------------------------
 
@@ -588,11 +599,11 @@ class CloseRecordReader:
                 self._ignore(conn)
 
     def _recognise(self, conn: _Conn) -> None:
-        heads = [b"".join(piece[1] for piece in half.pending) for half in conn.halves]
-        kinds = [_classify(head) if head else None for head in heads]
+        heads = [_head_of(half) for half in conn.halves]
+        kinds = [head.kind for head in heads]
         for d in (0, 1):
             if kinds[d] == "request":
-                parsed = _http_head(heads[d])
+                parsed = heads[d].http()
                 if parsed is None:
                     return  # wait for the rest of the request
                 line, headers, size = parsed
@@ -605,13 +616,13 @@ class CloseRecordReader:
                 if kinds[other] != "response":
                     self._fallback(conn)
                     return
-                answer = _http_head(heads[other])
+                answer = heads[other].http()
                 if answer is None:
                     return
                 self._upgrade(conn, d, line, headers, size, answer)
                 return
             if kinds[d] == "connect":
-                found = _mqtt_connect(heads[d])
+                found = _mqtt_connect(heads[d].data)
                 conn.client = d
                 conn.mqtt_version, conn.client_id = found
                 self._setup(conn, "mqtt")
@@ -686,7 +697,7 @@ class CloseRecordReader:
                 half.mqtt = stream.MqttStream(version=None if version is None else max(4, version),
                                               max_packet_size=self._max_message, closes_only=True)
         for d, half in enumerate(conn.halves):
-            pending, half.pending, half.held = half.pending, [], 0
+            pending, half.pending, half.held, half.head = half.pending, [], 0, None
             if not pending:
                 continue
             start = pending[0][0] + skip[d]
@@ -703,9 +714,10 @@ class CloseRecordReader:
     # -- decoding --------------------------------------------------------------------
 
     def _sink(self, conn: _Conn, d: int) -> None:
-        """Tell the connection's lane where direction ``d``'s in-order bytes go, as :meth:`_feed` would take them."""
+        """Tell a recognised connection's lane where direction ``d``'s in-order bytes go, as :meth:`_feed` would
+        take them (until then its lane gives them back: they are held for recognition)."""
         if conn.app is None:
-            conn.lane.sink(d, False)  # still recognising: the bytes are held here
+            conn.lane.sink(d, False)
             return
         half = conn.halves[d]
         if conn.app == "ignore" or half.done:
@@ -912,7 +924,9 @@ class CloseRecordReader:
                 value: Any = None) -> None:
         conn.records += 1
         self.stats["records"] += 1
-        src, dst = conn.value.endpoint(d)
+        if conn.endpoints is None:
+            conn.endpoints = conn.value.endpoint(0)
+        src, dst = conn.endpoints if d == 0 else conn.endpoints[::-1]
         app = conn.app if conn.app != "ignore" else None
         mqtt = app in ("mqtt", "mqtt-websocket")
         self._out.append(_new(CloseRecord, (
