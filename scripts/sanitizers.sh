@@ -12,7 +12,8 @@
 # python3 on PATH) must have the test dependencies, Cython and setuptools:
 # `pip install '.[test]'`. Needs gcc with libasan and libubsan. The source tree
 # is never built in place: the copy lives in a temporary directory (KEEP=1
-# keeps it and prints where). Set CI=1 for the suite's CI Hypothesis profile.
+# keeps it and prints where). Set CI=1 for the suite's CI Hypothesis profile, or
+# CLOSECODEC_HYPOTHESIS_PROFILE to any of tests/conftest.py's profiles (ci, dev, smoke).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

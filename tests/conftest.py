@@ -14,7 +14,12 @@ settings.register_profile(
     "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+# CI's second looks at the same suite (the installed wheel, the pure sdist, other
+# Pythons, the sanitized build): every test, fewer examples; the README's run has the depth.
+settings.register_profile(
+    "smoke", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("CLOSECODEC_HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 def _load(name: str) -> "tuple[Optional[ModuleType], Optional[str]]":

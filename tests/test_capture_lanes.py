@@ -167,7 +167,7 @@ def captures(draw: Any) -> bytes:
     return pcap_file(records)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(captures())
 def test_generated_captures_give_the_same_with_and_without_lanes(data: bytes):
     check_same(data, decode_as={8080: "websocket", 8081: "mqtt"})
