@@ -26,8 +26,9 @@ streaming decoders (:class:`~closecodec.WebSocketStream`,
    later records of the connection have ``data_lost`` set.
 4. A recognised connection that ends with FIN or RST without any close record
    in either direction gives one ``tcp`` record, at the first FIN (or the RST),
-   from the side that sent it. Connections that are cut by the end of the
-   capture, evicted or never recognised give none.
+   from the side that sent it (the frame of that direction's end event: for a
+   FIN behind missing bytes, where the reassembler gave up on them). Connections
+   that are cut by the end of the capture, evicted or never recognised give none.
 
 Memory: per connection a few hundred bytes, the handshake bytes while
 recognising (at most 64 KiB a direction) and what the stream decoders hold
