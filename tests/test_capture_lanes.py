@@ -10,6 +10,7 @@ reordering, retransmissions, losses, ACKs and damaged bytes.
 
 from __future__ import annotations
 
+import importlib
 import io
 import struct
 from pathlib import Path
@@ -193,3 +194,15 @@ def test_connections_ended_by_the_end_of_the_capture_carry_its_last_segment():
     data = pcap_file([(1_700_000_000 * 10**9 + k * 1000, frame, None) for k, frame in enumerate(frames)])
     records = check_same(data)
     assert [(r.frame, r.kind, r.name, r.data_lost) for r in records] == [(len(packets), "tcp_end", "FIN", True)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("args", [(2, 0), (0, 4), (0, 2, 1 << 32, 0), (0, 2, -1, 0), (0, 2, 0, -1), (0, 2, 0, 1 << 63)])
+def test_lanes_refuse_what_no_reassembler_says_alike_on_both_backends(backend, args):
+    module = importlib.import_module(f"closecodec._capture_{backend}")
+    loop = module.SegmentLoop(module.PacketReader(io.BytesIO(b"")), {}, lambda token: None)
+    lane = loop.lane(None, (b"\x01\x02\x03\x04", 1, b"\x05\x06\x07\x08", 2), 0)
+    with pytest.raises(ValueError, match="bad "):
+        lane.expect(*args)
+    lane.expect(1, 2, 0xFFFFFFFF, (1 << 63) - 1)  # the largest values are taken
+    assert lane.take_back() == (None, (0xFFFFFFFF, (1 << 63) - 1))

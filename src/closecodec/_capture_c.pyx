@@ -752,6 +752,8 @@ cdef class Lane:
         """
         if not 0 <= direction <= 1 or not LANE_NONE <= state <= LANE_START:
             raise ValueError(f"bad direction {direction} or state {state}")
+        if not (0 <= seq <= 0xFFFFFFFF and 0 <= offset <= INT64_MAX):
+            raise ValueError(f"bad sequence number {seq} or offset {offset}")
         self._state[direction] = state
         self._seq[direction] = seq
         self._offset[direction] = offset

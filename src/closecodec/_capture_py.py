@@ -541,6 +541,8 @@ class Lane:
         """
         if direction not in (0, 1) or state not in (_LANE_NONE, _LANE_ACKS, _LANE_DATA, _LANE_START):
             raise ValueError(f"bad direction {direction} or state {state}")
+        if not (0 <= seq <= 0xFFFFFFFF and 0 <= offset <= 0x7FFFFFFFFFFFFFFF):
+            raise ValueError(f"bad sequence number {seq} or offset {offset}")
         self._state[direction] = state
         self._seq[direction] = seq
         self._offset[direction] = offset
