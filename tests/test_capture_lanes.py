@@ -206,3 +206,77 @@ def test_lanes_refuse_what_no_reassembler_says_alike_on_both_backends(backend, a
         lane.expect(*args)
     lane.expect(1, 2, 0xFFFFFFFF, (1 << 63) - 1)  # the largest values are taken
     assert lane.take_back() == (None, (0xFFFFFFFF, (1 << 63) - 1))
+
+
+# -- what reaches Python ----------------------------------------------------------------
+
+
+def one_connection(messages: List[Tuple[int, int, bytes]]) -> bytes:
+    """A capture of one connection's (side, flags, payload) in order, one segment each."""
+    seq = [1000, 2_000_000_000]
+    client, server = (b"\x0a\x00\x00\x01", 40000), (b"\x0a\x00\x01\x01", 8080)
+    records = []
+    for k, (side, flags, data) in enumerate(messages):
+        src, dst = (client, server) if side == 0 else (server, client)
+        frame = ether(ipv4(tcp(src[1], dst[1], seq[side], 0, flags, data), src[0], dst[0]))
+        records.append((1_700_000_000 * 10**9 + k * 1000, frame, None))
+        seq[side] = (seq[side] + len(data) + (1 if flags & (SYN | FIN) else 0)) % 2**32
+    return pcap_file(records)
+
+
+class RecordingLoop:
+    """A backend's SegmentLoop that notes the kind of every item it hands to Python."""
+
+    def __init__(self, loop: Any, kinds: List[int]) -> None:
+        self.loop, self.kinds = loop, kinds
+
+    def lane(self, *args: Any) -> Any:
+        return self.loop.lane(*args)
+
+    @property
+    def last_segment(self) -> Any:
+        return self.loop.last_segment
+
+    def __iter__(self) -> Any:
+        for item in self.loop:
+            self.kinds.append(item[0])
+            yield item
+
+
+def items_reaching_python(data: bytes, backend: str) -> Tuple[List[int], List[Any]]:
+    module = importlib.import_module(f"closecodec._capture_{backend}")
+    reader = CloseRecordReader(io.BytesIO(data), backend=backend, decode_as={8080: "websocket"})
+    kinds: List[int] = []
+    reader._capture = type("Recording", (), {"SegmentLoop": lambda *args: RecordingLoop(module.SegmentLoop(*args),
+                                                                                         kinds)})
+    return kinds, list(reader)
+
+
+HANDSHAKE = [(0, SYN, b""), (1, SYN | ACK, b""), (0, ACK, b""), (0, ACK | PSH, UPGRADE), (1, ACK, b""),
+             (1, ACK | PSH, SWITCHING), (1, ACK | PSH, ws_frame(2, b"first", False)),
+             (0, ACK | PSH, ws_frame(2, b"hello", True)), (1, ACK | PSH, ws_frame(2, b"more", False)), (0, ACK, b"")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_python_sees_a_websocket_connection_only_where_it_turns(backend):
+    # The SYN (0: a segment), the upgrade request and response (2: held bytes), the first server message
+    # (1: the Diffusion check), each close frame (1); the server's FIN the loop takes itself, the client's
+    # (the connection's end) is Python's. Messages and ACKs never reach Python.
+    closes = [(1, ACK | PSH, ws_frame(8, b"\x03\xe8bye", False)), (0, ACK | PSH, ws_frame(8, b"\x03\xe8bye", True)),
+              (1, FIN | ACK, b""), (0, ACK, b""), (0, FIN | ACK, b"")]
+    data = one_connection(HANDSHAKE + closes)
+    kinds, records = items_reaching_python(data, backend)
+    assert kinds == [0, 2, 2, 1, 1, 1, 0]
+    assert [(r.frame, r.kind, r.code) for r in records] == [(11, "ws_close", 1000), (12, "ws_close", 1000)]
+    assert records == check_same(data)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_fin_the_loop_takes_ends_its_direction_at_its_own_frame(backend):
+    # No close frames: the tcp record is at the first FIN (frame 11, from the server), which the loop took;
+    # the reassembler learns of it at the client's FIN (frame 13).
+    data = one_connection(HANDSHAKE + [(1, FIN | ACK, b""), (0, ACK, b""), (0, FIN | ACK, b"")])
+    kinds, records = items_reaching_python(data, backend)
+    assert kinds == [0, 2, 2, 1, 0]
+    assert [(r.frame, r.kind, r.name, r.src) for r in records] == [(11, "tcp_end", "FIN", "10.0.1.1:8080")]
+    assert records == check_same(data)

@@ -500,7 +500,7 @@ class TcpReassembler:
         if found is not None:
             conn, direction = found
             if conn.lane is not None:
-                self._reclaim(conn)
+                self._reclaim(conn, out)
             half = conn.halves[direction]
             if flags & _SYN and not flags & _ACK and direction == 0 and half.base is not None \
                     and (segment.seq + 1) % _MOD != half.base:
@@ -704,31 +704,37 @@ class TcpReassembler:
                 while half.pieces:
                     self._skip(conn, direction, half, out)
 
-    def _reclaim(self, conn: _Connection) -> None:
-        """Take a connection back from its lane: what it took starts and advances the directions."""
+    def _reclaim(self, conn: _Connection, out: List[StreamEvent]) -> None:
+        """Take a connection back from its lane: what it took starts and advances the directions, and ends
+        a direction at the FIN it took (the end event carries the FIN's frame)."""
         for direction, position in enumerate(conn.lane.take_back()):
             if position is not None:
-                seq, offset = position
                 half = conn.halves[direction]
-                half.next = offset
-                half.base = (seq - offset) % _MOD
+                half.next = position[1]
+                half.base = (position[0] - position[1]) % _MOD
+                if len(position) == 4:
+                    half.fin_at = half.next
+                    half.ended = True
+                    out.append(_new(StreamEnd, (conn.value, direction, half.next, "fin", position[2], position[3])))
 
     def _offer(self, conn: _Connection) -> None:
         """Tell the connection's lane what it may take: the segment that starts a direction (a SYN or an ACK
-        without payload), pure ACKs once it started, in-order bytes when nothing is held and no FIN was seen."""
+        without payload), pure ACKs once it started, in-order bytes when nothing is held and no FIN was seen,
+        and the direction's FIN while the other direction has not ended."""
         lane = conn.lane
-        for direction, half in enumerate(conn.halves):
+        halves = conn.halves
+        for direction, half in enumerate(halves):
             if half.base is None:
-                lane.expect(direction, 3)
+                lane.expect(direction, 3, fin=not halves[1 - direction].ended)
             elif half.ended or half.fin_at is not None or half.pieces:
                 lane.expect(direction, 1)
             else:
-                lane.expect(direction, 2, (half.base + half.next) % _MOD, half.next)
+                lane.expect(direction, 2, (half.base + half.next) % _MOD, half.next, not halves[1 - direction].ended)
 
     def _close(self, conn: _Connection, reason: str, out: List[StreamEvent]) -> None:
         """Flush both directions (skipping holes) and end them with ``reason``."""
         if conn.lane is not None:
-            self._reclaim(conn)
+            self._reclaim(conn, out)
         for direction in (0, 1):
             half = conn.halves[direction]
             while half.pieces:

@@ -467,22 +467,29 @@ class CloseRecordReader(_SourceReader):
         conns = self._conns
         try:
             for item in loop:
-                if item[0]:
+                kind = item[0]
+                if kind == 1:
                     _, frame, time, lane, d, spans = item
                     conn = conns[lane.connection.value.stream]
                     half = conn.halves[d]
                     self._decoded(conn, d, half.ws if half.ws is not None else half.mqtt, spans, frame, time)
                     self._sink(conn, d)
+                elif kind == 2:
+                    _, frame, time, lane, d, offset, data = item
+                    conn = conns[lane.connection.value.stream]
+                    self._hold(conn, d, offset, data, frame, time)
+                    self._sink(conn, 0)
+                    self._sink(conn, 1)
                 else:
                     _, frame, time, segment = item
                     events = add(frame, time, segment)
                     for event in events:
                         self._event(event, segment)
                     if self._lanes:
-                        # The recognised connections these events touched: their decoders may have changed.
+                        # The connections these events touched: their decoders may have changed.
                         for event in events:
                             conn = conns.get(event.connection.stream)
-                            if conn is not None and conn.lane is not None and conn.app is not None:
+                            if conn is not None and conn.lane is not None:
                                 self._sink(conn, 0)
                                 self._sink(conn, 1)
                 if out:
@@ -715,10 +722,10 @@ class CloseRecordReader(_SourceReader):
     # -- decoding --------------------------------------------------------------------
 
     def _sink(self, conn: _Conn, d: int) -> None:
-        """Tell a recognised connection's lane where direction ``d``'s in-order bytes go, as :meth:`_feed` would
-        take them (until then its lane gives them back: they are held for recognition)."""
+        """Tell a connection's lane where direction ``d``'s in-order bytes go, as :meth:`_feed` would take
+        them (until the connection is recognised, back here as bytes: they are held for recognition)."""
         if conn.app is None:
-            conn.lane.sink(d, False)
+            conn.lane.hold(d)
             return
         half = conn.halves[d]
         if conn.app == "ignore" or half.done:
