@@ -200,8 +200,8 @@ def test_connections_ended_by_the_end_of_the_capture_carry_its_last_segment():
 @pytest.mark.parametrize("args", [(2, 0), (0, 4), (0, 2, 1 << 32, 0), (0, 2, -1, 0), (0, 2, 0, -1), (0, 2, 0, 1 << 63)])
 def test_lanes_refuse_what_no_reassembler_says_alike_on_both_backends(backend, args):
     module = importlib.import_module(f"closecodec._capture_{backend}")
-    loop = module.SegmentLoop(module.PacketReader(io.BytesIO(b"")), {}, lambda token: None)
-    lane = loop.lane(None, (b"\x01\x02\x03\x04", 1, b"\x05\x06\x07\x08", 2), 0)
+    loop = module.SegmentLoop(module.PacketReader(io.BytesIO(b"")), {})
+    lane = loop.lane(None, (b"\x01\x02\x03\x04", 1, b"\x05\x06\x07\x08", 2))
     with pytest.raises(ValueError, match="bad "):
         lane.expect(*args)
     lane.expect(1, 2, 0xFFFFFFFF, (1 << 63) - 1)  # the largest values are taken
@@ -236,6 +236,10 @@ class RecordingLoop:
     @property
     def last_segment(self) -> Any:
         return self.loop.last_segment
+
+    @property
+    def count(self) -> int:
+        return self.loop.count
 
     def __iter__(self) -> Any:
         for item in self.loop:

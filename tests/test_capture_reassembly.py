@@ -163,6 +163,28 @@ def test_connection_limit_evicts_the_least_recently_active():
     assert r.stats["evicted"] == 1 and r.open_connections == 2
 
 
+def test_eviction_order_survives_many_connections_that_come_and_go():
+    # Hundreds of short connections end (RST) between the activity of two long ones: the least
+    # recently active of those still open is the one evicted, however many have come and gone.
+    r = TcpReassembler(max_connections=3)
+
+    def packet(port: int, flags: int = ACK) -> List:
+        return r.add(0, 0, TcpSegment(A4, port, B4, 80, 0, 0, flags, memoryview(b"x"), 0))
+
+    packet(1)
+    packet(2)
+    for port in range(100, 600):
+        packet(port)
+        packet(port, RST)
+        if port % 7 == 0:
+            packet(1 if port % 2 else 2)  # 1 and 2 take turns at being the most recently active
+    last_touched = 1 if 595 % 2 else 2
+    packet(3)
+    evicted = [e.connection.client_port for e in packet(4) if type(e) is StreamEnd]
+    assert evicted == [3 - last_touched] * 2
+    assert r.stats["evicted"] == 1 and r.open_connections == 3
+
+
 def test_total_buffer_limit_skips_holes():
     r = TcpReassembler(max_buffer_total=500)
     events = []

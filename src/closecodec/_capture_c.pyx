@@ -718,10 +718,12 @@ cdef class Lane:
 
     Attributes:
         connection: the object the lane was made for (the reassembler's connection).
+        active: the loop's :attr:`SegmentLoop.count` when the lane last took a
+            segment (0: never), for the reassembler's least-recently-active order.
     """
 
     cdef readonly object connection
-    cdef object _token
+    cdef readonly Py_ssize_t active
     cdef SegmentLoop _loop
     cdef bytes _forward
     cdef bytes _reverse
@@ -736,10 +738,9 @@ cdef class Lane:
     cdef object _fin0  # (frame, timestamp_ns) of the FIN the loop took in direction 0, else None
     cdef object _fin1
 
-    def __init__(self, SegmentLoop loop, connection, tuple key, token):
+    def __init__(self, SegmentLoop loop, connection, tuple key):
         client, client_port, server, server_port = key
         self.connection = connection
-        self._token = token
         self._loop = loop
         self._forward = packed_key(client, client_port, server, server_port)
         self._reverse = packed_key(server, server_port, client, client_port)
@@ -840,20 +841,18 @@ cdef class SegmentLoop:
     Packets without a usable TCP segment are counted in ``skipped`` by
     reason. Everything a lane takes is exactly what the reassembler and the
     decoding layer would have done with it: the connection is marked active
-    (``touch(key)``), the payload is fed to the sink at the expected offset,
+    (:attr:`Lane.active`), the payload is fed to the sink at the expected offset,
     a FIN it may take ends the direction where the reassembler would.
 
     Args:
         packets: a :class:`PacketReader`.
         skipped: a mapping of reason to count (a ``collections.Counter``).
-        touch: called with a lane's token for every segment a lane takes.
         progress: called with the file offset every 4096 packets, or None.
     """
 
     cdef PacketReader _packets
     cdef dict _table
     cdef object _skipped
-    cdef object _touch
     cdef object _progress
     cdef Py_ssize_t _count
     cdef list _spans  # the list a sink appends to; handed out (and replaced) only when it is not empty
@@ -862,12 +861,11 @@ cdef class SegmentLoop:
     cdef int64_t _last_ns
     cdef object _last_time
 
-    def __init__(self, PacketReader packets, skipped, touch, progress=None):
+    def __init__(self, PacketReader packets, skipped, progress=None):
         self._packets = packets
         self._spans = []
         self._table = {}
         self._skipped = skipped
-        self._touch = touch
         self._progress = progress
         self._count = 0
 
@@ -878,10 +876,14 @@ cdef class SegmentLoop:
             return None
         return (self._last_frame, self._last_ns if self._last_time is None else self._last_time)
 
-    def lane(self, connection, tuple key, token):
-        """A :class:`Lane` for a connection whose client-to-server 4-tuple is ``key``; ``touch(token)``
-        marks it active."""
-        return Lane(self, connection, key, token)
+    @property
+    def count(self):
+        """Packet records read so far (the clock of :attr:`Lane.active`)."""
+        return self._count
+
+    def lane(self, connection, tuple key):
+        """A :class:`Lane` for a connection whose client-to-server 4-tuple is ``key``."""
+        return Lane(self, connection, key)
 
     def __iter__(self):
         return self
@@ -929,7 +931,7 @@ cdef class SegmentLoop:
                         if (n == 0 and not h.flags & TCP_SYN and lane._state[d] == LANE_DATA and lane._fin_ok[d]
                                 and h.seq == lane._seq[d]):
                             # The direction ends here; the other's FIN (the connection's end) is Python's.
-                            self._touch(lane._token)
+                            lane.active = self._count
                             fin = (r.frames, r._rec_ns if r._rec_time is None else r._rec_time)
                             if d == 0:
                                 lane._fin0 = fin
@@ -940,7 +942,7 @@ cdef class SegmentLoop:
                             continue
                     elif lane._state[d] == LANE_START and n == 0:
                         # The direction's first sequence number (the SYN takes one).
-                        self._touch(lane._token)
+                        lane.active = self._count
                         lane._seq[d] = h.seq + 1 if h.flags & TCP_SYN else h.seq
                         lane._offset[d] = 0
                         lane._state[d] = LANE_DATA
@@ -948,11 +950,11 @@ cdef class SegmentLoop:
                     elif h.flags & TCP_SYN:
                         pass
                     elif lane._state[d] != LANE_NONE and n == 0:
-                        self._touch(lane._token)
+                        lane.active = self._count
                         continue
                     elif lane._state[d] == LANE_DATA and h.seq == lane._seq[d] and lane._sink_ready[d]:
                         if lane._hold[d]:
-                            self._touch(lane._token)
+                            lane.active = self._count
                             offset = lane._offset[d]
                             lane._seq[d] += <uint32_t>n
                             lane._offset[d] += n
@@ -961,7 +963,7 @@ cdef class SegmentLoop:
                         sink = lane._sink0 if d == 0 else lane._sink1
                         if sink is None or ((<_Stream>sink)._error is None
                                             and (<_Stream>sink)._position == lane._offset[d]):
-                            self._touch(lane._token)
+                            lane.active = self._count
                             lane._seq[d] += <uint32_t>n
                             lane._offset[d] += n
                             if sink is None:

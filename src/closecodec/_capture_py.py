@@ -511,15 +511,17 @@ class Lane:
 
     Attributes:
         connection: the object the lane was made for (the reassembler's connection).
+        active: the loop's :attr:`SegmentLoop.count` when the lane last took a
+            segment (0: never), for the reassembler's least-recently-active order.
     """
 
-    __slots__ = ("connection", "_token", "_loop", "_forward", "_reverse", "_state", "_seq", "_offset",
+    __slots__ = ("connection", "active", "_loop", "_forward", "_reverse", "_state", "_seq", "_offset",
                  "_sink_ready", "_hold", "_fin_ok", "_sinks", "_fins")
 
-    def __init__(self, loop: "SegmentLoop", connection: Any, key: tuple, token: Any) -> None:
+    def __init__(self, loop: "SegmentLoop", connection: Any, key: tuple) -> None:
         client, client_port, server, server_port = key
         self.connection = connection
-        self._token = token
+        self.active = 0
         self._loop = loop
         self._forward = key
         self._reverse = (server, server_port, client, client_port)
@@ -624,21 +626,19 @@ class SegmentLoop:
     Packets without a usable TCP segment are counted in ``skipped`` by
     reason. Everything a lane takes is exactly what the reassembler and the
     decoding layer would have done with it: the connection is marked active
-    (``touch(key)``), the payload is fed to the sink at the expected offset,
+    (:attr:`Lane.active`), the payload is fed to the sink at the expected offset,
     a FIN it may take ends the direction where the reassembler would.
 
     Args:
         packets: a :class:`PacketReader`.
         skipped: a mapping of reason to count (a ``collections.Counter``).
-        touch: called with a lane's token for every segment a lane takes.
         progress: called with the file offset every 4096 packets, or None.
     """
 
-    def __init__(self, packets: PacketReader, skipped: Any, touch: Any, progress: Any = None) -> None:
+    def __init__(self, packets: PacketReader, skipped: Any, progress: Any = None) -> None:
         self._packets = packets
         self._table: Dict[tuple, Tuple[Lane, int]] = {}
         self._skipped = skipped
-        self._touch = touch
         self._progress = progress
         self._count = 0
         self._last: Optional[Tuple[int, int]] = None
@@ -648,10 +648,14 @@ class SegmentLoop:
         """``(frame, timestamp_ns)`` of the last packet with a TCP segment read so far, or None."""
         return self._last
 
-    def lane(self, connection: Any, key: tuple, token: Any) -> Lane:
-        """A :class:`Lane` for a connection whose client-to-server 4-tuple is ``key``; ``touch(token)``
-        marks it active."""
-        return Lane(self, connection, key, token)
+    @property
+    def count(self) -> int:
+        """Packet records read so far (the clock of :attr:`Lane.active`)."""
+        return self._count
+
+    def lane(self, connection: Any, key: tuple) -> Lane:
+        """A :class:`Lane` for a connection whose client-to-server 4-tuple is ``key``."""
+        return Lane(self, connection, key)
 
     def __iter__(self) -> "SegmentLoop":
         return self
@@ -679,14 +683,14 @@ class SegmentLoop:
                         if (n == 0 and not segment.flags & _SYN and state == _LANE_DATA and lane._fin_ok[d]
                                 and segment.seq == lane._seq[d]):
                             # The direction ends here; the other's FIN (the connection's end) is Python's.
-                            self._touch(lane._token)
+                            lane.active = self._count
                             lane._fins[d] = (packet.frame, packet.timestamp_ns)
                             lane._state[d] = _LANE_ACKS
                             lane._fin_ok = [False, False]
                             continue
                     elif state == _LANE_START and n == 0:
                         # The direction's first sequence number (the SYN takes one).
-                        self._touch(lane._token)
+                        lane.active = self._count
                         lane._seq[d] = (segment.seq + 1) & 0xFFFFFFFF if segment.flags & _SYN else segment.seq
                         lane._offset[d] = 0
                         lane._state[d] = _LANE_DATA
@@ -694,18 +698,18 @@ class SegmentLoop:
                     elif segment.flags & _SYN:
                         pass
                     elif state != _LANE_NONE and n == 0:
-                        self._touch(lane._token)
+                        lane.active = self._count
                         continue
                     elif state == _LANE_DATA and segment.seq == lane._seq[d] and lane._sink_ready[d]:
                         if lane._hold[d]:
-                            self._touch(lane._token)
+                            lane.active = self._count
                             offset = lane._offset[d]
                             lane._seq[d] = (lane._seq[d] + n) & 0xFFFFFFFF
                             lane._offset[d] += n
                             return (2, packet.frame, packet.timestamp_ns, lane, d, offset, bytes(segment.payload))
                         sink = lane._sinks[d]
                         if sink is None or (sink.error is None and sink.position == lane._offset[d]):
-                            self._touch(lane._token)
+                            lane.active = self._count
                             lane._seq[d] = (lane._seq[d] + n) & 0xFFFFFFFF
                             lane._offset[d] += n
                             if sink is None:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import sys
 from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict
+from heapq import heapify, heappop, heappush, heapreplace
 from operator import itemgetter
 from ipaddress import ip_address
 from os import PathLike, fspath
@@ -386,13 +387,19 @@ class _Half:
 
 
 class _Connection:
-    __slots__ = ("value", "halves", "key", "lane")
+    __slots__ = ("value", "halves", "key", "lane", "active")
 
-    def __init__(self, value: TcpConnection, key: tuple) -> None:
+    def __init__(self, value: TcpConnection, key: tuple, active: int) -> None:
         self.value = value
         self.halves = (_Half(), _Half())
         self.key = key  # the client-to-server 4-tuple
         self.lane: Any = None  # its Lane in the reassembler's SegmentLoop, if it has one
+        self.active = active  # the clock at its last segment that went through add()
+
+    def last_active(self) -> int:
+        """The clock at its last segment, through :meth:`TcpReassembler.add` or its lane."""
+        lane = self.lane
+        return self.active if lane is None or lane.active < self.active else lane.active
 
 
 class TcpReassembler:
@@ -435,8 +442,11 @@ class TcpReassembler:
         self.max_buffer_per_direction = max_buffer_per_direction
         self.max_buffer_total = max_buffer_total
         self.max_closed = max_closed
-        # Stream number -> open connection, ordered by last activity.
-        self._open: "OrderedDict[int, _Connection]" = OrderedDict()
+        # Stream number -> open connection; and a heap of (clock, stream) to find the least recently
+        # active one (an entry is brought up to date when it comes to the top: see _evict).
+        self._open: Dict[int, _Connection] = {}
+        self._ages: List[Tuple[int, int]] = []
+        self._clock = 0  # segments added (the attached loop's packet count instead, when there is one)
         # 4-tuple (either direction) -> (connection, direction).
         self._lookup: Dict[tuple, Tuple[_Connection, int]] = {}
         self._closed: "OrderedDict[tuple, None]" = OrderedDict()
@@ -451,19 +461,15 @@ class TcpReassembler:
     def attach(self, loop: Any) -> None:
         """Let a ``SegmentLoop`` (of either capture backend) take the in-order segments of open connections.
 
-        From then on every new connection gets a lane in ``loop``; whenever
-        the reassembler hands a connection back, each direction with nothing
-        held out of order and no FIN offers the loop its next in-order bytes
-        (the loop feeds them to the direction's sink, when the decoding layer
-        set one, exactly as :meth:`add` would deliver them). The loop calls
-        :attr:`touch` for what it takes, so eviction order is unchanged.
+        Attach before adding segments. From then on every new connection gets
+        a lane in ``loop``; whenever the reassembler hands a connection back,
+        each direction with nothing held out of order and no FIN offers the
+        loop its next in-order bytes (the loop feeds them to the direction's
+        sink, when the decoding layer set one, exactly as :meth:`add` would
+        deliver them). Activity is measured on the loop's packet count, which
+        the lanes note for what they take, so eviction order is unchanged.
         """
         self._loop = loop
-
-    @property
-    def touch(self) -> Any:
-        """Mark a connection (by its stream number) as just active."""
-        return self._open.move_to_end
 
     def lane_of(self, connection: TcpConnection) -> Any:
         """The ``Lane`` of an open connection, or None (not attached, or not open)."""
@@ -494,6 +500,10 @@ class TcpReassembler:
         out: List[StreamEvent] = []
         self._frame = frame
         self._time = timestamp_ns
+        if self._loop is None:
+            self._clock += 1
+        else:
+            self._clock = self._loop.count
         key = (segment.src, segment.src_port, segment.dst, segment.dst_port)
         flags = segment.flags
         found = self._lookup.get(key)
@@ -507,7 +517,7 @@ class TcpReassembler:
                 self._close(conn, "reused", out)  # a new connection on the same 4-tuple
                 found = None
             else:
-                self._open.move_to_end(conn.value.stream)
+                conn.active = self._clock
         if found is None:
             reverse = (segment.dst, segment.dst_port, segment.src, segment.src_port)
             if (key in self._closed or reverse in self._closed) and not (flags & _SYN and not flags & _ACK):
@@ -516,9 +526,7 @@ class TcpReassembler:
             self._closed.pop(key, None)
             self._closed.pop(reverse, None)
             if len(self._open) >= self.max_connections:
-                oldest = next(iter(self._open.values()))
-                self.stats["evicted"] += 1
-                self._close(oldest, "evicted", out)
+                self._evict(out)
             # A SYN+ACK comes from the server; anything else from the client.
             if flags & _SYN and flags & _ACK:
                 key, reverse = reverse, key
@@ -527,10 +535,11 @@ class TcpReassembler:
                 direction = 0
             value = TcpConnection(self._streams, key[0], key[1], key[2], key[3])
             self._streams += 1
-            conn = _Connection(value, key)
+            conn = _Connection(value, key, self._clock)
             if self._loop is not None:
-                conn.lane = self._loop.lane(conn, key, value.stream)
+                conn.lane = self._loop.lane(conn, key)
             self._open[value.stream] = conn
+            heappush(self._ages, (self._clock, value.stream))
             self._lookup[key] = (conn, 0)
             self._lookup[reverse] = (conn, 1)
             out.append(_new(StreamStart, (value, frame, timestamp_ns)))
@@ -691,6 +700,24 @@ class TcpReassembler:
         self.stats["gap_bytes"] += length
         out.append(_new(StreamGap, (conn.value, direction, offset, length, self._frame, self._time)))
 
+    def _evict(self, out: List[StreamEvent]) -> None:
+        """End the least recently active connection (``"evicted"``)."""
+        ages = self._ages
+        while True:
+            clock, stream = ages[0]
+            conn = self._open.get(stream)
+            if conn is None:
+                heappop(ages)  # retired
+                continue
+            active = conn.last_active()
+            if active != clock:
+                heapreplace(ages, (active, stream))  # active since: back to its place
+                continue
+            heappop(ages)
+            self.stats["evicted"] += 1
+            self._close(conn, "evicted", out)
+            return
+
     def _relieve(self, out: List[StreamEvent]) -> None:
         """Skip holes, least recently active connections first, until under the total limit."""
         for stream in list(self._holding):
@@ -762,6 +789,10 @@ class TcpReassembler:
             conn.lane.detach()
             conn.lane = None
         self._holding.pop(conn.value.stream, None)
+        if len(self._ages) > 2 * len(self._open) + 64:
+            # Mostly retired connections: keep the heap in proportion to the open ones.
+            self._ages = [(c.last_active(), c.value.stream) for c in self._open.values()]
+            heapify(self._ages)
         self._closed[key] = None
         if len(self._closed) > self.max_closed:
             self._closed.popitem(last=False)

@@ -461,7 +461,7 @@ class CloseRecordReader(_SourceReader):
         progress = self._progress
         # The compiled (or pure) segment loop reads and parses the packets and feeds in-order bytes of
         # recognised connections straight to their decoders; the rest comes here.
-        loop = self._capture.SegmentLoop(self.packets, self.skipped, reassembler.touch, progress)
+        loop = self._capture.SegmentLoop(self.packets, self.skipped, progress)
         if self._lanes:
             reassembler.attach(loop)
         conns = self._conns
