@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import io
 import struct
+import types
 from pathlib import Path
 from typing import Any, List, Tuple
 
@@ -251,8 +252,9 @@ def items_reaching_python(data: bytes, backend: str) -> Tuple[List[int], List[An
     module = importlib.import_module(f"closecodec._capture_{backend}")
     reader = CloseRecordReader(io.BytesIO(data), backend=backend, decode_as={8080: "websocket"})
     kinds: List[int] = []
-    reader._capture = type("Recording", (), {"SegmentLoop": lambda *args: RecordingLoop(module.SegmentLoop(*args),
-                                                                                         kinds)})
+    names = {name: value for name, value in vars(module).items() if not name.startswith("__")}
+    names["SegmentLoop"] = lambda *args: RecordingLoop(module.SegmentLoop(*args), kinds)
+    reader._capture = types.SimpleNamespace(**names)
     return kinds, list(reader)
 
 

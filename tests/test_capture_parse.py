@@ -209,3 +209,35 @@ def test_readers_agree_on_arbitrary_bytes(capture_both, data):
     compiled, pure = capture_both
     for prefix in (b"", b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00", shb()):
         assert read_outcome(compiled, prefix + data, 64) == read_outcome(pure, prefix + data, 64)
+
+
+# -- HTTP heads (WebSocket upgrades) ------------------------------------------------------
+
+
+def test_http_head_fields(capture):
+    head = (b"GET /a?b HTTP/1.1\r\nHost: x\r\n  Sec-WebSocket-Protocol :  mqtt \r\nno colon here\r\n"
+            b"SEC-WEBSOCKET-PROTOCOL:\x85v2\xa0\r\nX-\xc0\xd7\xde: \xc0 \r\nUpgrade: a\rb\r\n\r\nafter")
+    line, headers, size = capture.parse_http_head(head)
+    assert line == "GET /a?b HTTP/1.1" and size == head.index(b"\r\n\r\n") + 4
+    assert headers == {"host": "x", "sec-websocket-protocol": "mqtt, v2", "x-\xe0\xd7\xfe": "\xc0", "upgrade": "a\rb"}
+    assert capture.parse_http_head(bytearray(head)) == capture.parse_http_head(memoryview(head)) == (line, headers, size)
+
+
+@pytest.mark.parametrize("data", [b"", b"GET / HTTP/1.1\r\nHost: x\r\n", b"GET / HTTP/1.1\r\n\r", b"\r\n\r"])
+def test_http_head_incomplete(capture, data):
+    assert capture.parse_http_head(data) is None
+
+
+def test_http_head_needs_bytes(capture):
+    with pytest.raises(TypeError):
+        capture.parse_http_head("GET / HTTP/1.1\r\n\r\n")
+
+
+HEAD_BYTES = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b":", b" ", b"\t", b"\x85", b"\xa0", b"\x1c", b"A",
+                                       b"a", b"\xc0", b"\xd7", b"\xe0", b"Upgrade", b"x"]), max_size=40).map(b"".join)
+
+
+@given(data=st.one_of(st.binary(max_size=80), HEAD_BYTES))
+def test_backends_agree_on_http_heads(capture_both, data):
+    compiled, pure = capture_both
+    assert compiled.parse_http_head(data) == pure.parse_http_head(data)

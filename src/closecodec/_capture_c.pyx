@@ -13,6 +13,7 @@ from cpython.buffer cimport PyBuffer_Release
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
@@ -30,6 +31,7 @@ __all__ = [
     "Lane",
     "PacketReader",
     "SegmentLoop",
+    "parse_http_head",
     "parse_packet",
 ]
 
@@ -687,6 +689,89 @@ cdef object byte_memoryview(object data):
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     return view
+
+
+# -- HTTP heads (WebSocket upgrades) ---------------------------------------------
+
+
+cdef inline bint latin1_space(unsigned char c) noexcept nogil:
+    """What str.isspace() says of the character Latin-1 decodes ``c`` to."""
+    return 9 <= c <= 13 or 28 <= c <= 32 or c == 0x85 or c == 0xA0
+
+
+cdef inline unsigned char latin1_lower(unsigned char c) noexcept nogil:
+    """The byte of the character str.lower() makes of Latin-1 ``c`` (A-Z, and À-Þ but ×)."""
+    if 65 <= c <= 90 or (0xC0 <= c <= 0xDE and c != 0xD7):
+        return c + 32
+    return c
+
+
+cdef str latin1_stripped(const unsigned char* v, Py_ssize_t start, Py_ssize_t end, bint lower):
+    cdef unsigned char buf[256]
+    cdef Py_ssize_t i
+    while start < end and latin1_space(v[start]):
+        start += 1
+    while end > start and latin1_space(v[end - 1]):
+        end -= 1
+    if not lower:
+        return PyUnicode_DecodeLatin1(<const char*>v + start, end - start, NULL)
+    if end - start > 256:
+        return PyUnicode_DecodeLatin1(<const char*>v + start, end - start, NULL).lower()
+    for i in range(end - start):
+        buf[i] = latin1_lower(v[start + i])
+    return PyUnicode_DecodeLatin1(<const char*>buf, end - start, NULL)
+
+
+def parse_http_head(data, /):
+    """A complete HTTP head at the start of ``data``: ``(first line, headers, size)``, else None.
+
+    The head ends at the first empty line (``\\r\\n\\r\\n``; ``size`` counts
+    it), is decoded as Latin-1 and split into lines at ``\\r\\n``. Headers maps
+    each name (stripped, lowercased) to its value (stripped); repeated names
+    are joined with ``", "``; lines without a colon are left out.
+
+    Raises:
+        TypeError: ``data`` is not a bytes-like object.
+    """
+    cdef Reader r
+    cdef Py_buffer view
+    cdef const unsigned char* v
+    cdef Py_ssize_t n, end = -1, i, start, colon
+    open_reader(&r, data, 0, &view)
+    try:
+        v, n = r.data, r.size
+        for i in range(n - 3):
+            if v[i] == 13 and v[i + 1] == 10 and v[i + 2] == 13 and v[i + 3] == 10:
+                end = i
+                break
+        if end < 0:
+            return None
+        headers = {}
+        first = None
+        start = i = 0
+        while True:
+            if i + 1 < end and v[i] == 13 and v[i + 1] == 10 or i >= end:
+                # The line [start, i).
+                if first is None:
+                    first = PyUnicode_DecodeLatin1(<const char*>v + start, i - start, NULL)
+                else:
+                    colon = start
+                    while colon < i and v[colon] != 58:  # ':'
+                        colon += 1
+                    if colon < i:
+                        key = latin1_stripped(v, start, colon, True)
+                        value = latin1_stripped(v, colon + 1, i, False)
+                        found = headers.get(key)
+                        headers[key] = value if found is None else f"{found}, {value}"
+                if i >= end:
+                    break
+                i += 2
+                start = i
+            else:
+                i += 1
+        return first, headers, end + 4
+    finally:
+        PyBuffer_Release(&view)
 
 
 # -- the per-packet loop of the close-record reader ----------------------------

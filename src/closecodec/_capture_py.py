@@ -49,6 +49,7 @@ __all__ = [
     "Lane",
     "PacketReader",
     "SegmentLoop",
+    "parse_http_head",
     "parse_packet",
 ]
 
@@ -488,6 +489,34 @@ def parse_packet(data: Any, link_type: int, /) -> Union[TcpSegment, str]:
     flags = (view[pos + 12] & 0x0F) << 8 | view[pos + 13]
     payload = memoryview(view)[pos + offset:captured_end]
     return TcpSegment(src, src_port, dst, dst_port, seq, ack, flags, payload, wire_end - captured_end)
+
+
+# -- HTTP heads (WebSocket upgrades) -------------------------------------------------
+
+
+def parse_http_head(data: Any, /) -> Optional[Tuple[str, Dict[str, str], int]]:
+    """A complete HTTP head at the start of ``data``: ``(first line, headers, size)``, else None.
+
+    The head ends at the first empty line (``\\r\\n\\r\\n``; ``size`` counts
+    it), is decoded as Latin-1 and split into lines at ``\\r\\n``. Headers maps
+    each name (stripped, lowercased) to its value (stripped); repeated names
+    are joined with ``", "``; lines without a colon are left out.
+
+    Raises:
+        TypeError: ``data`` is not a bytes-like object.
+    """
+    data = bytes(byte_view(data))
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = data[:end].decode("latin-1").split("\r\n")
+    headers: Dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            key = name.strip().lower()
+            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+    return lines[0], headers, end + 4
 
 
 # -- the per-packet loop of the close-record reader ----------------------------------

@@ -207,21 +207,6 @@ def parse_decode_as(items: Iterable[str]) -> Dict[int, str]:
 # -- recognition helpers -------------------------------------------------------------
 
 
-def _http_head(data: bytes) -> Optional[Tuple[str, Dict[str, str], int]]:
-    """``(first line, headers, size)`` of a complete HTTP head at the start of ``data``, else None."""
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return None
-    lines = data[:end].decode("latin-1").split("\r\n")
-    headers: Dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            key = name.strip().lower()
-            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    return lines[0], headers, end + 4
-
-
 def _mqtt_connect(data: bytes) -> Any:
     """A CONNECT at the start of ``data``: ``(version, client_id or None)``; None if more bytes are
     needed; False if it is not one (MQTT 5.0 §3.1, 3.1.1 §3.1)."""
@@ -300,9 +285,10 @@ class _Head:
         self.kind = _classify(data) if data else None
         self._http: Any = False  # not parsed yet
 
-    def http(self) -> Optional[Tuple[str, Dict[str, str], int]]:
+    def http(self, parse: Callable[[bytes], Any]) -> Optional[Tuple[str, Dict[str, str], int]]:
+        """The held bytes as an HTTP head, by the backend's ``parse_http_head``."""
         if self._http is False:
-            self._http = _http_head(self.data)
+            self._http = parse(self.data)
         return self._http
 
 
@@ -611,7 +597,7 @@ class CloseRecordReader(_SourceReader):
         kinds = [head.kind for head in heads]
         for d in (0, 1):
             if kinds[d] == "request":
-                parsed = heads[d].http()
+                parsed = heads[d].http(self._capture.parse_http_head)
                 if parsed is None:
                     return  # wait for the rest of the request
                 line, headers, size = parsed
@@ -624,7 +610,7 @@ class CloseRecordReader(_SourceReader):
                 if kinds[other] != "response":
                     self._fallback(conn)
                     return
-                answer = heads[other].http()
+                answer = heads[other].http(self._capture.parse_http_head)
                 if answer is None:
                     return
                 self._upgrade(conn, d, line, headers, size, answer)
