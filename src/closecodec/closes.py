@@ -464,8 +464,9 @@ class CloseRecordReader(_SourceReader):
                     _, frame, time, lane, d, offset, data = item
                     conn = conns[lane.connection.value.stream]
                     self._hold(conn, d, offset, data, frame, time)
-                    self._sink(conn, 0)
-                    self._sink(conn, 1)
+                    if conn.app is not None:  # recognised (or ignored): the lane holds no more
+                        self._sink(conn, 0)
+                        self._sink(conn, 1)
                 else:
                     _, frame, time, segment = item
                     events = add(frame, time, segment)
