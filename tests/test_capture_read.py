@@ -122,6 +122,36 @@ def test_truncated_files_yield_what_is_complete_and_say_where(capture, block_siz
             assert reader.error is None
 
 
+class ReadOnlyFile:
+    """A binary file object with read() only (no readinto), giving at most ``step`` bytes a call."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._file, self._step = io.BytesIO(data), step
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(min(size, self._step) if size >= 0 else self._step)
+
+
+class TricklingFile(ReadOnlyFile):
+    """A binary file object whose readinto() fills at most ``step`` bytes a call, like a pipe."""
+
+    def readinto(self, buffer) -> int:
+        return self._file.readinto(memoryview(buffer)[:self._step])
+
+
+@pytest.mark.parametrize("source", [ReadOnlyFile, TricklingFile])
+@pytest.mark.parametrize("step", [1, 7, 1 << 20])
+@pytest.mark.parametrize("block_size", [64, 4096])
+def test_files_without_readinto_or_with_short_reads_read_the_same(capture, source, step, block_size):
+    pcap = pcap_file([(k, PKT + bytes([k]) * k, None) for k in range(40)])
+    pcapng = b"".join([shb(), idb(1)] + [epb(0, k, PKT + bytes([k]) * k) for k in range(40)])
+    for whole in (pcap, pcapng, pcap[:-3], pcapng[:-5]):
+        expected, reader = read(capture, whole, block_size=block_size)
+        got = capture.PacketReader(source(whole, step), block_size=block_size)
+        assert list(got) == expected and repr(got.error) == repr(reader.error)
+    assert all(packet.data.readonly for packet in expected)
+
+
 def test_truncated_pcapng_and_headers(capture):
     blocks = [shb(), idb(1), epb(0, 1, PKT), epb(0, 2, PKT)]
     whole = b"".join(blocks)

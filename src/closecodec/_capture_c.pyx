@@ -10,6 +10,7 @@
 # cython: boundscheck=False, wraparound=False
 
 from cpython.buffer cimport PyBuffer_Release
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
@@ -150,10 +151,12 @@ cdef class PacketReader:
     """
 
     cdef object _file
+    cdef object _readinto  # the file's readinto (blocks are read in place), or None (read() and a join)
     cdef Py_ssize_t _block_size
     cdef Py_ssize_t _max_record
-    # The current block: _buf owns the bytes _data points into; _view slices them.
-    cdef bytes _buf
+    # The current block: _buf (bytes or bytearray) owns the bytes _data points into, of which the
+    # first _size were read; _view is a read-only view of those.
+    cdef object _buf
     cdef object _view
     cdef const unsigned char* _data
     cdef Py_ssize_t _size
@@ -179,9 +182,10 @@ cdef class PacketReader:
     def __init__(self, file, /, *, block_size=DEFAULT_BLOCK_SIZE, max_record=DEFAULT_MAX_RECORD):
         check_sizes(block_size, max_record)
         self._file = file
+        self._readinto = getattr(file, "readinto", None)
         self._block_size = block_size
         self._max_record = max_record
-        self._set_block(b"")
+        self._set_block(b"", 0)
         self._base = 0
         self._state = ST_START
         self._big = False
@@ -227,27 +231,53 @@ cdef class PacketReader:
 
     # -- buffer ------------------------------------------------------------
 
-    cdef void _set_block(self, bytes block):
+    cdef int _set_block(self, object block, Py_ssize_t size) except -1:
+        """Make ``block`` (bytes, or a bytearray whose first ``size`` bytes were read) the current block."""
         self._buf = block
-        self._view = memoryview(block)
-        self._data = <const unsigned char*>block
-        self._size = len(block)
+        if type(block) is bytearray:
+            self._data = <const unsigned char*>PyByteArray_AS_STRING(block)
+            self._view = memoryview(block)[:size].toreadonly()
+        else:
+            self._data = <const unsigned char*><bytes>block
+            self._view = memoryview(block)
+        self._size = size
         self._pos = 0
+        return 0
+
+    cdef bytes _held(self, Py_ssize_t start, Py_ssize_t end):
+        """Bytes ``start:end`` of the current block, as far as they were read."""
+        end = min(end, self._size)
+        return PyBytes_FromStringAndSize(<const char*>self._data + start, max(0, end - start))
 
     cdef bint _ensure(self, Py_ssize_t need) except -1:
-        """Whether ``need`` bytes are available at _pos, reading more if needed."""
+        """Whether ``need`` bytes are available at _pos, reading more if needed.
+
+        The unread rest of the block moves to the start of a new one, which the
+        file fills in place (``readinto``; ``read`` and a join for files without it).
+        """
         cdef Py_ssize_t have = self._size - self._pos
         if have >= need:
             return True
-        parts = [self._buf[self._pos:]]
-        while have < need:
-            chunk = self._file.read(max(self._block_size, need - have))
-            if not chunk:
-                break
-            parts.append(chunk)
-            have += len(chunk)
+        if self._readinto is None:
+            parts = [self._held(self._pos, self._size)]
+            while have < need:
+                chunk = self._file.read(max(self._block_size, need - have))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                have += len(chunk)
+            block = b"".join(parts)
+        else:
+            block = PyByteArray_FromStringAndSize(NULL, have + max(self._block_size, need - have))
+            memcpy(PyByteArray_AS_STRING(block), self._data + self._pos, have)
+            into = memoryview(block)
+            while have < need:
+                got = self._readinto(into[have:])
+                if not got:
+                    break
+                have += got
         self._base += self._pos
-        self._set_block(b"".join(parts))
+        self._set_block(block, have)
         return have >= need
 
     cdef int _stop(self, str what, int64_t start) except -1:
@@ -264,12 +294,12 @@ cdef class PacketReader:
     cdef int _start(self) except -1:
         cdef bytes magic
         if not self._ensure(4):
-            head = self._buf[self._pos:]
+            head = self._held(self._pos, self._size)
             for known in KNOWN_MAGICS:
                 if (<bytes>known).startswith(head):
                     return self._stop("capture file header", 0)
             return self._fail(f"not a pcap or pcapng file: it starts with {hex_bytes(head)}", 0)
-        magic = self._buf[self._pos:self._pos + 4]
+        magic = self._held(self._pos, self._pos + 4)
         if magic == b"\x0a\x0d\x0d\x0a":
             self.format = "pcapng"
             self._state = ST_PCAPNG
@@ -348,7 +378,7 @@ cdef class PacketReader:
             elif p[8] == 0x1A and p[9] == 0x2B and p[10] == 0x3C and p[11] == 0x4D:
                 self._big = True
             else:
-                self._fail(f"bad byte-order magic {hex_bytes(self._buf[self._pos + 8:self._pos + 12])} "
+                self._fail(f"bad byte-order magic {hex_bytes(self._held(self._pos + 8, self._pos + 12))} "
                            f"in a pcapng section header", start + 8)
             minimum = 28
         cdef bint big = self._big
