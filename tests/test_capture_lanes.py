@@ -212,16 +212,18 @@ def test_lanes_refuse_what_no_reassembler_says_alike_on_both_backends(backend, a
 # -- what reaches Python ----------------------------------------------------------------
 
 
-def one_connection(messages: List[Tuple[int, int, bytes]]) -> bytes:
-    """A capture of one connection's (side, flags, payload) in order, one segment each."""
-    seq = [1000, 2_000_000_000]
+def one_connection(*connections: List[Tuple[int, int, bytes]]) -> bytes:
+    """A capture of connections on one 4-tuple, one after the other: each one's (side, flags, payload)
+    in order, one segment each."""
     client, server = (b"\x0a\x00\x00\x01", 40000), (b"\x0a\x00\x01\x01", 8080)
     records = []
-    for k, (side, flags, data) in enumerate(messages):
-        src, dst = (client, server) if side == 0 else (server, client)
-        frame = ether(ipv4(tcp(src[1], dst[1], seq[side], 0, flags, data), src[0], dst[0]))
-        records.append((1_700_000_000 * 10**9 + k * 1000, frame, None))
-        seq[side] = (seq[side] + len(data) + (1 if flags & (SYN | FIN) else 0)) % 2**32
+    for n, messages in enumerate(connections):
+        seq = [1000 + n * 77_777, 2_000_000_000 + n * 99_991]
+        for side, flags, data in messages:
+            src, dst = (client, server) if side == 0 else (server, client)
+            frame = ether(ipv4(tcp(src[1], dst[1], seq[side], 0, flags, data), src[0], dst[0]))
+            records.append((1_700_000_000 * 10**9 + len(records) * 1000, frame, None))
+            seq[side] = (seq[side] + len(data) + (1 if flags & (SYN | FIN) else 0)) % 2**32
     return pcap_file(records)
 
 
@@ -286,3 +288,18 @@ def test_a_fin_the_loop_takes_ends_its_direction_at_its_own_frame(backend):
     assert kinds == [0, 2, 2, 1, 0]
     assert [(r.frame, r.kind, r.name, r.src) for r in records] == [(11, "tcp_end", "FIN", "10.0.1.1:8080")]
     assert records == check_same(data)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_new_connection_on_the_same_four_tuple_gets_its_own_lane(backend):
+    # The loop remembers recent 4-tuples in front of its table; the second connection's packets must
+    # reach its own lane and decoders, not the first one's.
+    def closed_with(code: int) -> List[Tuple[int, int, bytes]]:
+        body = code.to_bytes(2, "big") + b"bye"
+        return HANDSHAKE + [(1, ACK | PSH, ws_frame(8, body, False)), (0, ACK | PSH, ws_frame(8, body, True)),
+                            (1, FIN | ACK, b""), (0, FIN | ACK, b""), (1, ACK, b"")]
+
+    data = one_connection(closed_with(1000), closed_with(4001))
+    kinds, records = items_reaching_python(data, backend)
+    assert [(r.stream, r.code) for r in records] == [(0, 1000), (0, 1000), (1, 4001), (1, 4001)]
+    assert kinds.count(2) == 4 and records == check_same(data)

@@ -13,10 +13,11 @@ from cpython.buffer cimport PyBuffer_Release
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 from closecodec._codec_c cimport Reader, open_reader
 from closecodec._stream_c cimport SHAPE_SPANS, _Stream
@@ -822,6 +823,32 @@ cdef bytes packed_key(bytes src, object src_port, bytes dst, object dst_port):
     return src + dst + bytes([src_port >> 8, src_port & 0xFF, dst_port >> 8, dst_port & 0xFF])
 
 
+# SegmentLoop keeps the recently looked-up 4-tuples in a direct-mapped cache in front of its
+# table (a dict): a hit costs a short hash and a compare instead of a bytes key, its SipHash and
+# a dict lookup. The cache's hash need not resist crafted keys: a collision only sends the
+# lookup to the dict, whose hash does. An entry's lane is borrowed from the dict, and the lane
+# clears the entries of its keys whenever it changes the dict (Lane.__init__, Lane.detach),
+# so an entry always says what the dict says.
+cdef enum:
+    CACHE_SIZE = 2048  # entries (a power of two); 128 KiB
+
+
+cdef struct CacheEntry:
+    PyObject* lane  # NULL: empty
+    int direction
+    int size
+    unsigned char key[48]  # 36 used (two IPv6 addresses and two ports); 64 bytes an entry
+
+
+cdef inline Py_ssize_t cache_slot(const unsigned char* key, Py_ssize_t size) noexcept nogil:
+    cdef uint64_t h = 0xCBF29CE484222325ULL  # FNV-1a
+    cdef Py_ssize_t i
+    for i in range(size):
+        h = (h ^ key[i]) * 0x100000001B3ULL
+    h = (h ^ (h >> 33)) * 0xFF51AFD7ED558CCDULL  # MurmurHash3's finaliser: FNV's high bits alone are poor
+    return <Py_ssize_t>((h ^ (h >> 33)) & (CACHE_SIZE - 1))
+
+
 cdef class Lane:
     """One open TCP connection as a :class:`SegmentLoop` sees it.
 
@@ -859,6 +886,8 @@ cdef class Lane:
         self._loop = loop
         self._forward = packed_key(client, client_port, server, server_port)
         self._reverse = packed_key(server, server_port, client, client_port)
+        loop._forget(self._forward)
+        loop._forget(self._reverse)
         loop._table[self._forward] = (self, 0)
         loop._table[self._reverse] = (self, 1)
 
@@ -929,6 +958,8 @@ cdef class Lane:
         self._state[0] = self._state[1] = LANE_NONE
         self._fin_ok[0] = self._fin_ok[1] = False
         self._fin0 = self._fin1 = None
+        self._loop._forget(self._forward)
+        self._loop._forget(self._reverse)
         if self._loop._table.get(self._forward, (None,))[0] is self:
             del self._loop._table[self._forward]
         if self._loop._table.get(self._reverse, (None,))[0] is self:
@@ -966,7 +997,8 @@ cdef class SegmentLoop:
     """
 
     cdef PacketReader _packets
-    cdef dict _table
+    cdef dict _table  # packed 4-tuple -> (lane, direction)
+    cdef CacheEntry* _cache  # in front of _table
     cdef object _skipped
     cdef object _progress
     cdef Py_ssize_t _count
@@ -975,6 +1007,21 @@ cdef class SegmentLoop:
     cdef Py_ssize_t _last_frame
     cdef int64_t _last_ns
     cdef object _last_time
+
+    def __cinit__(self):
+        self._cache = <CacheEntry*>PyMem_Calloc(CACHE_SIZE, sizeof(CacheEntry))
+        if self._cache is NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        PyMem_Free(self._cache)
+
+    cdef void _forget(self, bytes key) noexcept:
+        """Clear the cache entry of a packed 4-tuple whose dict entry is about to change."""
+        cdef Py_ssize_t size = len(key)
+        cdef CacheEntry* entry = &self._cache[cache_slot(<const unsigned char*>key, size)]
+        if entry.lane is not NULL and entry.size == size and memcmp(entry.key, <const char*>key, size) == 0:
+            entry.lane = NULL
 
     def __init__(self, PacketReader packets, skipped, progress=None):
         self._packets = packets
@@ -1012,6 +1059,7 @@ cdef class SegmentLoop:
         cdef Py_ssize_t n, addresses
         cdef int64_t offset
         cdef PyObject* found
+        cdef CacheEntry* entry
         cdef Lane lane
         cdef object sink
         cdef list spans
@@ -1037,10 +1085,22 @@ cdef class SegmentLoop:
                 key[addresses + 1] = h.src_port & 0xFF
                 key[addresses + 2] = h.dst_port >> 8
                 key[addresses + 3] = h.dst_port & 0xFF
-                found = PyDict_GetItem(self._table, PyBytes_FromStringAndSize(<char*>key, addresses + 4))
+                n = addresses + 4
+                entry = &self._cache[cache_slot(key, n)]
+                if entry.lane is not NULL and entry.size == n and memcmp(entry.key, key, n) == 0:
+                    found = entry.lane
+                    d = entry.direction
+                else:
+                    found = PyDict_GetItem(self._table, PyBytes_FromStringAndSize(<char*>key, n))
+                    if found is not NULL:
+                        d = (<tuple>found)[1]
+                        found = <PyObject*>(<tuple>found)[0]
+                        entry.lane = found
+                        entry.direction = d
+                        entry.size = <int>n
+                        memcpy(entry.key, key, n)
                 if found is not NULL:
-                    lane = <Lane>(<tuple>found)[0]
-                    d = (<tuple>found)[1]
+                    lane = <Lane>found
                     n = h.payload_end - h.payload_at
                     if h.flags & TCP_FIN:
                         if (n == 0 and not h.flags & TCP_SYN and lane._state[d] == LANE_DATA and lane._fin_ok[d]
