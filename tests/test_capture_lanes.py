@@ -209,6 +209,16 @@ def test_lanes_refuse_what_no_reassembler_says_alike_on_both_backends(backend, a
     assert lane.take_back() == (None, (0xFFFFFFFF, (1 << 63) - 1))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("direction", [-1, 2])
+def test_lanes_refuse_a_direction_that_is_not_0_or_1_alike_on_both_backends(backend, direction):
+    module = importlib.import_module(f"closecodec._capture_{backend}")
+    lane = module.SegmentLoop(module.PacketReader(io.BytesIO(b"")), {}).lane(None, (b"\x01" * 4, 1, b"\x02" * 4, 2))
+    for call in (lambda: lane.hold(direction), lambda: lane.sink(direction, True), lambda: lane.expect(direction, 1)):
+        with pytest.raises(ValueError, match=f"bad direction {direction}"):
+            call()
+
+
 # -- what reaches Python ----------------------------------------------------------------
 
 

@@ -933,8 +933,14 @@ cdef class Lane:
 
     def hold(self, int direction):
         """In-order payload of ``direction`` comes back to Python as bytes (until :meth:`sink`)."""
-        self.sink(direction, True, None)
-        self._hold[direction] = True
+        if not 0 <= direction <= 1:
+            raise ValueError(f"bad direction {direction}")
+        if direction == 0:
+            self._sink_ready[0] = self._hold[0] = True
+            self._sink0 = None
+        else:
+            self._sink_ready[1] = self._hold[1] = True
+            self._sink1 = None
 
     def take_back(self):
         """Stop taking segments. Per direction: ``(seq, offset)`` expected next where it took payload;

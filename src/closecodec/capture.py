@@ -533,7 +533,7 @@ class TcpReassembler:
                 direction = 1
             else:
                 direction = 0
-            value = TcpConnection(self._streams, key[0], key[1], key[2], key[3])
+            value = _new(TcpConnection, (self._streams, key[0], key[1], key[2], key[3]))
             self._streams += 1
             conn = _Connection(value, key, self._clock)
             if self._loop is not None:

@@ -322,7 +322,7 @@ class _Half:
 
 class _Conn:
     __slots__ = ("value", "app", "client", "halves", "records", "first_end", "session_id", "client_id",
-                 "mqtt_version", "lost", "port_kind", "port_client", "deflate", "maybe_diffusion", "start", "lane",
+                 "mqtt_version", "lost", "port_kind", "port_client", "deflate", "maybe_diffusion", "lane",
                  "endpoints")
 
     def __init__(self, value: TcpConnection, port_kind: Optional[str], port_client: int) -> None:
@@ -340,7 +340,6 @@ class _Conn:
         self.port_client = port_client
         self.deflate = False
         self.maybe_diffusion = False
-        self.start: Optional[Tuple[int, int]] = None
         self.lane: Any = None  # the reassembler's Lane for it: where the segment loop feeds its decoders
         self.endpoints: Optional[Tuple[str, str]] = None  # client and server as text, once a record needs them
 
@@ -521,7 +520,6 @@ class CloseRecordReader(_SourceReader):
             kind = self._ports.get(value.client_port)
             client = 1
         conn = _Conn(value, kind, client)
-        conn.start = (event.frame, event.timestamp_ns)
         conn.lane = self.reassembler.lane_of(value)
         self._conns[value.stream] = conn
 
