@@ -14,7 +14,7 @@ from closecodec import capture as public
 from closecodec.errors import IncompleteError, MalformedError
 
 from capture_helpers import (
-    DATA, block, capture, capture_both, epb, ether, idb, ipv4, null, option, pb, pcap_file, shb, spb, tcp,
+    DATA, _or_skip, block, capture, capture_both, epb, ether, idb, ipv4, null, option, pb, pcap_file, shb, spb, tcp,
 )
 
 PKT = ether(ipv4(tcp(1000, 2000, 1, payload=b"hello")))
@@ -150,6 +150,20 @@ def test_files_without_readinto_or_with_short_reads_read_the_same(capture, sourc
         got = capture.PacketReader(source(whole, step), block_size=block_size)
         assert list(got) == expected and repr(got.error) == repr(reader.error)
     assert all(packet.data.readonly for packet in expected)
+
+
+class BoastingFile(ReadOnlyFile):
+    """A broken file object whose readinto() claims more bytes than the buffer holds."""
+
+    def readinto(self, buffer) -> int:
+        return len(buffer) + 1
+
+
+def test_a_file_that_claims_more_than_it_was_given_is_an_error_not_a_read_past_the_block():
+    # Only the compiled reader has the file fill its blocks in place.
+    reader = _or_skip("c").PacketReader(BoastingFile(b"", 1))
+    with pytest.raises(OSError, match="readinto"):
+        list(reader)
 
 
 def test_truncated_pcapng_and_headers(capture):

@@ -276,6 +276,9 @@ cdef class PacketReader:
                 got = self._readinto(into[have:])
                 if not got:
                     break
+                if type(got) is not int or not 0 < got <= len(block) - have:
+                    # What the file says it wrote bounds what is read from the block: never trust more.
+                    raise OSError(f"readinto() returned {got!r}, not a count of bytes from 0 to {len(block) - have}")
                 have += got
         self._base += self._pos
         self._set_block(block, have)

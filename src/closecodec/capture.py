@@ -719,7 +719,7 @@ class TcpReassembler:
             return
 
     def _relieve(self, out: List[StreamEvent]) -> None:
-        """Skip holes, least recently active connections first, until under the total limit."""
+        """Skip holes, connections that have held data longest first, until under the total limit."""
         for stream in list(self._holding):
             if self._buffered <= self.max_buffer_total:
                 break
