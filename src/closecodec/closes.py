@@ -296,7 +296,9 @@ def _head_of(half: "_Half") -> _Head:
     """The half's :class:`_Head`, made again only when it holds more bytes."""
     head = half.head
     if head is None or head.held != half.held:
-        head = half.head = _Head(half.held, b"".join(piece[1] for piece in half.pending))
+        pending = half.pending
+        data = pending[0][1] if len(pending) == 1 else b"".join([piece[1] for piece in pending])
+        head = half.head = _Head(half.held, data)
     return head
 
 
@@ -592,8 +594,9 @@ class CloseRecordReader(_SourceReader):
                 self._ignore(conn)
 
     def _recognise(self, conn: _Conn) -> None:
-        heads = [_head_of(half) for half in conn.halves]
-        kinds = [head.kind for head in heads]
+        half0, half1 = conn.halves
+        heads = (_head_of(half0), _head_of(half1))
+        kinds = (heads[0].kind, heads[1].kind)
         for d in (0, 1):
             if kinds[d] == "request":
                 parsed = heads[d].http(self._capture.parse_http_head)
@@ -620,7 +623,7 @@ class CloseRecordReader(_SourceReader):
                 conn.mqtt_version, conn.client_id = found
                 self._setup(conn, "mqtt")
                 return
-        if "more" in kinds or kinds == [None, None]:
+        if "more" in kinds or kinds == (None, None):
             return
         if "response" in kinds and None in kinds:
             return  # a response first: wait for the other side's request
