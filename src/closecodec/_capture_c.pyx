@@ -209,12 +209,16 @@ cdef class PacketReader:
             raise StopIteration
         cdef Packet packet = Packet.__new__(Packet)
         packet.frame = self.frames
-        packet.timestamp_ns = self._rec_ns if self._rec_time is None else self._rec_time
+        packet.timestamp_ns = self._timestamp()
         packet.link_type = self._rec_link
         packet.data = self._view[self._rec_at:self._rec_at + self._rec_len]
         packet.original_length = self._rec_origlen
         packet.interface = self._rec_interface
         return packet
+
+    cdef object _timestamp(self):
+        """The current record's time in ns, as a Python int."""
+        return self._rec_ns if self._rec_time is None else self._rec_time
 
     cdef bint _next_record(self) except -1:
         """Find the next packet record (its fields in ``_rec_*``); False at the end."""
@@ -1116,7 +1120,7 @@ cdef class SegmentLoop:
                                 and h.seq == lane._seq[d]):
                             # The direction ends here; the other's FIN (the connection's end) is Python's.
                             lane.active = self._count
-                            fin = (r.frames, r._rec_ns if r._rec_time is None else r._rec_time)
+                            fin = (r.frames, r._timestamp())
                             if d == 0:
                                 lane._fin0 = fin
                             else:
@@ -1137,19 +1141,16 @@ cdef class SegmentLoop:
                         lane.active = self._count
                         continue
                     elif lane._state[d] == LANE_DATA and h.seq == lane._seq[d] and lane._sink_ready[d]:
-                        if lane._hold[d]:
+                        sink = lane._sink0 if d == 0 else lane._sink1  # None while it holds
+                        if sink is None or ((<_Stream>sink)._error is None
+                                            and (<_Stream>sink)._position == lane._offset[d]):
                             lane.active = self._count
                             offset = lane._offset[d]
                             lane._seq[d] += <uint32_t>n
                             lane._offset[d] += n
-                            return (2, r.frames, r._rec_ns if r._rec_time is None else r._rec_time, lane, d, offset,
-                                    PyBytes_FromStringAndSize(<char*>v + h.payload_at, n))
-                        sink = lane._sink0 if d == 0 else lane._sink1
-                        if sink is None or ((<_Stream>sink)._error is None
-                                            and (<_Stream>sink)._position == lane._offset[d]):
-                            lane.active = self._count
-                            lane._seq[d] += <uint32_t>n
-                            lane._offset[d] += n
+                            if lane._hold[d]:
+                                return (2, r.frames, r._timestamp(), lane, d, offset,
+                                        PyBytes_FromStringAndSize(<char*>v + h.payload_at, n))
                             if sink is None:
                                 continue
                             spans = self._spans
@@ -1157,6 +1158,6 @@ cdef class SegmentLoop:
                             if not spans and (<_Stream>sink)._error is None:
                                 continue
                             self._spans = []
-                            return (1, r.frames, r._rec_ns if r._rec_time is None else r._rec_time, lane, d, spans)
-            return (0, r.frames, r._rec_ns if r._rec_time is None else r._rec_time,
+                            return (1, r.frames, r._timestamp(), lane, d, spans)
+            return (0, r.frames, r._timestamp(),
                     make_segment(v, &h, r._view[r._rec_at:r._rec_at + r._rec_len]))

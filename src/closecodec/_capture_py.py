@@ -730,17 +730,14 @@ class SegmentLoop:
                         lane.active = self._count
                         continue
                     elif state == _LANE_DATA and segment.seq == lane._seq[d] and lane._sink_ready[d]:
-                        if lane._hold[d]:
+                        sink = lane._sinks[d]  # None while it holds
+                        if sink is None or (sink.error is None and sink.position == lane._offset[d]):
                             lane.active = self._count
                             offset = lane._offset[d]
                             lane._seq[d] = (lane._seq[d] + n) & 0xFFFFFFFF
                             lane._offset[d] += n
-                            return (2, packet.frame, packet.timestamp_ns, lane, d, offset, bytes(segment.payload))
-                        sink = lane._sinks[d]
-                        if sink is None or (sink.error is None and sink.position == lane._offset[d]):
-                            lane.active = self._count
-                            lane._seq[d] = (lane._seq[d] + n) & 0xFFFFFFFF
-                            lane._offset[d] += n
+                            if lane._hold[d]:
+                                return (2, packet.frame, packet.timestamp_ns, lane, d, offset, bytes(segment.payload))
                             if sink is None:
                                 continue
                             spans: List[Any] = []
