@@ -15,7 +15,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_DecodeLatin1
+from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
@@ -34,6 +34,7 @@ __all__ = [
     "PacketReader",
     "SegmentLoop",
     "parse_http_head",
+    "parse_mqtt_connect",
     "parse_packet",
 ]
 
@@ -808,6 +809,87 @@ def parse_http_head(data, /):
             else:
                 i += 1
         return first, headers, end + 4
+    finally:
+        PyBuffer_Release(&view)
+
+
+# -- MQTT CONNECT (recognising MQTT on any port) ------------------------------
+
+
+cdef inline Py_ssize_t read_vbi(const unsigned char* v, Py_ssize_t n, Py_ssize_t* at) noexcept nogil:
+    """A Variable Byte Integer (MQTT 5.0 §1.5.5) at ``v[at[0]:n]``, moving ``at`` past it: its value; -1 if
+    the bytes end first; -2 if it runs past its 4 bytes (``at`` unchanged for both)."""
+    cdef Py_ssize_t value = 0, i
+    cdef unsigned char byte
+    for i in range(4):
+        if at[0] + i >= n:
+            return -1
+        byte = v[at[0] + i]
+        value |= <Py_ssize_t>(byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            at[0] += i + 1
+            return value
+    return -2
+
+
+def parse_mqtt_connect(data, /):
+    """An MQTT CONNECT at the start of ``data``: ``(protocol level, client id or None)``.
+
+    None if more bytes are needed to tell; False if the bytes are not a
+    CONNECT of MQTT 3.1 (``MQIsdp``, level 3), 3.1.1 (4) or 5.0 (5). The client
+    id is given when the whole packet is there and well formed up to it
+    (MQTT 5.0 §3.1.2 and §3.1.3, 3.1.1 §3.1), and is valid UTF-8.
+
+    Raises:
+        TypeError: ``data`` is not a bytes-like object.
+    """
+    cdef Reader r
+    cdef Py_buffer view
+    cdef const unsigned char* v
+    cdef Py_ssize_t n, remaining, start = 1, name_len, end, at, length, size
+    cdef int level
+    open_reader(&r, data, 0, &view)
+    try:
+        v, n = r.data, r.size
+        if n == 0:
+            return None
+        if v[0] != 0x10:
+            return False
+        remaining = read_vbi(v, n, &start)
+        if remaining == -1:
+            return None
+        if remaining == -2:
+            return False
+        if n < start + 2:
+            return None
+        name_len = be16(v + start)
+        if name_len != 4 and name_len != 6:
+            return False
+        if n < start + 2 + name_len + 1:
+            return None
+        level = v[start + 2 + name_len]
+        if not ((name_len == 4 and memcmp(v + start + 2, b"MQTT", 4) == 0 and (level == 4 or level == 5))
+                or (name_len == 6 and memcmp(v + start + 2, b"MQIsdp", 6) == 0 and level == 3)):
+            return False
+        # After the level: flags (1), keep alive (2), [properties], then the client id, a UTF-8 string.
+        end = start + remaining
+        at = start + 2 + name_len + 4
+        if n < end:
+            return level, None
+        if level == 5:
+            length = read_vbi(v, n, &at)
+            if length < 0:
+                return level, None
+            at += length
+        if at + 2 > end:
+            return level, None
+        size = be16(v + at)
+        if at + 2 + size > end:
+            return level, None
+        try:
+            return level, PyUnicode_DecodeUTF8(<const char*>v + at + 2, size, NULL)
+        except UnicodeDecodeError:
+            return level, None
     finally:
         PyBuffer_Release(&view)
 

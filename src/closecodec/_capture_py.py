@@ -50,6 +50,7 @@ __all__ = [
     "PacketReader",
     "SegmentLoop",
     "parse_http_head",
+    "parse_mqtt_connect",
     "parse_packet",
 ]
 
@@ -517,6 +518,76 @@ def parse_http_head(data: Any, /) -> Optional[Tuple[str, Dict[str, str], int]]:
             key = name.strip().lower()
             headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
     return lines[0], headers, end + 4
+
+
+# -- MQTT CONNECT (recognising MQTT on any port) ------------------------------------
+
+
+def _vbi(data: bytes, at: int) -> Tuple[int, int]:
+    """A Variable Byte Integer (MQTT 5.0 §1.5.5) at ``data[at:]``: ``(value, end)``; ``(-1, at)`` if the
+    bytes end first; ``(-2, at)`` if it runs past its 4 bytes."""
+    value = 0
+    for i in range(4):
+        if at + i >= len(data):
+            return -1, at
+        byte = data[at + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            return value, at + i + 1
+    return -2, at
+
+
+def parse_mqtt_connect(data: Any, /) -> Any:
+    """An MQTT CONNECT at the start of ``data``: ``(protocol level, client id or None)``.
+
+    None if more bytes are needed to tell; False if the bytes are not a
+    CONNECT of MQTT 3.1 (``MQIsdp``, level 3), 3.1.1 (4) or 5.0 (5). The client
+    id is given when the whole packet is there and well formed up to it
+    (MQTT 5.0 §3.1.2 and §3.1.3, 3.1.1 §3.1), and is valid UTF-8.
+
+    Raises:
+        TypeError: ``data`` is not a bytes-like object.
+    """
+    data = bytes(byte_view(data))
+    if not data:
+        return None
+    if data[0] != 0x10:
+        return False
+    remaining, start = _vbi(data, 1)
+    if remaining == -1:
+        return None
+    if remaining == -2:
+        return False
+    if len(data) < start + 2:
+        return None
+    name_len = int.from_bytes(data[start:start + 2], "big")
+    if name_len not in (4, 6):
+        return False
+    if len(data) < start + 2 + name_len + 1:
+        return None
+    name = data[start + 2:start + 2 + name_len]
+    level = data[start + 2 + name_len]
+    if (name, level) not in ((b"MQTT", 4), (b"MQTT", 5), (b"MQIsdp", 3)):
+        return False
+    # After the level: flags (1), keep alive (2), [properties], then the client id, a UTF-8 string.
+    end = start + remaining
+    at = start + 2 + name_len + 4
+    if len(data) < end:
+        return level, None
+    if level == 5:
+        length, at = _vbi(data, at)
+        if length < 0:
+            return level, None
+        at += length
+    if at + 2 > end:
+        return level, None
+    size = int.from_bytes(data[at:at + 2], "big")
+    if at + 2 + size > end:
+        return level, None
+    try:
+        return level, data[at + 2:at + 2 + size].decode("utf-8")
+    except UnicodeDecodeError:
+        return level, None
 
 
 # -- the per-packet loop of the close-record reader ----------------------------------

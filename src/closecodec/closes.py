@@ -207,83 +207,32 @@ def parse_decode_as(items: Iterable[str]) -> Dict[int, str]:
 # -- recognition helpers -------------------------------------------------------------
 
 
-def _mqtt_connect(data: bytes) -> Any:
-    """A CONNECT at the start of ``data``: ``(version, client_id or None)``; None if more bytes are
-    needed; False if it is not one (MQTT 5.0 §3.1, 3.1.1 §3.1)."""
-    if not data:
-        return None
-    if data[0] != 0x10:
-        return False
-    remaining, shift, i = 0, 0, 1
-    while True:  # Remaining Length, a Variable Byte Integer (§1.5.5)
-        if i >= len(data):
-            return None
-        byte = data[i]
-        remaining |= (byte & 0x7F) << shift
-        i += 1
-        if not byte & 0x80:
-            break
-        shift += 7
-        if i > 4:
-            return False
-    start = i
-    if len(data) < i + 2:
-        return None
-    name_len = int.from_bytes(data[i:i + 2], "big")
-    if name_len not in (4, 6):
-        return False
-    if len(data) < i + 2 + name_len + 1:
-        return None
-    name = data[i + 2:i + 2 + name_len]
-    level = data[i + 2 + name_len]
-    if (name, level) not in ((b"MQTT", 4), (b"MQTT", 5), (b"MQIsdp", 3)):
-        return False
-    # The client id, when the whole packet is here: flags (1), keep alive (2), [properties], string.
-    client_id = None
-    end = start + remaining
-    j = i + 2 + name_len + 4
-    if len(data) >= end and j <= end:
-        try:
-            if level == 5:
-                length, shift = 0, 0
-                while True:
-                    byte = data[j]
-                    length |= (byte & 0x7F) << shift
-                    j += 1
-                    if not byte & 0x80:
-                        break
-                    shift += 7
-                j += length
-            size = int.from_bytes(data[j:j + 2], "big")
-            if j + 2 + size <= end:
-                client_id = data[j + 2:j + 2 + size].decode("utf-8")
-        except (IndexError, UnicodeDecodeError):
-            client_id = None
-    return level, client_id
-
-
-def _classify(data: bytes) -> str:
-    """What a direction's first bytes are: request, response, connect, more (undecided) or other."""
-    if data[:4] == b"GET "[:len(data[:4])]:
-        return "request" if len(data) >= 4 else "more"
-    if data[:5] == b"HTTP/"[:len(data[:5])]:
-        return "response" if len(data) >= 5 else "more"
-    found = _mqtt_connect(data)
-    if found is None:
-        return "more"
-    return "connect" if found else "other"
-
-
 class _Head:
-    """A direction's held bytes while recognising: joined, classified, and parsed as HTTP when asked."""
+    """A direction's held bytes while recognising: joined, classified, and parsed as HTTP when asked.
 
-    __slots__ = ("held", "data", "kind", "_http")
+    ``kind`` is None (no bytes), ``"request"``, ``"response"``, ``"connect"``
+    (then ``connect`` is the CONNECT's ``(level, client id)``), ``"more"``
+    (undecided yet) or ``"other"``.
+    """
 
-    def __init__(self, held: int, data: bytes) -> None:
+    __slots__ = ("held", "data", "kind", "connect", "_http")
+
+    def __init__(self, held: int, data: bytes, parse_connect: Callable[[bytes], Any]) -> None:
         self.held = held
         self.data = data
-        self.kind = _classify(data) if data else None
+        self.connect = None
         self._http: Any = False  # not parsed yet
+        if not data:
+            self.kind = None
+        elif data[:4] == b"GET "[:len(data[:4])]:
+            self.kind = "request" if len(data) >= 4 else "more"
+        elif data[:5] == b"HTTP/"[:len(data[:5])]:
+            self.kind = "response" if len(data) >= 5 else "more"
+        else:
+            found = parse_connect(data)
+            self.kind = "more" if found is None else "connect" if found else "other"
+            if found:
+                self.connect = found
 
     def http(self, parse: Callable[[bytes], Any]) -> Optional[Tuple[str, Dict[str, str], int]]:
         """The held bytes as an HTTP head, by the backend's ``parse_http_head``."""
@@ -292,13 +241,13 @@ class _Head:
         return self._http
 
 
-def _head_of(half: "_Half") -> _Head:
+def _head_of(half: "_Half", parse_connect: Callable[[bytes], Any]) -> _Head:
     """The half's :class:`_Head`, made again only when it holds more bytes."""
     head = half.head
     if head is None or head.held != half.held:
         pending = half.pending
         data = pending[0][1] if len(pending) == 1 else b"".join([piece[1] for piece in pending])
-        head = half.head = _Head(half.held, data)
+        head = half.head = _Head(half.held, data, parse_connect)
     return head
 
 
@@ -460,26 +409,13 @@ class CloseRecordReader(_SourceReader):
                     conn = conns[lane.connection.value.stream]
                     half = conn.halves[d]
                     self._decoded(conn, d, half.ws if half.ws is not None else half.mqtt, spans, frame, time)
-                    self._sink(conn, d)
                 elif kind == 2:
                     _, frame, time, lane, d, offset, data = item
-                    conn = conns[lane.connection.value.stream]
-                    self._hold(conn, d, offset, data, frame, time)
-                    if conn.app is not None:  # recognised (or ignored): the lane holds no more
-                        self._sink(conn, 0)
-                        self._sink(conn, 1)
+                    self._hold(conns[lane.connection.value.stream], d, offset, data, frame, time)
                 else:
                     _, frame, time, segment = item
-                    events = add(frame, time, segment)
-                    for event in events:
+                    for event in add(frame, time, segment):
                         self._event(event, segment)
-                    if self._lanes:
-                        # The connections these events touched: their decoders may have changed.
-                        for event in events:
-                            conn = conns.get(event.connection.stream)
-                            if conn is not None and conn.lane is not None:
-                                self._sink(conn, 0)
-                                self._sink(conn, 1)
                 if out:
                     yield from out
                     out.clear()
@@ -524,6 +460,8 @@ class CloseRecordReader(_SourceReader):
         conn = _Conn(value, kind, client)
         conn.lane = self.reassembler.lane_of(value)
         self._conns[value.stream] = conn
+        self._sink(conn, 0)
+        self._sink(conn, 1)
 
     def _gap(self, event: StreamGap) -> None:
         conn = self._conns.get(event.connection.stream)
@@ -579,6 +517,8 @@ class CloseRecordReader(_SourceReader):
             half.pending = []
             half.held = 0
             half.head = None
+        self._sink(conn, 0)
+        self._sink(conn, 1)
 
     # -- recognition -----------------------------------------------------------------
 
@@ -595,7 +535,8 @@ class CloseRecordReader(_SourceReader):
 
     def _recognise(self, conn: _Conn) -> None:
         half0, half1 = conn.halves
-        heads = (_head_of(half0), _head_of(half1))
+        parse_connect = self._capture.parse_mqtt_connect
+        heads = (_head_of(half0, parse_connect), _head_of(half1, parse_connect))
         kinds = (heads[0].kind, heads[1].kind)
         for d in (0, 1):
             if kinds[d] == "request":
@@ -618,9 +559,8 @@ class CloseRecordReader(_SourceReader):
                 self._upgrade(conn, d, line, headers, size, answer)
                 return
             if kinds[d] == "connect":
-                found = _mqtt_connect(heads[d].data)
                 conn.client = d
-                conn.mqtt_version, conn.client_id = found
+                conn.mqtt_version, conn.client_id = heads[d].connect
                 self._setup(conn, "mqtt")
                 return
         if "more" in kinds or kinds == (None, None):
@@ -685,9 +625,11 @@ class CloseRecordReader(_SourceReader):
         self.stats[kind] += 1
         for d, half in enumerate(conn.halves):
             if ws:
-                # Messages are needed until plain WebSocket is told from Diffusion (_on_websocket).
+                # Messages are needed until plain WebSocket is told from Diffusion (_on_websocket), but only
+                # the server's: the client's matter once it is Diffusion.
                 half.ws = stream.WebSocketStream(expect_masked=d == conn.client, rsv_allowed=rsv,
-                                                 minimal_length=False, max_message_size=self._max_message)
+                                                 minimal_length=False, max_message_size=self._max_message,
+                                                 closes_only=conn.maybe_diffusion and d == conn.client)
             else:
                 version = conn.mqtt_version
                 half.mqtt = stream.MqttStream(version=None if version is None else max(4, version),
@@ -706,20 +648,27 @@ class CloseRecordReader(_SourceReader):
                 if offset < start:
                     data, offset = data[start - offset:], start
                 self._feed(conn, d, data, offset, frame, time)
+        self._sink(conn, 0)
+        self._sink(conn, 1)
 
     # -- decoding --------------------------------------------------------------------
 
-    def _sink(self, conn: _Conn, d: int) -> None:
-        """Tell a connection's lane where direction ``d``'s in-order bytes go, as :meth:`_feed` would take
-        them (until the connection is recognised, back here as bytes: they are held for recognition)."""
+    @staticmethod
+    def _sink(conn: _Conn, d: int) -> None:
+        """Tell a connection's lane, if it has one, where direction ``d``'s in-order bytes go, as
+        :meth:`_feed` would take them (until the connection is recognised, back here as bytes: they are
+        held for recognition). Called whenever that changes: recognition, :meth:`_ignore`, a close."""
+        lane = conn.lane
+        if lane is None:
+            return
         if conn.app is None:
-            conn.lane.hold(d)
+            lane.hold(d)
             return
         half = conn.halves[d]
         if conn.app == "ignore" or half.done:
-            conn.lane.sink(d, True, None)
+            lane.sink(d, True, None)
         else:
-            conn.lane.sink(d, True, half.ws if half.ws is not None else half.mqtt)
+            lane.sink(d, True, half.ws if half.ws is not None else half.mqtt)
 
     def _feed(self, conn: _Conn, d: int, data: Any, offset: int, frame: int, time: int) -> None:
         half = conn.halves[d]
@@ -764,6 +713,7 @@ class CloseRecordReader(_SourceReader):
         kind = type(value)
         if kind is WebSocketClose:
             conn.halves[d].done = True
+            self._sink(conn, d)
             code = value.code
             self._record(conn, d, frame, time, "websocket", "ws_close", None if code is None else int(code),
                          "NO_STATUS_RECEIVED" if code is None else code.name, value.reason or None, value=value)
@@ -793,6 +743,8 @@ class CloseRecordReader(_SourceReader):
                 self.stats["websocket"] -= 1
                 self.stats["diffusion"] += 1
                 half.messages = 1
+                # The client's messages from the next one on (one under way when this arrived is skipped).
+                conn.halves[conn.client].ws.closes_only = False
                 self._on_diffusion(conn, d, response, frame, time)
             return
         payload = value.payload
@@ -882,7 +834,7 @@ class CloseRecordReader(_SourceReader):
         half = conn.halves[d]
         if half.mqtt is None:
             if d == conn.client and conn.mqtt_version is None:
-                found = _mqtt_connect(payload)
+                found = self._capture.parse_mqtt_connect(payload)
                 if found:
                     conn.mqtt_version, conn.client_id = found
             version = conn.mqtt_version
