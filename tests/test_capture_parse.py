@@ -237,10 +237,27 @@ HEAD_BYTES = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b":", b" ", b"\t",
                                        b"a", b"\xc0", b"\xd7", b"\xe0", b"Upgrade", b"x"]), max_size=40).map(b"".join)
 
 
-@given(data=st.one_of(st.binary(max_size=80), HEAD_BYTES))
-def test_backends_agree_on_http_heads(capture_both, data):
+def test_http_head_keeps_only_the_names_asked_for(capture):
+    head = b"HTTP/1.1 101 x\r\nUpgrade: websocket\r\n \xc0B : 1\r\nX: 2\r\n\xe0b: 3\r\nUPGRADE : again\r\n\r\n"
+    line, headers, size = capture.parse_http_head(head)
+    assert capture.parse_http_head(head, (b"upgrade", b"\xe0b", b"none")) == (
+        line, {"upgrade": "websocket, again", "\xe0b": "1, 3"}, size)
+    assert capture.parse_http_head(head, ()) == (line, {}, size)
+    assert capture.parse_http_head(head[:-2], (b"upgrade",)) is None
+
+
+@pytest.mark.parametrize("names", [[b"upgrade"], ("upgrade",), b"upgrade"])
+def test_http_head_names_are_a_tuple_of_bytes(capture, names):
+    with pytest.raises(TypeError):
+        capture.parse_http_head(b"GET / HTTP/1.1\r\n\r\n", names)
+
+
+@given(data=st.one_of(st.binary(max_size=80), HEAD_BYTES),
+       names=st.none() | st.lists(st.sampled_from([b"upgrade", b"a", b"x", b"\xe0", b"", b"upgradex"]),
+                                  max_size=3).map(tuple))
+def test_backends_agree_on_http_heads(capture_both, data, names):
     compiled, pure = capture_both
-    assert compiled.parse_http_head(data) == pure.parse_http_head(data)
+    assert compiled.parse_http_head(data, names) == pure.parse_http_head(data, names)
 
 
 # -- MQTT CONNECT (recognition on any port) -------------------------------------------------

@@ -745,13 +745,34 @@ cdef inline unsigned char latin1_lower(unsigned char c) noexcept nogil:
     return c
 
 
+cdef inline void latin1_strip(const unsigned char* v, Py_ssize_t* start, Py_ssize_t* end) noexcept nogil:
+    """Narrow [start, end) of ``v`` as str.strip() would its Latin-1 text."""
+    while start[0] < end[0] and latin1_space(v[start[0]]):
+        start[0] += 1
+    while end[0] > start[0] and latin1_space(v[end[0] - 1]):
+        end[0] -= 1
+
+
+cdef bint latin1_named(const unsigned char* v, Py_ssize_t start, Py_ssize_t end, tuple names):
+    """Whether the lowercased Latin-1 text of [start, end) of ``v`` is one of ``names`` (bytes)."""
+    cdef Py_ssize_t i
+    cdef const unsigned char* name
+    for item in names:
+        if len(<bytes>item) != end - start:
+            continue
+        name = <const unsigned char*><const char*><bytes>item
+        for i in range(end - start):
+            if latin1_lower(v[start + i]) != name[i]:
+                break
+        else:
+            return True
+    return False
+
+
 cdef str latin1_stripped(const unsigned char* v, Py_ssize_t start, Py_ssize_t end, bint lower):
     cdef unsigned char buf[256]
     cdef Py_ssize_t i
-    while start < end and latin1_space(v[start]):
-        start += 1
-    while end > start and latin1_space(v[end - 1]):
-        end -= 1
+    latin1_strip(v, &start, &end)
     if not lower:
         return PyUnicode_DecodeLatin1(<const char*>v + start, end - start, NULL)
     if end - start > 256:
@@ -761,21 +782,25 @@ cdef str latin1_stripped(const unsigned char* v, Py_ssize_t start, Py_ssize_t en
     return PyUnicode_DecodeLatin1(<const char*>buf, end - start, NULL)
 
 
-def parse_http_head(data, /):
+def parse_http_head(data, /, names=None):
     """A complete HTTP head at the start of ``data``: ``(first line, headers, size)``, else None.
 
     The head ends at the first empty line (``\\r\\n\\r\\n``; ``size`` counts
     it), is decoded as Latin-1 and split into lines at ``\\r\\n``. Headers maps
     each name (stripped, lowercased) to its value (stripped); repeated names
-    are joined with ``", "``; lines without a colon are left out.
+    are joined with ``", "``; lines without a colon are left out. ``names``, a
+    tuple of lowercase names as bytes, keeps only those headers.
 
     Raises:
-        TypeError: ``data`` is not a bytes-like object.
+        TypeError: ``data`` is not a bytes-like object, or ``names`` not a
+            tuple of bytes.
     """
     cdef Reader r
     cdef Py_buffer view
     cdef const unsigned char* v
-    cdef Py_ssize_t n, end = -1, i, start, colon
+    cdef Py_ssize_t n, end = -1, i, start, colon, name_start, name_end
+    if names is not None and (type(names) is not tuple or any(type(name) is not bytes for name in names)):
+        raise TypeError("names must be a tuple of bytes")
     open_reader(&r, data, 0, &view)
     try:
         v, n = r.data, r.size
@@ -797,7 +822,9 @@ def parse_http_head(data, /):
                     colon = start
                     while colon < i and v[colon] != 58:  # ':'
                         colon += 1
-                    if colon < i:
+                    name_start, name_end = start, colon
+                    latin1_strip(v, &name_start, &name_end)
+                    if colon < i and (names is None or latin1_named(v, name_start, name_end, names)):
                         key = latin1_stripped(v, start, colon, True)
                         value = latin1_stripped(v, colon + 1, i, False)
                         found = headers.get(key)
@@ -907,9 +934,19 @@ cdef enum:
     LANE_START = 3  # not started: a segment without payload, FIN or RST starts it (then LANE_DATA)
 
 
-cdef bytes packed_key(bytes src, object src_port, bytes dst, object dst_port):
+cdef bytes packed_key(bytes src, uint16_t src_port, bytes dst, uint16_t dst_port):
     """A 4-tuple as SegmentLoop looks it up: the two addresses, then the two ports (big-endian)."""
-    return src + dst + bytes([src_port >> 8, src_port & 0xFF, dst_port >> 8, dst_port & 0xFF])
+    cdef unsigned char key[36]
+    cdef Py_ssize_t size = len(src)
+    if size != len(dst) or (size != 4 and size != 16):
+        raise ValueError(f"addresses of 4 or 16 bytes expected, not {size} and {len(dst)}")
+    memcpy(key, <const char*>src, size)
+    memcpy(key + size, <const char*>dst, size)
+    key[2 * size] = src_port >> 8
+    key[2 * size + 1] = src_port & 0xFF
+    key[2 * size + 2] = dst_port >> 8
+    key[2 * size + 3] = dst_port & 0xFF
+    return PyBytes_FromStringAndSize(<char*>key, 2 * size + 4)
 
 
 # SegmentLoop keeps the recently looked-up 4-tuples in a direct-mapped cache in front of its

@@ -495,17 +495,22 @@ def parse_packet(data: Any, link_type: int, /) -> Union[TcpSegment, str]:
 # -- HTTP heads (WebSocket upgrades) -------------------------------------------------
 
 
-def parse_http_head(data: Any, /) -> Optional[Tuple[str, Dict[str, str], int]]:
+def parse_http_head(data: Any, /, names: Optional[Tuple[bytes, ...]] = None,
+                    ) -> Optional[Tuple[str, Dict[str, str], int]]:
     """A complete HTTP head at the start of ``data``: ``(first line, headers, size)``, else None.
 
     The head ends at the first empty line (``\\r\\n\\r\\n``; ``size`` counts
     it), is decoded as Latin-1 and split into lines at ``\\r\\n``. Headers maps
     each name (stripped, lowercased) to its value (stripped); repeated names
-    are joined with ``", "``; lines without a colon are left out.
+    are joined with ``", "``; lines without a colon are left out. ``names``, a
+    tuple of lowercase names as bytes, keeps only those headers.
 
     Raises:
-        TypeError: ``data`` is not a bytes-like object.
+        TypeError: ``data`` is not a bytes-like object, or ``names`` not a
+            tuple of bytes.
     """
+    if names is not None and (type(names) is not tuple or any(type(name) is not bytes for name in names)):
+        raise TypeError("names must be a tuple of bytes")
     data = bytes(byte_view(data))
     end = data.find(b"\r\n\r\n")
     if end < 0:
@@ -516,6 +521,8 @@ def parse_http_head(data: Any, /) -> Optional[Tuple[str, Dict[str, str], int]]:
         name, sep, value = line.partition(":")
         if sep:
             key = name.strip().lower()
+            if names is not None and key.encode("latin-1") not in names:
+                continue
             headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
     return lines[0], headers, end + 4
 

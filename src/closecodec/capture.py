@@ -473,9 +473,8 @@ class TcpReassembler:
 
     def lane_of(self, connection: TcpConnection) -> Any:
         """The ``Lane`` of an open connection, or None (not attached, or not open)."""
-        found = self._lookup.get((connection.client, connection.client_port, connection.server,
-                                  connection.server_port))
-        return None if found is None else found[0].lane
+        conn = self._open.get(connection.stream)
+        return None if conn is None or not (conn.value is connection or conn.value == connection) else conn.lane
 
     @property
     def buffered(self) -> int:

@@ -101,6 +101,8 @@ MAX_INFLATED = 16 * 1024 * 1024
 _DIRECTIONS = ("client_to_server", "server_to_client")
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.2
 _BINARY = 2
+# The headers of an HTTP upgrade that recognition reads (RFC 6455 §4.1 and §4.2.2, RFC 7692 §5).
+_UPGRADE_HEADERS = (b"upgrade", b"sec-websocket-protocol", b"sec-websocket-extensions")
 
 
 @_fields
@@ -234,10 +236,11 @@ class _Head:
             if found:
                 self.connect = found
 
-    def http(self, parse: Callable[[bytes], Any]) -> Optional[Tuple[str, Dict[str, str], int]]:
-        """The held bytes as an HTTP head, by the backend's ``parse_http_head``."""
+    def http(self, parse: Callable[..., Any]) -> Optional[Tuple[str, Dict[str, str], int]]:
+        """The held bytes as an HTTP head, by the backend's ``parse_http_head`` (the headers recognition
+        reads)."""
         if self._http is False:
-            self._http = parse(self.data)
+            self._http = parse(self.data, _UPGRADE_HEADERS)
         return self._http
 
 
