@@ -28,7 +28,6 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "closecodec"
 # Compiled in the wheel, source only in the sdist.
 CYTHON_SOURCES = ("*_c.pyx",)
-PURE_MODE_SOURCES = ("frames.py",)  # Cython pure-Python mode: shipped as .py AND compiled
 NEVER_IN_SDIST = ("*.c", "*.so", "*.pyd", "*.html", "*.pyc", "*.pyo", "*/__pycache__/*")
 NEVER_IN_WHEEL = NEVER_IN_SDIST[:1] + ("*.pyx",) + NEVER_IN_SDIST[3:]
 # Tracked files that are for this repository's CI, not for anyone building from the sdist.
@@ -89,9 +88,11 @@ for name in tracked:
 
 # The Cython sources decide which compiled modules the wheel must have.
 package_in_sdist = {m[len(f"src/{PACKAGE}/"):] for m in members if m.startswith(f"src/{PACKAGE}/")}
+# A .py with a .pxd beside it is compiled in Cython's pure-Python mode: shipped as .py AND compiled.
 compiled_sources = sorted(
     name for name in package_in_sdist
-    if "/" not in name and (matches(name, CYTHON_SOURCES) or name in PURE_MODE_SOURCES)
+    if "/" not in name and (matches(name, CYTHON_SOURCES)
+                            or (name.endswith(".py") and name[:-3] + ".pxd" in package_in_sdist))
 )
 expected_modules = {PurePosixPath(name).stem for name in compiled_sources}
 

@@ -32,7 +32,9 @@ CFLAGS = {
     "asan": "-fsanitize=address,fuzzer-no-link -fno-omit-frame-pointer",
 }
 
-# Run in the build copy: cythonize every *_c.pyx (and frames.py) as setup.py does, in place.
+# Run in the build copy: cythonize every *_c.pyx and frames.py as setup.py does, in place. Not
+# capture.py and closes.py, which setup.py also compiles: they are Python-level logic, the
+# same compiled or interpreted, and the harnesses test the backends beneath them.
 _SETUP = """
 import sys
 from pathlib import Path

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the compiled backend (every src/closecodec/*_c.pyx, and frames.py) with
+# Build the compiled modules (every src/closecodec/*_c.pyx, and each .py with a .pxd beside it) with
 # AddressSanitizer and UndefinedBehaviorSanitizer in a temporary copy of this
 # working tree, and run the whole test suite and the fuzz seeds (fuzz/) against
 # that build. Any sanitizer report fails the run (exit status 1, reports printed
@@ -60,7 +60,7 @@ tar -C "$root" \
 
 say "building the extensions with ASan + UBSan ($CC)"
 flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1 -g"
-# setup.py builds every *_c.pyx and frames.py. It runs through pip, in an
+# setup.py builds every *_c.pyx and each .py with a .pxd. It runs through pip, in an
 # isolated environment with the build requirements pyproject.toml declares
 # (setuptools>=77, Cython): not with whatever setuptools $PYTHON has (a venv
 # of Python 3.11 comes with 65.x, which cannot read pyproject.toml's license).
@@ -132,7 +132,8 @@ import pytest
 package = Path(sys.argv[1], "src", "closecodec")
 assert Path(closecodec.__file__).parent == package, f"closecodec from {closecodec.__file__}, not {package}"
 assert closecodec.BACKEND == "c", f"backend {closecodec.BACKEND!r}, not the compiled one"
-for name in ["frames"] + sorted(path.stem for path in package.glob("*_c.pyx")):
+pure_mode = [path.stem for path in package.glob("*.py") if path.with_suffix(".pxd").is_file()]
+for name in sorted(pure_mode) + sorted(path.stem for path in package.glob("*_c.pyx")):
     module = importlib.import_module(f"closecodec.{name}")
     where = Path(module.__file__)
     assert where.parent == package and where.suffix == ".so", f"{module.__name__} from {where}"

@@ -10,7 +10,10 @@ Three layers, each usable alone:
   extension headers), or a reason it has none. Compiled likewise.
 - :class:`TcpReassembler`: per-connection, per-direction reassembly into an
   ordered sequence of :class:`StreamStart`, :class:`StreamData`,
-  :class:`StreamGap` and :class:`StreamEnd` events, in bounded memory.
+  :class:`StreamGap` and :class:`StreamEnd` events, in bounded memory. This
+  module is plain Python; where a compiler is available it is also compiled by
+  Cython (pure-Python mode, with the declarations in ``capture.pxd``). The
+  source, and so the behaviour, is the same either way.
 
 :class:`TcpStreamReader` runs all three over a file. Reassembly policies:
 

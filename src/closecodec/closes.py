@@ -30,6 +30,12 @@ streaming decoders (:class:`~closecodec.WebSocketStream`,
    FIN behind missing bytes, where the reassembler gave up on them). Connections
    that are cut by the end of the capture, evicted or never recognised give none.
 
+This module is plain Python; where a compiler is available it is also compiled
+by Cython (pure-Python mode, with the declarations in ``closes.pxd``): the
+per-connection work (set-up, recognition, records, the end) is most of what a
+capture costs beyond the compiled segment loop. The source, and so the
+behaviour, is the same either way.
+
 Memory: per connection a few hundred bytes, the handshake bytes while
 recognising (at most 64 KiB a direction) and what the stream decoders hold
 (one unfinished WebSocket message or MQTT packet, up to ``max_message_size``);
@@ -244,7 +250,7 @@ class _Head:
         return self._http
 
 
-def _head_of(half: "_Half", parse_connect: Callable[[bytes], Any]) -> _Head:
+def _head_of(half: _Half, parse_connect: Callable[[bytes], Any]) -> _Head:
     """The half's :class:`_Head`, made again only when it holds more bytes."""
     head = half.head
     if head is None or head.held != half.held:
