@@ -4,6 +4,8 @@
 # segment takes. The source, and so the behaviour, is the same compiled or not.
 # Attributes are public so that the interpreted module's code works unchanged.
 
+from closecodec.frames cimport TcpSegment
+
 cdef class _SourceReader:
     cdef public object _file
     cdef public object _owned

@@ -499,6 +499,8 @@ class TcpReassembler:
         Returns:
             A list of stream events (often one :class:`StreamData`, often none).
         """
+        conn: _Connection
+        half: _Half
         out: List[StreamEvent] = []
         self._frame = frame
         self._time = timestamp_ns
@@ -729,7 +731,7 @@ class TcpReassembler:
             if conn is None:
                 continue
             for direction in (0, 1):
-                half = conn.halves[direction]
+                half: _Half = conn.halves[direction]
                 while half.pieces:
                     self._skip(conn, direction, half, out)
 
@@ -738,7 +740,7 @@ class TcpReassembler:
         a direction at the FIN it took (the end event carries the FIN's frame)."""
         for direction, position in enumerate(conn.lane.take_back()):
             if position is not None:
-                half = conn.halves[direction]
+                half: _Half = conn.halves[direction]
                 half.next = position[1]
                 half.base = (position[0] - position[1]) % _MOD
                 if len(position) == 4:
@@ -765,7 +767,7 @@ class TcpReassembler:
         if conn.lane is not None:
             self._reclaim(conn, out)
         for direction in (0, 1):
-            half = conn.halves[direction]
+            half: _Half = conn.halves[direction]
             while half.pieces:
                 self._skip(conn, direction, half, out)
             if not half.ended and half.fin_at is not None and half.next < half.fin_at:

@@ -416,7 +416,7 @@ class CloseRecordReader(_SourceReader):
                 if kind == 1:
                     _, frame, time, lane, d, spans = item
                     conn = conns[lane.connection.value.stream]
-                    half = conn.halves[d]
+                    half: _Half = conn.halves[d]
                     self._decoded(conn, d, half.ws if half.ws is not None else half.mqtt, spans, frame, time)
                 elif kind == 2:
                     _, frame, time, lane, d, offset, data = item
@@ -484,7 +484,7 @@ class CloseRecordReader(_SourceReader):
                 self._ignore(conn)
                 return
             self._setup_by_port(conn)
-        half = conn.halves[event.direction]
+        half: _Half = conn.halves[event.direction]
         if half.ws is not None:
             half.ws.reset(event.offset + event.length)
             if conn.deflate or half.inflater is not None:
@@ -532,7 +532,7 @@ class CloseRecordReader(_SourceReader):
     # -- recognition -----------------------------------------------------------------
 
     def _hold(self, conn: _Conn, d: int, offset: int, data: bytes, frame: int, time: int) -> None:
-        half = conn.halves[d]
+        half: _Half = conn.halves[d]
         half.pending.append((offset, data, frame, time))
         half.held += len(data)
         self._recognise(conn)
@@ -629,6 +629,7 @@ class CloseRecordReader(_SourceReader):
     def _setup(self, conn: _Conn, kind: Optional[str], *, ws: bool = False, rsv: int = 0,
                skip: Tuple[int, int] = (0, 0)) -> None:
         """Start decoding the connection as ``kind``; feed what was held, past ``skip`` bytes a direction."""
+        half: _Half
         stream = self._stream
         conn.app = kind
         self.stats[kind] += 1
@@ -673,14 +674,14 @@ class CloseRecordReader(_SourceReader):
         if conn.app is None:
             lane.hold(d)
             return
-        half = conn.halves[d]
+        half: _Half = conn.halves[d]
         if conn.app == "ignore" or half.done:
             lane.sink(d, True, None)
         else:
             lane.sink(d, True, half.ws if half.ws is not None else half.mqtt)
 
     def _feed(self, conn: _Conn, d: int, data: Any, offset: int, frame: int, time: int) -> None:
-        half = conn.halves[d]
+        half: _Half = conn.halves[d]
         if half.done:
             return
         decoder = half.ws if half.ws is not None else half.mqtt
@@ -730,7 +731,7 @@ class CloseRecordReader(_SourceReader):
         if kind is not WebSocketMessage:
             return
         app = conn.app
-        half = conn.halves[d]
+        half: _Half = conn.halves[d]
         if app == "websocket":
             # A first server message that is a whole connection response makes the connection Diffusion.
             if not conn.maybe_diffusion or d == conn.client:
@@ -799,7 +800,7 @@ class CloseRecordReader(_SourceReader):
         return data
 
     def _on_diffusion_bytes(self, conn: _Conn, d: int, payload: bytes, frame: int, time: int) -> None:
-        half = conn.halves[d]
+        half: _Half = conn.halves[d]
         codec = self._codec
         try:
             if d != conn.client and half.messages == 1 and payload[:1] == b"\x23":
@@ -840,7 +841,7 @@ class CloseRecordReader(_SourceReader):
                              None, session_id=str(payload.session_id), value=payload)
 
     def _on_mqtt_bytes(self, conn: _Conn, d: int, payload: bytes, frame: int, time: int) -> None:
-        half = conn.halves[d]
+        half: _Half = conn.halves[d]
         if half.mqtt is None:
             if d == conn.client and conn.mqtt_version is None:
                 found = self._capture.parse_mqtt_connect(payload)
