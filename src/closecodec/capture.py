@@ -49,6 +49,7 @@ from heapq import heapify, heappop, heappush, heapreplace
 from operator import itemgetter
 from ipaddress import ip_address
 from os import PathLike, fspath
+from socket import AF_INET, inet_ntop
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
 from ._codec import BACKEND, PacketReader, parse_packet
@@ -228,7 +229,7 @@ class TcpConnection(_Value):
 
 def _endpoint(address: bytes, port: int) -> str:
     if len(address) == 4:
-        return f"{address[0]}.{address[1]}.{address[2]}.{address[3]}:{port}"
+        return f"{inet_ntop(AF_INET, address)}:{port}"
     return f"[{ip_address(address)}]:{port}"
 
 
