@@ -12,7 +12,9 @@ Contenders, each reading the whole file from disk and finding its closes:
 
 - ``compiled`` / ``pure Python``: ``CloseRecordReader`` (what ``closecodec
   capture`` runs) with either backend: pcap records, Ethernet/IP/TCP, per
-  direction reassembly, protocol recognition, WebSocket and MQTT decoding.
+  direction reassembly, protocol recognition, WebSocket and MQTT decoding. The
+  modules above the backends (capture.py, closes.py) are the same for both:
+  compiled where the install compiled them (a note says which).
 - ``dpkt, segment starts``: dpkt's pcap reader and Ethernet/IP/TCP parsing,
   reading a close frame where a TCP payload starts with one (no reassembly: a
   close split over segments or behind another frame in a segment is missed).
@@ -245,6 +247,12 @@ def cases() -> List[Case]:
     except ImportError:
         print("note: the compiled capture backend is not built; measuring pure Python only")
         _capture_c = None
+    from closecodec import closes
+
+    # "pure Python" is the pure-Python backend; the modules above the backends (capture and closes) are
+    # the same for both contenders: compiled where the install compiled them.
+    glue = "compiled" if Path(closes.__file__).suffix != ".py" else "interpreted"
+    print(f"note: capture.py and closes.py are {glue} here, for both closecodec contenders")
     jobs: Dict[str, object] = {}
     if _capture_c is not None:
         jobs["compiled"] = lambda: ours("c", path)
