@@ -218,9 +218,9 @@ def parse_decode_as(items: Iterable[str]) -> Dict[int, str]:
 class _Head:
     """A direction's held bytes while recognising: joined, classified, and parsed as HTTP when asked.
 
-    ``kind`` is None (no bytes), ``"request"``, ``"response"``, ``"connect"``
-    (then ``connect`` is the CONNECT's ``(level, client id)``), ``"more"``
-    (undecided yet) or ``"other"``.
+    ``kind`` is ``"request"``, ``"response"``, ``"connect"`` (then ``connect``
+    is the CONNECT's ``(level, client id)``), ``"more"`` (undecided yet) or
+    ``"other"``.
     """
 
     __slots__ = ("held", "data", "kind", "connect", "_http")
@@ -230,11 +230,9 @@ class _Head:
         self.data = data
         self.connect = None
         self._http: Any = False  # not parsed yet
-        if not data:
-            self.kind = None
-        elif data[:4] == b"GET "[:len(data[:4])]:
+        if b"GET ".startswith(data[:4]):  # a request, or the start of one
             self.kind = "request" if len(data) >= 4 else "more"
-        elif data[:5] == b"HTTP/"[:len(data[:5])]:
+        elif b"HTTP/".startswith(data[:5]):
             self.kind = "response" if len(data) >= 5 else "more"
         else:
             found = parse_connect(data)
@@ -250,8 +248,10 @@ class _Head:
         return self._http
 
 
-def _head_of(half: _Half, parse_connect: Callable[[bytes], Any]) -> _Head:
-    """The half's :class:`_Head`, made again only when it holds more bytes."""
+def _head_of(half: _Half, parse_connect: Callable[[bytes], Any]) -> Optional[_Head]:
+    """The half's :class:`_Head`, made again only when it holds more bytes; None while it holds none."""
+    if not half.held:
+        return None
     head = half.head
     if head is None or head.held != half.held:
         pending = half.pending
@@ -546,7 +546,7 @@ class CloseRecordReader(_SourceReader):
         half0, half1 = conn.halves
         parse_connect = self._capture.parse_mqtt_connect
         heads = (_head_of(half0, parse_connect), _head_of(half1, parse_connect))
-        kinds = (heads[0].kind, heads[1].kind)
+        kinds = (None if heads[0] is None else heads[0].kind, None if heads[1] is None else heads[1].kind)
         for d in (0, 1):
             if kinds[d] == "request":
                 parsed = heads[d].http(self._capture.parse_http_head)
