@@ -49,7 +49,6 @@ from heapq import heapify, heappop, heappush, heapreplace
 from operator import itemgetter
 from ipaddress import ip_address
 from os import PathLike, fspath
-from socket import AF_INET, inet_ntop
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
 from ._codec import BACKEND, PacketReader, parse_packet
@@ -227,18 +226,10 @@ class TcpConnection(_Value):
         return f"stream {self.stream}: {client} -> {server}"
 
 
-# Packed address -> its text in an endpoint, for the addresses seen most: cleared when it holds 4096.
-_ADDRESS_TEXT: Dict[bytes, str] = {}
-
-
 def _endpoint(address: bytes, port: int) -> str:
-    text = _ADDRESS_TEXT.get(address)
-    if text is None:
-        if len(_ADDRESS_TEXT) >= 4096:
-            _ADDRESS_TEXT.clear()
-        text = inet_ntop(AF_INET, address) if len(address) == 4 else f"[{ip_address(address)}]"
-        _ADDRESS_TEXT[address] = text
-    return f"{text}:{port}"
+    if len(address) == 4:
+        return f"{address[0]}.{address[1]}.{address[2]}.{address[3]}:{port}"
+    return f"[{ip_address(address)}]:{port}"
 
 
 @_fields
