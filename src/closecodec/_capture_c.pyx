@@ -822,13 +822,14 @@ def parse_http_head(data, /, names=None):
                     colon = start
                     while colon < i and v[colon] != 58:  # ':'
                         colon += 1
-                    name_start, name_end = start, colon
-                    latin1_strip(v, &name_start, &name_end)
-                    if colon < i and (names is None or latin1_named(v, name_start, name_end, names)):
-                        key = latin1_stripped(v, start, colon, True)
-                        value = latin1_stripped(v, colon + 1, i, False)
-                        found = headers.get(key)
-                        headers[key] = value if found is None else f"{found}, {value}"
+                    if colon < i:
+                        name_start, name_end = start, colon
+                        latin1_strip(v, &name_start, &name_end)
+                        if names is None or latin1_named(v, name_start, name_end, names):
+                            key = latin1_stripped(v, name_start, name_end, True)
+                            value = latin1_stripped(v, colon + 1, i, False)
+                            found = headers.get(key)
+                            headers[key] = value if found is None else f"{found}, {value}"
                 if i >= end:
                     break
                 i += 2
