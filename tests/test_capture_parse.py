@@ -285,9 +285,11 @@ def test_mqtt_connect_levels_and_client_ids(capture, level):
 def test_mqtt_connect_properties_come_before_the_client_id(capture):
     properties = b"\x05\x11\x00\x00\x00\x3c"  # Session Expiry Interval, 60
     assert capture.parse_mqtt_connect(mqtt_connect(5, b"c1", properties)) == (5, "c1")
-    # Properties longer than the packet, or a length of more than four bytes: no client id.
+    # Properties longer than the packet, or a length of more than four bytes or not in its shortest
+    # form: no client id.
     assert capture.parse_mqtt_connect(mqtt_connect(5, b"c1", b"\x7f")) == (5, None)
     assert capture.parse_mqtt_connect(mqtt_connect(5, b"c1", b"\x80\x80\x80\x80\x00")) == (5, None)
+    assert capture.parse_mqtt_connect(mqtt_connect(5, b"c1", b"\x80\x00")) == (5, None)
 
 
 @pytest.mark.parametrize("data, expected", [
@@ -295,6 +297,7 @@ def test_mqtt_connect_properties_come_before_the_client_id(capture):
     (b"\x20\x02\x00\x00", False),  # a CONNACK
     (b"GET / HTTP/1.1\r\n", False),
     (b"\x10\x80\x80\x80\x80\x01", False),  # Remaining Length over four bytes
+    (b"\x10\x8c\x00\x00\x04MQTT\x04", False),  # Remaining Length not in its shortest form
     (b"\x10\x0c\x00\x05MQTTX\x04", False),  # a name of five bytes
     (b"\x10\x0c\x00\x04MQTT\x03", False),  # MQTT with level 3
     (b"\x10\x0c\x00\x06MQIsdp\x04", False),  # MQIsdp with level 4

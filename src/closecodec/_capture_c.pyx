@@ -20,12 +20,13 @@ from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
 from closecodec._codec_c cimport Reader, open_reader
+from closecodec._transport_c cimport read_vbi
 from closecodec._stream_c cimport SHAPE_SPANS, _Stream
 from closecodec.frames cimport Packet, TcpSegment
 
 import builtins
 
-from closecodec.errors import IncompleteError, MalformedError
+from closecodec.errors import IncompleteError, MalformedError, MqttPacketError
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -844,29 +845,15 @@ def parse_http_head(data, /, names=None):
 # -- MQTT CONNECT (recognising MQTT on any port) ------------------------------
 
 
-cdef inline Py_ssize_t read_vbi(const unsigned char* v, Py_ssize_t n, Py_ssize_t* at) noexcept nogil:
-    """A Variable Byte Integer (MQTT 5.0 §1.5.5) at ``v[at[0]:n]``, moving ``at`` past it: its value; -1 if
-    the bytes end first; -2 if it runs past its 4 bytes (``at`` unchanged for both)."""
-    cdef Py_ssize_t value = 0, i
-    cdef unsigned char byte
-    for i in range(4):
-        if at[0] + i >= n:
-            return -1
-        byte = v[at[0] + i]
-        value |= <Py_ssize_t>(byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            at[0] += i + 1
-            return value
-    return -2
-
-
 def parse_mqtt_connect(data, /):
     """An MQTT CONNECT at the start of ``data``: ``(protocol level, client id or None)``.
 
     None if more bytes are needed to tell; False if the bytes are not a
-    CONNECT of MQTT 3.1 (``MQIsdp``, level 3), 3.1.1 (4) or 5.0 (5). The client
-    id is given when the whole packet is there and well formed up to it
-    (MQTT 5.0 §3.1.2 and §3.1.3, 3.1.1 §3.1), and is valid UTF-8.
+    CONNECT of MQTT 3.1 (``MQIsdp``, level 3), 3.1.1 (4) or 5.0 (5), or its
+    Remaining Length is not a Variable Byte Integer of at most four bytes in
+    its shortest form (MQTT 5.0 §1.5.5). The client id is given when the whole
+    packet is there and well formed up to it (MQTT 5.0 §3.1.2 and §3.1.3, 3.1.1
+    §3.1), and is valid UTF-8.
 
     Raises:
         TypeError: ``data`` is not a bytes-like object.
@@ -874,7 +861,8 @@ def parse_mqtt_connect(data, /):
     cdef Reader r
     cdef Py_buffer view
     cdef const unsigned char* v
-    cdef Py_ssize_t n, remaining, start = 1, name_len, end, at, length, size
+    cdef Py_ssize_t n, start, name_len, end, at, size
+    cdef uint64_t remaining, length
     cdef int level
     open_reader(&r, data, 0, &view)
     try:
@@ -883,11 +871,12 @@ def parse_mqtt_connect(data, /):
             return None
         if v[0] != 0x10:
             return False
-        remaining = read_vbi(v, n, &start)
-        if remaining == -1:
-            return None
-        if remaining == -2:
+        try:
+            start = read_vbi(v, 1, n, "Remaining Length", &remaining)
+        except MqttPacketError:
             return False
+        if start < 0:
+            return None
         if n < start + 2:
             return None
         name_len = be16(v + start)
@@ -900,15 +889,18 @@ def parse_mqtt_connect(data, /):
                 or (name_len == 6 and memcmp(v + start + 2, b"MQIsdp", 6) == 0 and level == 3)):
             return False
         # After the level: flags (1), keep alive (2), [properties], then the client id, a UTF-8 string.
-        end = start + remaining
+        end = start + <Py_ssize_t>remaining  # at most 2**28 - 1: four bytes of seven bits
         at = start + 2 + name_len + 4
         if n < end:
             return level, None
         if level == 5:
-            length = read_vbi(v, n, &at)
-            if length < 0:
+            try:
+                at = read_vbi(v, at, n, "Property Length", &length)
+            except MqttPacketError:
                 return level, None
-            at += length
+            if at < 0:
+                return level, None
+            at += <Py_ssize_t>length
         if at + 2 > end:
             return level, None
         size = be16(v + at)

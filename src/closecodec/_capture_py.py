@@ -40,7 +40,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ._common import byte_view
 from ._stream_py import SHAPE_SPANS
-from .errors import IncompleteError, MalformedError
+from ._transport_py import _read_vbi
+from .errors import IncompleteError, MalformedError, MqttPacketError
 from .frames import Packet, TcpSegment
 
 __all__ = [
@@ -530,27 +531,15 @@ def parse_http_head(data: Any, /, names: Optional[Tuple[bytes, ...]] = None,
 # -- MQTT CONNECT (recognising MQTT on any port) ------------------------------------
 
 
-def _vbi(data: bytes, at: int) -> Tuple[int, int]:
-    """A Variable Byte Integer (MQTT 5.0 §1.5.5) at ``data[at:]``: ``(value, end)``; ``(-1, at)`` if the
-    bytes end first; ``(-2, at)`` if it runs past its 4 bytes."""
-    value = 0
-    for i in range(4):
-        if at + i >= len(data):
-            return -1, at
-        byte = data[at + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            return value, at + i + 1
-    return -2, at
-
-
 def parse_mqtt_connect(data: Any, /) -> Any:
     """An MQTT CONNECT at the start of ``data``: ``(protocol level, client id or None)``.
 
     None if more bytes are needed to tell; False if the bytes are not a
-    CONNECT of MQTT 3.1 (``MQIsdp``, level 3), 3.1.1 (4) or 5.0 (5). The client
-    id is given when the whole packet is there and well formed up to it
-    (MQTT 5.0 §3.1.2 and §3.1.3, 3.1.1 §3.1), and is valid UTF-8.
+    CONNECT of MQTT 3.1 (``MQIsdp``, level 3), 3.1.1 (4) or 5.0 (5), or its
+    Remaining Length is not a Variable Byte Integer of at most four bytes in
+    its shortest form (MQTT 5.0 §1.5.5). The client id is given when the whole
+    packet is there and well formed up to it (MQTT 5.0 §3.1.2 and §3.1.3, 3.1.1
+    §3.1), and is valid UTF-8.
 
     Raises:
         TypeError: ``data`` is not a bytes-like object.
@@ -560,11 +549,12 @@ def parse_mqtt_connect(data: Any, /) -> Any:
         return None
     if data[0] != 0x10:
         return False
-    remaining, start = _vbi(data, 1)
-    if remaining == -1:
-        return None
-    if remaining == -2:
+    try:
+        remaining, start = _read_vbi(data, 1, len(data), "Remaining Length")
+    except MqttPacketError:
         return False
+    if remaining < 0:
+        return None
     if len(data) < start + 2:
         return None
     name_len = int.from_bytes(data[start:start + 2], "big")
@@ -582,7 +572,10 @@ def parse_mqtt_connect(data: Any, /) -> Any:
     if len(data) < end:
         return level, None
     if level == 5:
-        length, at = _vbi(data, at)
+        try:
+            length, at = _read_vbi(data, at, len(data), "Property Length")
+        except MqttPacketError:
+            return level, None
         if length < 0:
             return level, None
         at += length
