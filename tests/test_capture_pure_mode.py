@@ -29,7 +29,7 @@ from closecodec import capture, closes
 from capture_helpers import DATA
 from test_capture_closes import ALL_CAPTURES, MQTT_PORTS
 
-PURE_MODE = ("capture", "closes")
+PURE_MODE = ("capture", "closes")  # the modules compiled from their .py that this test checks
 
 pytestmark = pytest.mark.skipif(
     any(Path(module.__file__).suffix == ".py" for module in (capture, closes)),
