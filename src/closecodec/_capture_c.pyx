@@ -927,19 +927,27 @@ cdef enum:
     LANE_START = 3  # not started: a segment without payload, FIN or RST starts it (then LANE_DATA)
 
 
+# A 4-tuple as SegmentLoop looks it up (at most 36 bytes): the source and destination addresses
+# (4 or 16 bytes each), then the source and destination ports (big-endian).
+cdef inline Py_ssize_t pack_ports(unsigned char* key, Py_ssize_t addresses, uint32_t src_port,
+                                  uint32_t dst_port) noexcept nogil:
+    """Complete a key whose first ``addresses`` bytes hold the two addresses; return its length."""
+    key[addresses] = src_port >> 8
+    key[addresses + 1] = src_port & 0xFF
+    key[addresses + 2] = dst_port >> 8
+    key[addresses + 3] = dst_port & 0xFF
+    return addresses + 4
+
+
 cdef bytes packed_key(bytes src, uint16_t src_port, bytes dst, uint16_t dst_port):
-    """A 4-tuple as SegmentLoop looks it up: the two addresses, then the two ports (big-endian)."""
+    """The key of a 4-tuple given as Python values, as bytes."""
     cdef unsigned char key[36]
     cdef Py_ssize_t size = len(src)
-    if size != len(dst) or (size != 4 and size != 16):
+    if size != len(dst) or (size != 4 and size != 16):  # the key has room for two IPv6 addresses
         raise ValueError(f"addresses of 4 or 16 bytes expected, not {size} and {len(dst)}")
     memcpy(key, <const char*>src, size)
     memcpy(key + size, <const char*>dst, size)
-    key[2 * size] = src_port >> 8
-    key[2 * size + 1] = src_port & 0xFF
-    key[2 * size + 2] = dst_port >> 8
-    key[2 * size + 3] = dst_port & 0xFF
-    return PyBytes_FromStringAndSize(<char*>key, 2 * size + 4)
+    return PyBytes_FromStringAndSize(<char*>key, pack_ports(key, 2 * size, src_port, dst_port))
 
 
 # SegmentLoop keeps the recently looked-up 4-tuples in a direct-mapped cache in front of its
@@ -1181,7 +1189,7 @@ cdef class SegmentLoop:
         cdef int reason, d
         cdef const unsigned char* v
         cdef unsigned char key[36]
-        cdef Py_ssize_t n, addresses
+        cdef Py_ssize_t n
         cdef int64_t offset
         cdef PyObject* found
         cdef CacheEntry* entry
@@ -1204,13 +1212,8 @@ cdef class SegmentLoop:
             self._last_ns = r._rec_ns
             self._last_time = r._rec_time
             if h.missing == 0 and not h.flags & TCP_RST:
-                addresses = 2 * h.addr_len
-                memcpy(key, v + h.addr_at, addresses)  # both addresses, contiguous in the IP header
-                key[addresses] = h.src_port >> 8
-                key[addresses + 1] = h.src_port & 0xFF
-                key[addresses + 2] = h.dst_port >> 8
-                key[addresses + 3] = h.dst_port & 0xFF
-                n = addresses + 4
+                memcpy(key, v + h.addr_at, 2 * h.addr_len)  # both addresses, contiguous in the IP header
+                n = pack_ports(key, 2 * h.addr_len, h.src_port, h.dst_port)
                 entry = &self._cache[cache_slot(key, n)]
                 if entry.lane is not NULL and entry.size == n and memcmp(entry.key, key, n) == 0:
                     found = entry.lane
