@@ -800,8 +800,12 @@ def parse_http_head(data, /, names=None):
     cdef Py_buffer view
     cdef const unsigned char* v
     cdef Py_ssize_t n, end = -1, i, start, colon, name_start, name_end
-    if names is not None and (type(names) is not tuple or any(type(name) is not bytes for name in names)):
-        raise TypeError("names must be a tuple of bytes")
+    if names is not None:
+        if type(names) is not tuple:
+            raise TypeError("names must be a tuple of bytes")
+        for name in <tuple>names:
+            if type(name) is not bytes:
+                raise TypeError("names must be a tuple of bytes")
     open_reader(&r, data, 0, &view)
     try:
         v, n = r.data, r.size
