@@ -152,6 +152,21 @@ def test_files_without_readinto_or_with_short_reads_read_the_same(capture, sourc
     assert all(packet.data.readonly for packet in expected)
 
 
+@pytest.mark.parametrize("block_size", [64, 300, 4096])
+def test_packets_kept_across_blocks_keep_their_bytes(capture, block_size):
+    # The compiled reader refills a block in place once nothing views it: a packet still held (its data
+    # is a view of the block) must keep the block from being reused, whichever packets are kept.
+    payloads = [bytes([k]) * (k * 7 % 90) for k in range(200)]
+    data = pcap_file([(k, PKT + payload, None) for k, payload in enumerate(payloads)])
+    kept = []
+    for packet in capture.PacketReader(io.BytesIO(data), block_size=block_size):
+        if packet.frame % 3 == 0 or packet.frame > 190:
+            kept.append(packet)
+    assert [bytes(packet.data) for packet in kept] == [
+        PKT + payloads[frame - 1] for frame in range(1, 201) if frame % 3 == 0 or frame > 190
+    ]
+
+
 class BoastingFile(ReadOnlyFile):
     """A broken file object whose readinto() claims more bytes than the buffer holds."""
 

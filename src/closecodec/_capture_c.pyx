@@ -10,14 +10,14 @@
 # cython: boundscheck=False, wraparound=False
 
 from cpython.buffer cimport PyBuffer_Release
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memmove
 
 from closecodec._codec_c cimport Reader, open_reader
 from closecodec._transport_c cimport read_vbi
@@ -27,6 +27,13 @@ from closecodec.frames cimport Packet, TcpSegment
 import builtins
 
 from closecodec.errors import IncompleteError, MalformedError, MqttPacketError
+
+
+cdef extern from "Python.h":
+    # CPython's bytearray: how many buffers it exports now (a memoryview over it, and all of that
+    # view's slices, count as one until the last of them is gone). Nonzero: someone still views it.
+    ctypedef struct PyByteArrayObject:
+        Py_ssize_t ob_exports
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -259,10 +266,15 @@ cdef class PacketReader:
     cdef bint _ensure(self, Py_ssize_t need) except -1:
         """Whether ``need`` bytes are available at _pos, reading more if needed.
 
-        The unread rest of the block moves to the start of a new one, which the
-        file fills in place (``readinto``; ``read`` and a join for files without it).
+        The unread rest of the block moves to the start of the next one, which
+        the file fills in place (``readinto``; ``read`` and a join for files
+        without it). The next block is the current one again when nothing
+        views it any more (no packet or segment still holds a slice of it):
+        a fresh block would cost its pages' first touch, for every block of
+        the file.
         """
         cdef Py_ssize_t have = self._size - self._pos
+        cdef Py_ssize_t size
         if have >= need:
             return True
         if self._readinto is None:
@@ -275,8 +287,17 @@ cdef class PacketReader:
                 have += len(chunk)
             block = b"".join(parts)
         else:
-            block = PyByteArray_FromStringAndSize(NULL, have + max(self._block_size, need - have))
-            memcpy(PyByteArray_AS_STRING(block), self._data + self._pos, have)
+            size = max(self._block_size, need)
+            block = self._buf
+            self._view = None  # our own view: without it the block is exported only to what still holds a slice
+            if (type(block) is bytearray and size <= PyByteArray_GET_SIZE(block) <= 2 * size
+                    and (<PyByteArrayObject*>block).ob_exports == 0):
+                memmove(PyByteArray_AS_STRING(block), self._data + self._pos, have)
+            else:
+                block = PyByteArray_FromStringAndSize(NULL, size)
+                memcpy(PyByteArray_AS_STRING(block), self._data + self._pos, have)
+            self._base += self._pos
+            self._set_block(block, have)  # the state stays whole if reading fails
             into = memoryview(block)
             while have < need:
                 got = self._readinto(into[have:])
@@ -286,6 +307,8 @@ cdef class PacketReader:
                     # What the file says it wrote bounds what is read from the block: never trust more.
                     raise OSError(f"readinto() returned {got!r}, not a count of bytes from 0 to {len(block) - have}")
                 have += got
+            self._set_block(block, have)
+            return have >= need
         self._base += self._pos
         self._set_block(block, have)
         return have >= need
