@@ -17,7 +17,7 @@ from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcmp, memcpy, memmove
+from libc.string cimport memchr, memcmp, memcpy, memmove
 
 from closecodec._codec_c cimport Reader, open_reader
 from closecodec._transport_c cimport read_vbi
@@ -822,7 +822,8 @@ def parse_http_head(data, /, names=None):
     cdef Reader r
     cdef Py_buffer view
     cdef const unsigned char* v
-    cdef Py_ssize_t n, end = -1, i, start, colon, name_start, name_end
+    cdef Py_ssize_t n, end = -1, i, start, stop, colon, name_start, name_end
+    cdef const unsigned char* found
     if names is not None:
         if type(names) is not tuple:
             raise TypeError("names must be a tuple of bytes")
@@ -832,38 +833,50 @@ def parse_http_head(data, /, names=None):
     open_reader(&r, data, 0, &view)
     try:
         v, n = r.data, r.size
-        for i in range(n - 3):
-            if v[i] == 13 and v[i + 1] == 10 and v[i + 2] == 13 and v[i + 3] == 10:
+        # The end: the first CR LF CR LF (each CR found by memchr, then the three bytes after it checked).
+        i = 0
+        while i < n - 3:
+            found = <const unsigned char*>memchr(v + i, 13, n - 3 - i)
+            if found is NULL:
+                break
+            i = found - v
+            if v[i + 1] == 10 and v[i + 2] == 13 and v[i + 3] == 10:
                 end = i
                 break
+            i += 1
         if end < 0:
             return None
         headers = {}
         first = None
-        start = i = 0
+        start = 0
         while True:
-            if i + 1 < end and v[i] == 13 and v[i + 1] == 10 or i >= end:
-                # The line [start, i).
-                if first is None:
-                    first = PyUnicode_DecodeLatin1(<const char*>v + start, i - start, NULL)
-                else:
-                    colon = start
-                    while colon < i and v[colon] != 58:  # ':'
-                        colon += 1
-                    if colon < i:
-                        name_start, name_end = start, colon
-                        latin1_strip(v, &name_start, &name_end)
-                        if names is None or latin1_named(v, name_start, name_end, names):
-                            key = latin1_stripped(v, name_start, name_end, True)
-                            value = latin1_stripped(v, colon + 1, i, False)
-                            found = headers.get(key)
-                            headers[key] = value if found is None else f"{found}, {value}"
-                if i >= end:
+            # The line [start, stop): up to the next CR LF before the end, or to the end.
+            stop = start
+            while stop < end:
+                found = <const unsigned char*>memchr(v + stop, 13, end - stop)
+                if found is NULL:
+                    stop = end
                     break
-                i += 2
-                start = i
+                stop = found - v
+                if stop + 1 < end and v[stop + 1] == 10:
+                    break
+                stop += 1
+            if first is None:
+                first = PyUnicode_DecodeLatin1(<const char*>v + start, stop - start, NULL)
             else:
-                i += 1
+                found = <const unsigned char*>memchr(v + start, 58, stop - start)  # ':'
+                if found is not NULL:
+                    colon = found - v
+                    name_start, name_end = start, colon
+                    latin1_strip(v, &name_start, &name_end)
+                    if names is None or latin1_named(v, name_start, name_end, names):
+                        key = latin1_stripped(v, name_start, name_end, True)
+                        value = latin1_stripped(v, colon + 1, stop, False)
+                        previous = headers.get(key)
+                        headers[key] = value if previous is None else f"{previous}, {value}"
+            if stop >= end:
+                break
+            start = stop + 2
         return first, headers, end + 4
     finally:
         PyBuffer_Release(&view)
