@@ -1,8 +1,12 @@
-# Attribute declarations that make capture.py compile to extension types where a
-# compiler is available (Cython's pure-Python mode, as frames.py): the reassembler and
-# its per-connection state, on the path every new connection, FIN and out-of-order
-# segment takes. The source, and so the behaviour, is the same compiled or not.
-# Attributes are public so that the interpreted module's code works unchanged.
+# Declarations that make capture.py compile to extension types where a compiler is
+# available (Cython's pure-Python mode, as frames.py): the reassembler and its
+# per-connection state, on the path every new connection, FIN and out-of-order segment
+# takes. The source, and so the behaviour, is the same compiled or not.
+# Attributes are public so that the interpreted module's code works unchanged. The
+# reassembler's internal methods are C methods (called directly, not looked up); all C
+# types are here, since capture.py's annotations are for type checkers only.
+
+cimport cython
 
 from closecodec.frames cimport TcpSegment
 
@@ -43,3 +47,22 @@ cdef class TcpReassembler:
     cdef public object _time
     cdef public object stats
     cdef public object _loop
+
+    @cython.locals(conn=_Connection, half=_Half, direction=int)
+    cpdef list add(self, frame, timestamp_ns, TcpSegment segment)
+    cdef _data(self, _Connection conn, int direction, _Half half, offset, payload, missing, list out)
+    cdef _hold(self, _Half half, start, end, data, frame, time)
+    cdef _drain(self, _Connection conn, int direction, _Half half, list out)
+    cdef _skip(self, _Connection conn, int direction, _Half half, list out)
+    cdef _gap(self, _Connection conn, int direction, offset, length, list out)
+    @cython.locals(conn=_Connection)
+    cdef _evict(self, list out)
+    @cython.locals(conn=_Connection, half=_Half, direction=int)
+    cdef _relieve(self, list out)
+    @cython.locals(half=_Half, direction=int)
+    cdef _reclaim(self, _Connection conn, list out)
+    @cython.locals(half=_Half, direction=int)
+    cdef _offer(self, _Connection conn)
+    @cython.locals(half=_Half, direction=int)
+    cdef _close(self, _Connection conn, reason, list out)
+    cdef _retire(self, _Connection conn)

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Read packet captures and reassemble their TCP streams (docs/capture.md).
 
 Three layers, each usable alone:

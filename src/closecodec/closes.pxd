@@ -1,8 +1,12 @@
-# Attribute declarations that make closes.py compile to extension types where a
-# compiler is available (Cython's pure-Python mode, as frames.py): the close-record
-# reader and its per-connection state, on the path every connection's set-up, close
-# frames and end take. The source, and so the behaviour, is the same compiled or not.
-# Attributes are public so that the interpreted module's code works unchanged.
+# Declarations that make closes.py compile to extension types where a compiler is
+# available (Cython's pure-Python mode, as frames.py): the close-record reader and its
+# per-connection state, on the path every connection's set-up, close frames and end
+# take. The source, and so the behaviour, is the same compiled or not.
+# Attributes are public so that the interpreted module's code works unchanged. The
+# reader's internal methods are C methods (called directly, not looked up); all C
+# types are here, since closes.py's annotations are for type checkers only.
+
+cimport cython
 
 from closecodec.capture cimport TcpReassembler, _SourceReader
 
@@ -12,6 +16,8 @@ cdef class _Head:
     cdef public object kind
     cdef public object connect
     cdef public object _http
+
+    cdef http(self, parse)
 
 cdef class _Half:
     cdef public list pending
@@ -42,6 +48,12 @@ cdef class _Conn:
     cdef public object lane
     cdef public object endpoints
 
+cdef _Head _head_of(_Half half, parse_connect)
+cdef tuple _frame_of(list pending, size)
+@cython.locals(half=_Half)
+cdef _sink(_Conn conn, int d)
+cdef _plain_websocket(_Conn conn)
+
 cdef class CloseRecordReader(_SourceReader):
     cdef public object _ports
     cdef public object _capture
@@ -57,3 +69,34 @@ cdef class CloseRecordReader(_SourceReader):
     cdef public dict _conns
     cdef public list _out
     cdef public object _lanes
+
+    cdef _event(self, event, segment)
+    cdef _start(self, event)
+    @cython.locals(half=_Half)
+    cdef _gap(self, event)
+    cdef _end(self, event, segment)
+    @cython.locals(half=_Half)
+    cdef _ignore(self, _Conn conn)
+    @cython.locals(half=_Half)
+    cdef _hold(self, _Conn conn, int d, offset, bytes data, frame, time)
+    @cython.locals(head=_Head, other=_Head, d=int)
+    cdef _recognise(self, _Conn conn)
+    cdef _fallback(self, _Conn conn)
+    cdef _setup_by_port(self, _Conn conn)
+    cdef _upgrade(self, _Conn conn, int d, line, dict headers, size, tuple answer)
+    @cython.locals(half=_Half, d=int)
+    cdef _setup(self, _Conn conn, kind, ws=*, rsv=*, skip=*)
+    @cython.locals(half=_Half)
+    cdef _feed(self, _Conn conn, int d, data, offset, frame, time)
+    @cython.locals(half=_Half)
+    cdef _decoded(self, _Conn conn, int d, list spans, frame, time)
+    cdef _count(self, what, frame, _Conn conn, error)
+    @cython.locals(half=_Half)
+    cdef _on_websocket(self, _Conn conn, int d, value, frame, time)
+    cdef _inflate(self, _Conn conn, _Half half, payload, frame)
+    @cython.locals(half=_Half)
+    cdef _on_diffusion_bytes(self, _Conn conn, int d, payload, frame, time)
+    cdef _on_diffusion(self, _Conn conn, int d, value, frame, time)
+    @cython.locals(half=_Half)
+    cdef _on_mqtt_bytes(self, _Conn conn, int d, payload, frame, time)
+    cdef _on_mqtt(self, _Conn conn, int d, size, value, frame, time)

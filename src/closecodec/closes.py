@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Close records: every close in a packet capture, one record each (docs/capture.md, "Close records").
 
 Builds on :mod:`closecodec.capture` (reading and TCP reassembly) and the
@@ -304,6 +305,30 @@ class _Conn:
         self.endpoints: Optional[Tuple[str, str]] = None  # client and server as text, once a record needs them
 
 
+def _sink(conn: _Conn, d: int) -> None:
+    """Tell a connection's lane, if it has one, where direction ``d``'s in-order bytes go, as the
+    reader's ``_feed`` would take them (until the connection is recognised, back to the reader as bytes:
+    they are held for recognition). Called whenever that changes: recognition, ignoring, a close."""
+    lane = conn.lane
+    if lane is None:
+        return
+    if conn.app is None:
+        lane.hold(d)
+        return
+    half: _Half = conn.halves[d]
+    if conn.app == "ignore" or half.done:
+        lane.sink(d, True, None)
+    else:
+        lane.sink(d, True, half.ws if half.ws is not None else half.mqtt)
+
+
+def _plain_websocket(conn: _Conn) -> None:
+    """Plain WebSocket for good: only close frames matter from the next message on."""
+    for half in conn.halves:
+        if half.ws is not None:
+            half.ws.closes_only = True
+
+
 def _backend_modules(backend: Optional[str]) -> Tuple[ModuleType, ModuleType, ModuleType]:
     if backend is None:
         return _codec.capture_backend, _codec.stream, _codec.backend
@@ -401,7 +426,6 @@ class CloseRecordReader(_SourceReader):
 
     def __iter__(self) -> Iterator[CloseRecord]:
         reassembler = self.reassembler
-        add = reassembler.add
         out = self._out
         progress = self._progress
         # The compiled (or pure) segment loop reads and parses the packets and feeds in-order bytes of
@@ -415,20 +439,18 @@ class CloseRecordReader(_SourceReader):
                 kind = item[0]
                 if kind == 1:
                     _, frame, time, lane, d, spans = item
-                    conn = conns[lane.connection.value.stream]
-                    half: _Half = conn.halves[d]
-                    self._decoded(conn, d, half.ws if half.ws is not None else half.mqtt, spans, frame, time)
+                    self._decoded(conns[lane.connection.value.stream], d, spans, frame, time)
                 elif kind == 2:
                     _, frame, time, lane, d, offset, data = item
                     self._hold(conns[lane.connection.value.stream], d, offset, data, frame, time)
                 else:
                     _, frame, time, segment = item
-                    for event in add(frame, time, segment):
+                    for event in reassembler.add(frame, time, segment):
                         self._event(event, segment)
                 if out:
                     yield from out
                     out.clear()
-            for event in self.reassembler.finish(loop.last_segment):
+            for event in reassembler.finish(loop.last_segment):
                 self._event(event, None)
             if out:
                 yield from out
@@ -469,8 +491,8 @@ class CloseRecordReader(_SourceReader):
         conn = _Conn(value, kind, client)
         conn.lane = self.reassembler.lane_of(value)
         self._conns[value.stream] = conn
-        self._sink(conn, 0)
-        self._sink(conn, 1)
+        _sink(conn, 0)
+        _sink(conn, 1)
 
     def _gap(self, event: StreamGap) -> None:
         conn = self._conns.get(event.connection.stream)
@@ -526,8 +548,8 @@ class CloseRecordReader(_SourceReader):
             half.pending = []
             half.held = 0
             half.head = None
-        self._sink(conn, 0)
-        self._sink(conn, 1)
+        _sink(conn, 0)
+        _sink(conn, 1)
 
     # -- recognition -----------------------------------------------------------------
 
@@ -548,28 +570,29 @@ class CloseRecordReader(_SourceReader):
         heads = (_head_of(half0, parse_connect), _head_of(half1, parse_connect))
         kinds = (None if heads[0] is None else heads[0].kind, None if heads[1] is None else heads[1].kind)
         for d in (0, 1):
+            head = heads[d]
             if kinds[d] == "request":
-                parsed = heads[d].http(self._capture.parse_http_head)
+                parsed = head.http(self._capture.parse_http_head)
                 if parsed is None:
                     return  # wait for the rest of the request
                 line, headers, size = parsed
                 if "websocket" not in headers.get("upgrade", "").lower():
                     self._ignore(conn)  # plain HTTP
                     return
-                other = 1 - d
-                if kinds[other] is None or kinds[other] == "more":
+                if kinds[1 - d] is None or kinds[1 - d] == "more":
                     return  # wait for the response
-                if kinds[other] != "response":
+                if kinds[1 - d] != "response":
                     self._fallback(conn)
                     return
-                answer = heads[other].http(self._capture.parse_http_head)
+                other = heads[1 - d]
+                answer = other.http(self._capture.parse_http_head)
                 if answer is None:
                     return
                 self._upgrade(conn, d, line, headers, size, answer)
                 return
             if kinds[d] == "connect":
                 conn.client = d
-                conn.mqtt_version, conn.client_id = heads[d].connect
+                conn.mqtt_version, conn.client_id = head.connect
                 self._setup(conn, "mqtt")
                 return
         if "more" in kinds or kinds == (None, None):
@@ -658,27 +681,10 @@ class CloseRecordReader(_SourceReader):
                 if offset < start:
                     data, offset = data[start - offset:], start
                 self._feed(conn, d, data, offset, frame, time)
-        self._sink(conn, 0)
-        self._sink(conn, 1)
+        _sink(conn, 0)
+        _sink(conn, 1)
 
     # -- decoding --------------------------------------------------------------------
-
-    @staticmethod
-    def _sink(conn: _Conn, d: int) -> None:
-        """Tell a connection's lane, if it has one, where direction ``d``'s in-order bytes go, as
-        :meth:`_feed` would take them (until the connection is recognised, back here as bytes: they are
-        held for recognition). Called whenever that changes: recognition, :meth:`_ignore`, a close."""
-        lane = conn.lane
-        if lane is None:
-            return
-        if conn.app is None:
-            lane.hold(d)
-            return
-        half: _Half = conn.halves[d]
-        if conn.app == "ignore" or half.done:
-            lane.sink(d, True, None)
-        else:
-            lane.sink(d, True, half.ws if half.ws is not None else half.mqtt)
 
     def _feed(self, conn: _Conn, d: int, data: Any, offset: int, frame: int, time: int) -> None:
         half: _Half = conn.halves[d]
@@ -693,12 +699,13 @@ class CloseRecordReader(_SourceReader):
             spans = decoder.feed(data, spans=True)
         except DecodeError:
             spans = []
-        self._decoded(conn, d, decoder, spans, frame, time)
+        self._decoded(conn, d, spans, frame, time)
 
-    def _decoded(self, conn: _Conn, d: int, decoder: Any, spans: List[Tuple[int, int, Any]], frame: int,
-                 time: int) -> None:
+    def _decoded(self, conn: _Conn, d: int, spans: List[Tuple[int, int, Any]], frame: int, time: int) -> None:
         """What a direction's decoder returned for the bytes of ``frame``, then its error if it failed."""
-        if conn.halves[d].ws is not None:
+        half: _Half = conn.halves[d]
+        decoder = half.ws if half.ws is not None else half.mqtt
+        if half.ws is not None:
             for _, _, value in spans:
                 self._on_websocket(conn, d, value, frame, time)
             what = "websocket_errors"
@@ -723,7 +730,7 @@ class CloseRecordReader(_SourceReader):
         kind = type(value)
         if kind is WebSocketClose:
             conn.halves[d].done = True
-            self._sink(conn, d)
+            _sink(conn, d)
             code = value.code
             self._record(conn, d, frame, time, "websocket", "ws_close", None if code is None else int(code),
                          "NO_STATUS_RECEIVED" if code is None else code.name, value.reason or None, value=value)
@@ -739,15 +746,15 @@ class CloseRecordReader(_SourceReader):
             conn.maybe_diffusion = False
             payload = value.payload
             if value.opcode != _BINARY or value.rsv or payload[:1] != b"\x23":
-                self._plain_websocket(conn)
+                _plain_websocket(conn)
                 return
             try:
                 response, end = self._codec.decode_connection_response(payload)
             except DecodeError:
-                self._plain_websocket(conn)
+                _plain_websocket(conn)
                 return
             if end != len(payload):
-                self._plain_websocket(conn)
+                _plain_websocket(conn)
             else:
                 conn.app = "diffusion"
                 self.stats["websocket"] -= 1
@@ -769,13 +776,6 @@ class CloseRecordReader(_SourceReader):
             self._on_mqtt_bytes(conn, d, payload, frame, time)
         else:
             self._on_diffusion_bytes(conn, d, payload, frame, time)
-
-    @staticmethod
-    def _plain_websocket(conn: _Conn) -> None:
-        """Plain WebSocket for good: only close frames matter from the next message on."""
-        for half in conn.halves:
-            if half.ws is not None:
-                half.ws.closes_only = True
 
     def _inflate(self, conn: _Conn, half: _Half, payload: bytes, frame: int) -> Optional[bytes]:
         """A permessage-deflate message's payload (RFC 7692 §7.2.2), or None if it cannot be had.
