@@ -67,6 +67,7 @@ cdef class CloseRecordReader(_SourceReader):
     cdef public object skipped
     cdef public list errors
     cdef public dict _conns
+    cdef public dict _by_lane
     cdef public list _out
     cdef public object _lanes
 

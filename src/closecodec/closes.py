@@ -412,7 +412,8 @@ class CloseRecordReader(_SourceReader):
         self.stats: Counter = Counter()
         self.skipped: Counter = Counter()
         self.errors: List[Tuple[int, int, str]] = []
-        self._conns: Dict[int, _Conn] = {}
+        self._conns: Dict[int, _Conn] = {}  # by stream number
+        self._by_lane: Dict[Any, _Conn] = {}  # the same, by the reassembler's lane (those that have one)
         self._out: List[CloseRecord] = []
         self._lanes = lanes
 
@@ -433,16 +434,16 @@ class CloseRecordReader(_SourceReader):
         loop = self._capture.SegmentLoop(self.packets, self.skipped, progress)
         if self._lanes:
             reassembler.attach(loop)
-        conns = self._conns
+        by_lane = self._by_lane
         try:
             for item in loop:
                 kind = item[0]
                 if kind == 1:
                     _, frame, time, lane, d, spans = item
-                    self._decoded(conns[lane.connection.value.stream], d, spans, frame, time)
+                    self._decoded(by_lane[lane], d, spans, frame, time)
                 elif kind == 2:
                     _, frame, time, lane, d, offset, data = item
-                    self._hold(conns[lane.connection.value.stream], d, offset, data, frame, time)
+                    self._hold(by_lane[lane], d, offset, data, frame, time)
                 else:
                     _, frame, time, segment = item
                     for event in reassembler.add(frame, time, segment):
@@ -491,6 +492,8 @@ class CloseRecordReader(_SourceReader):
         conn = _Conn(value, kind, client)
         conn.lane = self.reassembler.lane_of(value)
         self._conns[value.stream] = conn
+        if conn.lane is not None:
+            self._by_lane[conn.lane] = conn
         _sink(conn, 0)
         _sink(conn, 1)
 
@@ -531,6 +534,8 @@ class CloseRecordReader(_SourceReader):
         if not (conn.halves[0].ended and conn.halves[1].ended):
             return
         del self._conns[event.connection.stream]
+        if conn.lane is not None:
+            del self._by_lane[conn.lane]
         if conn.app is None:
             if conn.port_kind is not None and any(half.pending for half in conn.halves):
                 self._setup_by_port(conn)
