@@ -10,6 +10,9 @@ cimport cython
 
 from closecodec.frames cimport TcpSegment
 
+@cython.locals(packed=bytes)
+cdef str _endpoint(address, port)
+
 cdef class _SourceReader:
     cdef public object _file
     cdef public object _owned

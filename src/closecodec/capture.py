@@ -49,7 +49,6 @@ from collections import Counter, OrderedDict
 from heapq import heapify, heappop, heappush, heapreplace
 from ipaddress import ip_address
 from os import PathLike, fspath
-from socket import inet_ntoa
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
 from ._codec import BACKEND, PacketReader, parse_packet
@@ -238,9 +237,10 @@ class TcpConnection(_Value):
 
 
 def _endpoint(address: bytes, port: int) -> str:
-    if len(address) == 4:
-        return f"{inet_ntoa(address)}:{port}"
-    return f"[{ip_address(address)}]:{port}"
+    packed = address if type(address) is bytes else bytes(address)
+    if len(packed) == 4:
+        return f"{packed[0]}.{packed[1]}.{packed[2]}.{packed[3]}:{port}"
+    return f"[{ip_address(packed)}]:{port}"
 
 
 @_fields
