@@ -10,6 +10,8 @@ cimport cython
 
 from closecodec.frames cimport TcpSegment
 
+cdef int _FIN, _SYN, _RST, _ACK
+
 @cython.locals(packed=bytes)
 cdef str _endpoint(address, port)
 
@@ -51,7 +53,7 @@ cdef class TcpReassembler:
     cdef public object stats
     cdef public object _loop
 
-    @cython.locals(conn=_Connection, half=_Half, direction=int)
+    @cython.locals(conn=_Connection, half=_Half, direction=int, flags=int)
     cpdef list add(self, frame, timestamp_ns, TcpSegment segment)
     cdef _data(self, _Connection conn, int direction, _Half half, offset, payload, missing, list out)
     cdef _hold(self, _Half half, start, end, data, frame, time)
