@@ -1015,12 +1015,16 @@ cdef inline CacheEntry* cache_set(CacheEntry* cache, const unsigned char* key, P
     cdef uint64_t h = <uint64_t>size
     cdef uint64_t word
     cdef Py_ssize_t at = 0
-    while at < size:  # 8-byte words, the last one zero-padded
-        word = 0
-        memcpy(&word, key + at, 8 if size - at >= 8 else size - at)
+    while at + 8 <= size:  # 8-byte words (a fixed-size memcpy is one load)
+        memcpy(&word, key + at, 8)
         h = (h ^ word) * 0x9E3779B97F4A7C15ULL
         h ^= h >> 29
         at += 8
+    word = 0
+    while at < size:  # the rest (the ports: 4 bytes), a byte at a time
+        word = (word << 8) | key[at]
+        at += 1
+    h = (h ^ word) * 0x9E3779B97F4A7C15ULL
     h = (h ^ (h >> 33)) * 0xFF51AFD7ED558CCDULL  # MurmurHash3's finaliser
     return cache + ((h ^ (h >> 33)) & (CACHE_SETS - 1)) * CACHE_WAYS
 
@@ -1266,7 +1270,11 @@ cdef class SegmentLoop:
             self._last_ns = r._rec_ns
             self._last_time = r._rec_time
             if h.missing == 0 and not h.flags & TCP_RST:
-                memcpy(key, v + h.addr_at, 2 * h.addr_len)  # both addresses, contiguous in the IP header
+                # Both addresses, contiguous in the IP header (fixed sizes: a memcpy of each is a few moves).
+                if h.addr_len == 4:
+                    memcpy(key, v + h.addr_at, 8)
+                else:
+                    memcpy(key, v + h.addr_at, 32)
                 n = pack_ports(key, 2 * h.addr_len, h.src_port, h.dst_port)
                 entries = cache_set(self._cache, key, n)
                 found = NULL
