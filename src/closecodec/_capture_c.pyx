@@ -263,8 +263,13 @@ cdef class PacketReader:
         end = min(end, self._size)
         return PyBytes_FromStringAndSize(<const char*>self._data + start, max(0, end - start))
 
-    cdef bint _ensure(self, Py_ssize_t need) except -1:
-        """Whether ``need`` bytes are available at _pos, reading more if needed.
+    cdef inline bint _ensure(self, Py_ssize_t need) except -1:
+        """Whether ``need`` bytes are available at _pos, reading more if needed (inline: the usual answer
+        is that they are, without a call)."""
+        return self._size - self._pos >= need or self._refill(need)
+
+    cdef bint _refill(self, Py_ssize_t need) except -1:
+        """Whether ``need`` bytes are available at _pos after reading more.
 
         The unread rest of the block moves to the start of the next one, which
         the file fills in place (``readinto``; ``read`` and a join for files
@@ -275,8 +280,6 @@ cdef class PacketReader:
         """
         cdef Py_ssize_t have = self._size - self._pos
         cdef Py_ssize_t size
-        if have >= need:
-            return True
         if self._readinto is None:
             parts = [self._held(self._pos, self._size)]
             while have < need:
