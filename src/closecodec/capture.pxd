@@ -53,6 +53,8 @@ cdef class TcpReassembler:
     cdef public object stats
     cdef public object _loop
 
+    @cython.locals(conn=_Connection)
+    cpdef lane_of(self, connection)
     @cython.locals(conn=_Connection, half=_Half, direction=int, flags=int)
     cpdef list add(self, frame, timestamp_ns, TcpSegment segment)
     cdef _data(self, _Connection conn, int direction, _Half half, offset, payload, missing, list out)

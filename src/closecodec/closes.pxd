@@ -52,6 +52,7 @@ cdef _Head _head_of(_Half half, parse_connect)
 cdef tuple _frame_of(list pending, size)
 @cython.locals(half=_Half)
 cdef _sink(_Conn conn, int d)
+@cython.locals(half=_Half)
 cdef _plain_websocket(_Conn conn)
 
 cdef class CloseRecordReader(_SourceReader):
@@ -71,10 +72,13 @@ cdef class CloseRecordReader(_SourceReader):
     cdef public list _out
     cdef public object _lanes
 
+    @cython.locals(conn=_Conn)
     cdef _event(self, event, segment)
+    @cython.locals(conn=_Conn)
     cdef _start(self, event)
-    @cython.locals(half=_Half)
+    @cython.locals(conn=_Conn, half=_Half)
     cdef _gap(self, event)
+    @cython.locals(conn=_Conn)
     cdef _end(self, event, segment)
     @cython.locals(half=_Half)
     cdef _ignore(self, _Conn conn)
@@ -101,3 +105,5 @@ cdef class CloseRecordReader(_SourceReader):
     @cython.locals(half=_Half)
     cdef _on_mqtt_bytes(self, _Conn conn, int d, payload, frame, time)
     cdef _on_mqtt(self, _Conn conn, int d, size, value, frame, time)
+    cdef _record(self, _Conn conn, int d, frame, time, protocol, kind, code, name, reason, value=*, close_reason=*,
+                 session_id=*, properties=*, mqtt_version=*)

@@ -826,13 +826,13 @@ class CloseRecordReader(_SourceReader):
                 return
             reason = value.close_reason
             self._record(conn, d, frame, time, "diffusion", "diffusion_response", int(code), code.name, None,
-                         close_reason=None if reason is None else reason.name, value=value)
+                         value=value, close_reason=None if reason is None else reason.name)
         elif kind is AbortNotification:
             self._record(conn, d, frame, time, "diffusion", "diffusion_abort", None, "ABORT_NOTIFICATION", None,
-                         close_reason=value.close_reason.name, value=value)
+                         value=value, close_reason=value.close_reason.name)
         elif kind is CloseRequest:
             self._record(conn, d, frame, time, "diffusion", "diffusion_close_request", None, "CLOSE_REQUEST", None,
-                         close_reason=value.close_reason.name, value=value)
+                         value=value, close_reason=value.close_reason.name)
         elif kind is ServiceRequest:
             payload = value.payload
             if type(payload) is EventBatch:
@@ -840,10 +840,11 @@ class CloseRecordReader(_SourceReader):
                     if type(event) is _CloseEvent:
                         reason = event.reason
                         self._record(conn, d, frame, time, "diffusion", "diffusion_close_event", int(reason),
-                                     reason.name, None, session_id=str(event.session_id), value=event)
+                                     reason.name, None, value=event, close_reason=None,
+                                     session_id=str(event.session_id))
             elif type(payload) is CloseClientRequest:
                 self._record(conn, d, frame, time, "diffusion", "diffusion_close_client", None, "CLOSE_CLIENT",
-                             None, session_id=str(payload.session_id), value=payload)
+                             None, value=payload, close_reason=None, session_id=str(payload.session_id))
 
     def _on_mqtt_bytes(self, conn: _Conn, d: int, payload: bytes, frame: int, time: int) -> None:
         half: _Half = conn.halves[d]
@@ -873,18 +874,18 @@ class CloseRecordReader(_SourceReader):
             # tshark shows no reason code for the two-byte form (Remaining Length 0): nor do we.
             short = size == 2
             self._record(conn, d, frame, time, "mqtt", "mqtt_disconnect", None if short else int(code),
-                         code.name_in("DISCONNECT"), value.reason_string, properties=value.properties,
-                         mqtt_version=conn.mqtt_version or value.version, value=value)
+                         code.name_in("DISCONNECT"), value.reason_string, value=value, close_reason=None,
+                         session_id=None, properties=value.properties, mqtt_version=conn.mqtt_version or value.version)
         elif kind is MqttConnack and not value.accepted:
             code = value.reason_code
-            self._record(conn, d, frame, time, "mqtt", "mqtt_connack", int(code), code.name,
-                         value.reason_string, properties=value.properties,
-                         mqtt_version=conn.mqtt_version or value.version, value=value)
+            self._record(conn, d, frame, time, "mqtt", "mqtt_connack", int(code), code.name, value.reason_string,
+                         value=value, close_reason=None, session_id=None, properties=value.properties,
+                         mqtt_version=conn.mqtt_version or value.version)
 
     def _record(self, conn: _Conn, d: int, frame: int, time: int, protocol: str, kind: str, code: Optional[int],
-                name: Optional[str], reason: Optional[str], *, session_id: Optional[str] = None,
-                close_reason: Optional[str] = None, properties: tuple = (), mqtt_version: Optional[int] = None,
-                value: Any = None) -> None:
+                name: Optional[str], reason: Optional[str], *, value: Any = None, close_reason: Optional[str] = None,
+                session_id: Optional[str] = None, properties: tuple = (), mqtt_version: Optional[int] = None) -> None:
+        # Compiled, a C method: a call may leave out only the keywords after the last one it gives.
         conn.records += 1
         self.stats["records"] += 1
         if conn.endpoints is None:
