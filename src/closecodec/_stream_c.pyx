@@ -299,12 +299,10 @@ cdef class WebSocketStream(_Stream):
                     if held < ws_header_size(self._header[1]):
                         try:
                             read_ws_header(self._header, 0, held, self._expect_masked, self._rsv_allowed,
-                                           self._minimal_length, -1, &self._h)
+                                           self._minimal_length, -1, start, &self._h)
                         except IncompleteError:
                             self._header_len = held
                             return 0
-                        except DecodeError as error:
-                            raise shifted(error, start)
                     self.read_header(self._header, held, start)
                     self._header_len = 0
                 self.start_frame(start, <Py_ssize_t>(self._payload_at - start))
@@ -336,10 +334,8 @@ cdef class WebSocketStream(_Stream):
                     out.append((self._message_at if self._h.opcode < 8 else self._frame_at, base + pos, value))
 
     cdef int read_header(self, const unsigned char* data, Py_ssize_t size, int64_t start) except -1:
-        try:
-            read_ws_header(data, 0, size, self._expect_masked, self._rsv_allowed, self._minimal_length, -1, &self._h)
-        except DecodeError as error:
-            raise shifted(error, start)
+        # Its errors are at their stream offsets already (``start`` is where ``data`` starts).
+        read_ws_header(data, 0, size, self._expect_masked, self._rsv_allowed, self._minimal_length, -1, start, &self._h)
         self._payload_at = start + self._h.payload_at
         return 0
 

@@ -20,7 +20,7 @@ cdef struct WsHeader:
 cdef void xor_mask(const unsigned char* src, unsigned char* dst, Py_ssize_t n, const unsigned char* key) noexcept nogil
 cdef int read_ws_header(
     const unsigned char* data, Py_ssize_t start, Py_ssize_t size, int expect_masked, int rsv_allowed,
-    bint minimal_length, int64_t max_payload, WsHeader* h,
+    bint minimal_length, int64_t max_payload, int64_t base, WsHeader* h,
 ) except -1
 cdef Py_ssize_t read_vbi(const unsigned char* data, Py_ssize_t pos, Py_ssize_t end, str what, uint64_t* out) except -2
 cdef WebSocketClose read_close(const unsigned char* src, Py_ssize_t length, Py_ssize_t pos, WsHeader* h)

@@ -226,56 +226,57 @@ def unmask_ws_payload(data, mask_key, phase=0, /):
 
 cdef int read_ws_header(
     const unsigned char* data, Py_ssize_t start, Py_ssize_t size, int expect_masked, int rsv_allowed,
-    bint minimal_length, int64_t max_payload, WsHeader* h,
+    bint minimal_length, int64_t max_payload, int64_t base, WsHeader* h,
 ) except -1:
-    """The header fields, in RFC 6455 §5.2's layout; ``expect_masked`` is -1 for either."""
+    """The header fields, in RFC 6455 §5.2's layout; ``expect_masked`` is -1 for either. An error's
+    offset is ``base`` plus its position in ``data`` (a stream passes where ``data`` starts in it)."""
     cdef unsigned char byte0, byte1
     cdef Py_ssize_t pos, length_at
     cdef int width, j
     cdef uint64_t length
     cdef bint control
     if size - start < 2:
-        raise IncompleteError("WebSocket frame header", start)
+        raise IncompleteError("WebSocket frame header", base + start)
     byte0 = data[start]
     h.fin = byte0 & 0x80 != 0
     h.rsv = (byte0 >> 4) & 0x07
     h.opcode = byte0 & 0x0F
     if OPCODES[h.opcode] is None:
-        raise WebSocketFrameError(f"reserved opcode {h.opcode}", start)
+        raise WebSocketFrameError(f"reserved opcode {h.opcode}", base + start)
     control = h.opcode >= 8
     if h.rsv & ~(0 if control else rsv_allowed):
         what = "on a control frame" if control else "and no negotiated extension allows them"
-        raise WebSocketFrameError(f"RSV bits {h.rsv:#x} are set {what}", start)
+        raise WebSocketFrameError(f"RSV bits {h.rsv:#x} are set {what}", base + start)
     if control and not h.fin:
-        raise WebSocketFrameError(f"control frame (opcode {h.opcode}) is fragmented (FIN clear)", start)
+        raise WebSocketFrameError(f"control frame (opcode {h.opcode}) is fragmented (FIN clear)", base + start)
     byte1 = data[start + 1]
     h.masked = byte1 & 0x80 != 0
     if expect_masked >= 0 and h.masked != expect_masked:
         which = "unmasked frame where masking is required" if expect_masked else "masked frame where masking is forbidden"
-        raise WebSocketFrameError(which, start + 1)
+        raise WebSocketFrameError(which, base + start + 1)
     length = byte1 & 0x7F
     if control and length > MAX_CONTROL_PAYLOAD:
-        raise WebSocketFrameError("control frame payload longer than 125 bytes", start + 1)
+        raise WebSocketFrameError("control frame payload longer than 125 bytes", base + start + 1)
     pos = start + 2
     length_at = start + 1
     if length >= 126:
         width = 2 if length == 126 else 8
         length_at = pos
         if width == 8 and pos < size and data[pos] & 0x80:
-            raise WebSocketFrameError("64-bit payload length has its most significant bit set", pos)
+            raise WebSocketFrameError("64-bit payload length has its most significant bit set", base + pos)
         if size - pos < width:
-            raise IncompleteError("WebSocket frame header", start)
+            raise IncompleteError("WebSocket frame header", base + start)
         length = 0
         for j in range(width):
             length = (length << 8) | data[pos + j]
         if minimal_length and length < (126 if width == 2 else 0x10000):
-            raise WebSocketFrameError(f"payload length {length} is not in its shortest form", pos)
+            raise WebSocketFrameError(f"payload length {length} is not in its shortest form", base + pos)
         pos += width
     if max_payload >= 0 and length > <uint64_t>max_payload:
-        raise WebSocketFrameError(f"payload of {length} bytes is over the {max_payload}-byte limit", length_at, 1009)
+        raise WebSocketFrameError(f"payload of {length} bytes is over the {max_payload}-byte limit", base + length_at, 1009)
     if h.masked:
         if size - pos < 4:
-            raise IncompleteError("WebSocket frame header", start)
+            raise IncompleteError("WebSocket frame header", base + start)
         memcpy(h.key, data + pos, 4)
         pos += 4
     h.length = length
@@ -332,7 +333,8 @@ def decode_ws_header(buf, Py_ssize_t offset=0, /, *, expect_masked=None, rsv_all
     open_reader(&r, buf, offset, &view)
     try:
         limit = payload_limit(max_payload)
-        read_ws_header(r.data, r.pos, r.size, masked_side(expect_masked), rsv_mask(rsv_allowed), minimal_length, limit, &h)
+        read_ws_header(r.data, r.pos, r.size, masked_side(expect_masked), rsv_mask(rsv_allowed), minimal_length, limit,
+                       0, &h)
         header = WebSocketHeader.__new__(WebSocketHeader)
         header.fin = h.fin
         header.rsv = h.rsv
@@ -371,7 +373,8 @@ def decode_ws_frame(buf, Py_ssize_t offset=0, /, *, expect_masked=None, rsv_allo
     open_reader(&r, buf, offset, &view)
     try:
         limit = payload_limit(max_payload)
-        read_ws_header(r.data, r.pos, r.size, masked_side(expect_masked), rsv_mask(rsv_allowed), minimal_length, limit, &h)
+        read_ws_header(r.data, r.pos, r.size, masked_side(expect_masked), rsv_mask(rsv_allowed), minimal_length, limit,
+                       0, &h)
         if <uint64_t>(r.size - h.payload_at) < h.length:
             raise IncompleteError("WebSocket frame payload", r.pos)
         length = <Py_ssize_t>h.length
@@ -993,7 +996,7 @@ cdef object ws_frame_from(const unsigned char* data, Py_ssize_t size, int expect
     cdef WsHeader h
     cdef Py_ssize_t length
     cdef WebSocketFrame frame
-    read_ws_header(data, 0, size, expect_masked, 0, True, DEFAULT_MAX_WS_PAYLOAD, &h)
+    read_ws_header(data, 0, size, expect_masked, 0, True, DEFAULT_MAX_WS_PAYLOAD, 0, &h)
     if <uint64_t>(size - h.payload_at) < h.length:
         raise IncompleteError("WebSocket frame payload", 0)
     length = <Py_ssize_t>h.length
