@@ -324,6 +324,11 @@ cdef class WebSocketStream(_Stream):
                 if self._remaining:
                     return 0
             self._remaining = -1
+            if self._h.opcode < 8 and self._skip_message:
+                if self._h.fin:  # the end of a message nobody asked for: nothing to return
+                    self._in_message = False
+                    self._message_len = 0
+                continue
             value = self.finish_frame(whole)
             if value is not None:
                 if shape == SHAPE_VALUES:
@@ -395,7 +400,8 @@ cdef class WebSocketStream(_Stream):
         return 0
 
     cdef object finish_frame(self, const unsigned char* payload):
-        """The value a complete frame makes, if any; ``payload`` is NULL when it was buffered."""
+        """The value a complete frame makes, if any; ``payload`` is NULL when it was buffered. (The frames
+        of a message skipped by ``closes_only`` end in :meth:`process`.)"""
         cdef WsHeader* h = &self._h
         cdef Py_ssize_t length = <Py_ssize_t>h.length
         cdef bytes data
@@ -426,10 +432,6 @@ cdef class WebSocketStream(_Stream):
                 frame.mask_key = None
             return frame
         if not h.fin:
-            return None
-        if self._skip_message:
-            self._in_message = False
-            self._message_len = 0
             return None
         if payload is not NULL:
             data = PyBytes_FromStringAndSize(NULL, length)
