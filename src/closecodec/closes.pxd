@@ -9,6 +9,7 @@
 cimport cython
 
 from closecodec.capture cimport TcpReassembler, _SourceReader
+from closecodec.frames cimport MqttDisconnect, WebSocketClose, WebSocketMessage
 
 cdef class _Head:
     cdef public object held
@@ -96,7 +97,7 @@ cdef class CloseRecordReader(_SourceReader):
     @cython.locals(half=_Half)
     cdef _decoded(self, _Conn conn, int d, list spans, frame, time)
     cdef _count(self, what, frame, _Conn conn, error)
-    @cython.locals(half=_Half)
+    @cython.locals(half=_Half, close=WebSocketClose, message=WebSocketMessage)
     cdef _on_websocket(self, _Conn conn, int d, value, frame, time)
     cdef _inflate(self, _Conn conn, _Half half, payload, frame)
     @cython.locals(half=_Half)
@@ -104,6 +105,7 @@ cdef class CloseRecordReader(_SourceReader):
     cdef _on_diffusion(self, _Conn conn, int d, value, frame, time)
     @cython.locals(half=_Half)
     cdef _on_mqtt_bytes(self, _Conn conn, int d, payload, frame, time)
+    @cython.locals(disconnect=MqttDisconnect)
     cdef _on_mqtt(self, _Conn conn, int d, size, value, frame, time)
     cdef _record(self, _Conn conn, int d, frame, time, protocol, kind, code, name, reason, value=*, close_reason=*,
                  session_id=*, properties=*, mqtt_version=*)

@@ -734,14 +734,17 @@ class CloseRecordReader(_SourceReader):
     def _on_websocket(self, conn: _Conn, d: int, value: Any, frame: int, time: int) -> None:
         kind = type(value)
         if kind is WebSocketClose:
+            close = value  # typed in closes.pxd, as message below: compiled, fields are read directly
             conn.halves[d].done = True
             _sink(conn, d)
-            code = value.code
+            code = close.code
+            # Names are read as the enums' _name_: the .name property runs Python code for each record.
             self._record(conn, d, frame, time, "websocket", "ws_close", None if code is None else int(code),
-                         "NO_STATUS_RECEIVED" if code is None else code.name, value.reason or None, value=value)
+                         "NO_STATUS_RECEIVED" if code is None else code._name_, close.reason or None, value=close)
             return
         if kind is not WebSocketMessage:
             return
+        message = value
         app = conn.app
         half: _Half = conn.halves[d]
         if app == "websocket":
@@ -749,8 +752,8 @@ class CloseRecordReader(_SourceReader):
             if not conn.maybe_diffusion or d == conn.client:
                 return
             conn.maybe_diffusion = False
-            payload = value.payload
-            if value.opcode != _BINARY or value.rsv or payload[:1] != b"\x23":
+            payload = message.payload
+            if message.opcode != _BINARY or message.rsv or payload[:1] != b"\x23":
                 _plain_websocket(conn)
                 return
             try:
@@ -769,12 +772,12 @@ class CloseRecordReader(_SourceReader):
                 conn.halves[conn.client].ws.closes_only = False
                 self._on_diffusion(conn, d, response, frame, time)
             return
-        payload = value.payload
-        if value.rsv & 4:
+        payload = message.payload
+        if message.rsv & 4:
             payload = self._inflate(conn, half, payload, frame)
             if payload is None:
                 return
-        if value.opcode != _BINARY:
+        if message.opcode != _BINARY:
             return
         half.messages += 1
         if app == "mqtt-websocket":
@@ -825,14 +828,14 @@ class CloseRecordReader(_SourceReader):
                 conn.session_id = str(value.session_id)
                 return
             reason = value.close_reason
-            self._record(conn, d, frame, time, "diffusion", "diffusion_response", int(code), code.name, None,
-                         value=value, close_reason=None if reason is None else reason.name)
+            self._record(conn, d, frame, time, "diffusion", "diffusion_response", int(code), code._name_, None,
+                         value=value, close_reason=None if reason is None else reason._name_)
         elif kind is AbortNotification:
             self._record(conn, d, frame, time, "diffusion", "diffusion_abort", None, "ABORT_NOTIFICATION", None,
-                         value=value, close_reason=value.close_reason.name)
+                         value=value, close_reason=value.close_reason._name_)
         elif kind is CloseRequest:
             self._record(conn, d, frame, time, "diffusion", "diffusion_close_request", None, "CLOSE_REQUEST", None,
-                         value=value, close_reason=value.close_reason.name)
+                         value=value, close_reason=value.close_reason._name_)
         elif kind is ServiceRequest:
             payload = value.payload
             if type(payload) is EventBatch:
@@ -840,7 +843,7 @@ class CloseRecordReader(_SourceReader):
                     if type(event) is _CloseEvent:
                         reason = event.reason
                         self._record(conn, d, frame, time, "diffusion", "diffusion_close_event", int(reason),
-                                     reason.name, None, value=event, close_reason=None,
+                                     reason._name_, None, value=event, close_reason=None,
                                      session_id=str(event.session_id))
             elif type(payload) is CloseClientRequest:
                 self._record(conn, d, frame, time, "diffusion", "diffusion_close_client", None, "CLOSE_CLIENT",
@@ -870,15 +873,17 @@ class CloseRecordReader(_SourceReader):
     def _on_mqtt(self, conn: _Conn, d: int, size: int, value: Any, frame: int, time: int) -> None:
         kind = type(value)
         if kind is MqttDisconnect:
-            code = value.reason_code
+            disconnect = value  # typed in closes.pxd
+            code = disconnect.reason_code
             # tshark shows no reason code for the two-byte form (Remaining Length 0): nor do we.
             short = size == 2
             self._record(conn, d, frame, time, "mqtt", "mqtt_disconnect", None if short else int(code),
-                         code.name_in("DISCONNECT"), value.reason_string, value=value, close_reason=None,
-                         session_id=None, properties=value.properties, mqtt_version=conn.mqtt_version or value.version)
+                         code.name_in("DISCONNECT"), disconnect.reason_string, value=disconnect, close_reason=None,
+                         session_id=None, properties=disconnect.properties,
+                         mqtt_version=conn.mqtt_version or disconnect.version)
         elif kind is MqttConnack and not value.accepted:
             code = value.reason_code
-            self._record(conn, d, frame, time, "mqtt", "mqtt_connack", int(code), code.name, value.reason_string,
+            self._record(conn, d, frame, time, "mqtt", "mqtt_connack", int(code), code._name_, value.reason_string,
                          value=value, close_reason=None, session_id=None, properties=value.properties,
                          mqtt_version=conn.mqtt_version or value.version)
 
