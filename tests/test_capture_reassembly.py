@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 from typing import Dict, List, Tuple
 
@@ -10,8 +11,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from closecodec import capture
 from closecodec.capture import (
-    FrameIndex, StreamData, StreamEnd, StreamGap, StreamStart, TcpReassembler, TcpStreamReader,
+    FrameIndex, StreamData, StreamEnd, StreamGap, StreamStart, TcpConnection, TcpReassembler, TcpStreamReader,
 )
 from closecodec.frames import TcpSegment
 
@@ -120,6 +122,17 @@ def test_syn_ack_first_makes_the_sender_the_server():
     assert (connection.client, connection.client_port, connection.server_port) == (A4, 40000, 80)
     assert stream_of(events, 1)[0] == b"hi" and stream_of(events, 0)[0] == b"yo"
     assert str(connection) == "stream 0: 10.0.0.1:40000 -> 10.0.0.2:80"
+
+
+def test_endpoint_text_for_more_addresses_than_are_remembered():
+    # Endpoint text keeps the text of recent addresses: it stays right past that memory's size,
+    # for both IP versions and for an address given as a bytearray (a user's own TcpConnection).
+    for n in range(2 * capture._ADDRESS_TEXT_SIZE + 3):
+        v4, v6 = n.to_bytes(4, "big"), (n * 0x1_0001_0001).to_bytes(16, "big")
+        connection = TcpConnection(n, v4, 1 + n % 65535, bytearray(v6), 443)
+        assert connection.endpoint(0) == (f"{ipaddress.ip_address(v4)}:{1 + n % 65535}",
+                                          f"[{ipaddress.ip_address(v6)}]:443")
+        assert len(capture._ADDRESS_TEXT) <= capture._ADDRESS_TEXT_SIZE
 
 
 def test_fin_waits_for_the_hole_before_it():

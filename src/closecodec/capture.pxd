@@ -12,7 +12,7 @@ from closecodec.frames cimport TcpSegment
 
 cdef int _FIN, _SYN, _RST, _ACK
 
-@cython.locals(packed=bytes)
+@cython.locals(packed=bytes, text=str)
 cdef str _endpoint(address, port)
 
 cdef class _SourceReader:

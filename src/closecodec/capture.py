@@ -236,11 +236,23 @@ class TcpConnection(_Value):
         return f"stream {self.stream}: {client} -> {server}"
 
 
+# Packed address -> its text in an endpoint (a capture has many connections per address); emptied when full.
+_ADDRESS_TEXT: Dict[bytes, str] = {}
+_ADDRESS_TEXT_SIZE = 4096
+
+
 def _endpoint(address: bytes, port: int) -> str:
     packed = address if type(address) is bytes else bytes(address)
-    if len(packed) == 4:
-        return f"{packed[0]}.{packed[1]}.{packed[2]}.{packed[3]}:{port}"
-    return f"[{ip_address(packed)}]:{port}"
+    text = _ADDRESS_TEXT.get(packed)
+    if text is None:
+        if len(_ADDRESS_TEXT) >= _ADDRESS_TEXT_SIZE:
+            _ADDRESS_TEXT.clear()
+        if len(packed) == 4:
+            text = f"{packed[0]}.{packed[1]}.{packed[2]}.{packed[3]}"
+        else:
+            text = f"[{ip_address(packed)}]"
+        _ADDRESS_TEXT[packed] = text
+    return f"{text}:{port}"
 
 
 @_fields
