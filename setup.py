@@ -25,9 +25,6 @@ COMPILER_DIRECTIVES = {
     "embedsignature": True,
     "freethreading_compatible": True,
 }
-# Pure-Python-mode modules that hold Python-level logic rather than byte work are compiled at
-# -O1 (GCC and Clang): measured, 2% more instructions than -O3 for half the compiler's time.
-LIGHTLY_OPTIMISED = ("capture", "closes")
 
 
 def pure_mode_sources(package: Path) -> list:
@@ -47,13 +44,6 @@ class OptionalBuildExt(build_ext):
         super().finalize_options()
         if self.parallel is None:
             self.parallel = os.cpu_count() or 1
-
-    def build_extensions(self) -> None:
-        if self.compiler.compiler_type == "unix":
-            for ext in self.extensions:
-                if ext.name.rpartition(".")[2] in LIGHTLY_OPTIMISED:
-                    ext.extra_compile_args = ["-O1"]  # after the default flags, so it wins
-        super().build_extensions()
 
     def run(self) -> None:
         try:
