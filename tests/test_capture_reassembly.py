@@ -136,12 +136,16 @@ def test_endpoint_text_for_more_addresses_than_are_remembered():
 
 
 def test_fin_waits_for_the_hole_before_it():
+    # The end comes once the hole fills (frame 3), and carries the FIN's own frame and time (frame 2).
     events = run([seg(0, flags=SYN), seg(4, b"def", flags=FIN | ACK), seg(1, b"abc")])
     ends = [e for e in events if type(e) is StreamEnd and e.direction == 0]
-    assert stream_of(events)[0] == b"abcdef" and ends[0].reason == "fin" and ends[0].frame == 3
-    # A hole that never fills: a gap, then the FIN end.
-    events = run([seg(0, flags=SYN), seg(4, b"def", flags=FIN | ACK)])
+    assert stream_of(events)[0] == b"abcdef" and ends[0].reason == "fin"
+    assert (ends[0].frame, ends[0].timestamp_ns) == (2, 2000)
+    # A hole that never fills: a gap, then the FIN end, at the FIN's frame still (not the last one).
+    events = run([seg(0, flags=SYN), seg(4, b"def", flags=FIN | ACK), seg(0, flags=ACK, client=False)])
     assert stream_of(events) == (b"???def", ["StreamGap", "StreamData", "fin"])
+    ends = [e for e in events if type(e) is StreamEnd and e.direction == 0]
+    assert (ends[0].frame, ends[0].timestamp_ns) == (2, 2000)
 
 
 def test_rst_ends_both_directions_and_late_packets_are_absorbed():

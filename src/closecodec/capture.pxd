@@ -26,6 +26,8 @@ cdef class _Half:
     cdef public list pieces
     cdef public object buffered
     cdef public object fin_at
+    cdef public object fin_frame
+    cdef public object fin_time
     cdef public object ended
 
 cdef class _Connection:

@@ -334,9 +334,9 @@ class StreamEnd(_Value):
         reason: ``"fin"``, ``"rst"``, ``"eof"`` (the capture ended first),
             ``"evicted"`` (the connection limit) or ``"reused"`` (a new SYN
             on the same 4-tuple).
-        frame: the frame that ended it: the FIN (or the frame that filled the
-            last hole before it), the RST; for the others the last TCP frame
-            processed.
+        frame: the frame that ended it: the FIN (its own frame, also when
+            bytes before it arrived later or never), the RST; for the others
+            the last TCP frame processed.
         timestamp_ns: that frame's capture time.
     """
 
@@ -398,7 +398,7 @@ class FrameIndex:
 class _Half:
     """One direction of a connection."""
 
-    __slots__ = ("base", "next", "starts", "pieces", "buffered", "fin_at", "ended")
+    __slots__ = ("base", "next", "starts", "pieces", "buffered", "fin_at", "fin_frame", "fin_time", "ended")
 
     def __init__(self) -> None:
         self.base: Optional[int] = None  # sequence number of stream offset 0
@@ -408,7 +408,9 @@ class _Half:
         self.starts: List[int] = []
         self.pieces: List[list] = []
         self.buffered = 0
-        self.fin_at: Optional[int] = None
+        self.fin_at: Optional[int] = None  # the stream offset of the FIN, once one was seen
+        self.fin_frame = 0  # and its frame and capture time: the direction's end event carries them
+        self.fin_time = 0
         self.ended = False
 
 
@@ -590,6 +592,8 @@ class TcpReassembler:
             self._data(conn, direction, half, offset, payload, segment.missing, out)
         if flags & _FIN and half.fin_at is None and not half.ended:
             half.fin_at = offset + size + segment.missing
+            half.fin_frame = frame
+            half.fin_time = timestamp_ns
             self._drain(conn, direction, half, out)
         if flags & _RST:
             self._close(conn, "rst", out)
@@ -710,7 +714,7 @@ class TcpReassembler:
                 self._holding.pop(conn.value.stream, None)
         if half.fin_at is not None and half.next >= half.fin_at and not half.ended and not pieces:
             half.ended = True
-            out.append(_new(StreamEnd, (conn.value, direction, half.next, "fin", self._frame, self._time)))
+            out.append(_new(StreamEnd, (conn.value, direction, half.next, "fin", half.fin_frame, half.fin_time)))
             if conn.halves[1 - direction].ended:
                 self._retire(conn)
 
@@ -768,8 +772,11 @@ class TcpReassembler:
                 half.base = (position[0] - position[1]) % _MOD
                 if len(position) == 4:
                     half.fin_at = half.next
+                    half.fin_frame = position[2]
+                    half.fin_time = position[3]
                     half.ended = True
-                    out.append(_new(StreamEnd, (conn.value, direction, half.next, "fin", position[2], position[3])))
+                    out.append(_new(StreamEnd, (conn.value, direction, half.next, "fin", half.fin_frame,
+                                                half.fin_time)))
 
     def _offer(self, conn: _Connection) -> None:
         """Tell the connection's lane what it may take: the segment that starts a direction (a SYN or an ACK
@@ -797,12 +804,12 @@ class TcpReassembler:
                 self._gap(conn, direction, half.next, half.fin_at - half.next, out)  # a hole before the FIN
                 half.next = half.fin_at
             if not half.ended:
-                if half.fin_at is not None and half.next >= half.fin_at:
-                    reason_here = "fin"
-                else:
-                    reason_here = reason
                 half.ended = True
-                out.append(_new(StreamEnd, (conn.value, direction, half.next, reason_here, self._frame, self._time)))
+                if half.fin_at is not None and half.next >= half.fin_at:
+                    out.append(_new(StreamEnd, (conn.value, direction, half.next, "fin", half.fin_frame,
+                                                half.fin_time)))
+                else:
+                    out.append(_new(StreamEnd, (conn.value, direction, half.next, reason, self._frame, self._time)))
         self._retire(conn)
 
     def _retire(self, conn: _Connection) -> None:

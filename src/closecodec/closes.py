@@ -27,9 +27,9 @@ streaming decoders (:class:`~closecodec.WebSocketStream`,
    later records of the connection have ``data_lost`` set.
 4. A recognised connection that ends with FIN or RST without any close record
    in either direction gives one ``tcp`` record, at the first FIN (or the RST),
-   from the side that sent it (the frame of that direction's end event: for a
-   FIN behind missing bytes, where the reassembler gave up on them). Connections
-   that are cut by the end of the capture, evicted or never recognised give none.
+   from the side that sent it, in the FIN's own frame (also when bytes before
+   it arrived later or never). Connections that are cut by the end of the
+   capture, evicted or never recognised give none.
 
 This module is plain Python; where a compiler is available it is also compiled
 by Cython (pure-Python mode, with the declarations in ``closes.pxd``): the
