@@ -298,6 +298,18 @@ def test_close_records_is_lazy(backend):
     assert len(list(records)) == 67
 
 
+def test_stats_are_the_counts_so_far_in_a_counter_of_their_own(backend):
+    reader = CloseRecordReader(io.BytesIO((DATA / WS_CAPTURES[1]).read_bytes()), backend=backend)
+    assert reader.stats == Counter()
+    records = iter(reader)
+    next(records)
+    early = reader.stats
+    assert type(early) is Counter and early["records"] == 1 and early["connections"] >= 1
+    early["records"] += 100  # the caller's copy: the reader's counts stay as they were
+    rest = list(records)
+    assert reader.stats["records"] == 1 + len(rest) == 68 and early["records"] == 101
+
+
 # -- synthetic captures ---------------------------------------------------------------
 
 

@@ -65,7 +65,7 @@ cdef class CloseRecordReader(_SourceReader):
     cdef public object _progress
     cdef public TcpReassembler reassembler
     cdef public object packets
-    cdef public object stats
+    cdef public dict _counts
     cdef public object skipped
     cdef public list errors
     cdef public dict _conns
@@ -96,6 +96,8 @@ cdef class CloseRecordReader(_SourceReader):
     cdef _feed(self, _Conn conn, int d, data, offset, frame, time)
     @cython.locals(half=_Half)
     cdef _decoded(self, _Conn conn, int d, list spans, frame, time)
+    @cython.locals(counts=dict)
+    cdef _tally(self, key, by=*)
     cdef _count(self, what, frame, _Conn conn, error)
     @cython.locals(half=_Half, close=WebSocketClose, message=WebSocketMessage)
     cdef _on_websocket(self, _Conn conn, int d, value, frame, time)
