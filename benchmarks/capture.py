@@ -49,10 +49,10 @@ from .harness import Case
 CONCURRENT = 300
 FRAME = 1024
 TSHARK_FILTER = "websocket.opcode == 8 || mqtt.msgtype == 14"
-# The issue's speed targets are ratios to the peers, which each run measures. Where the issue measured
-# the peers, its dpkt loop ran at 80 MB/s: 10x that loop was 800 MB/s there, which the issue rounds to
-# "about 1 GB/s". The absolute check is that figure; on a slower machine the peers are slower too.
-ISSUE_DPKT_MB_S = 80
+# The issue's speed targets are ratios to the peers, which each run measures, and its "about 1 GB/s":
+# 10x its dpkt loop, which ran at 80 MB/s where it measured. Here the peers run slower, and runs of one
+# build differ by up to a third on this shared machine: read the absolute check over several runs.
+ISSUE_MB_S = 1000
 WS_CLOSE_CODES = (1000, 1001, 1008, 1011, 4000)
 MQTT_REASONS = (0x00, 0x04, 0x80, 0x8E, 0x95)
 
@@ -290,6 +290,6 @@ def cases() -> List[Case]:
         Case("capture: find every close (closecodec capture's job)", jobs, units=packets, unit="packet",
              nbytes=nbytes, targets=[("compiled", "tshark -Y close", 30), ("compiled", "dpkt, segment starts", 10),
                                      ("compiled", "pure Python", 1)],
-             throughput_targets=[("compiled", ISSUE_DPKT_MB_S * 10)]),
+             throughput_targets=[("compiled", ISSUE_MB_S)]),
         Case("capture: read packet records only", readers, units=packets, unit="packet", nbytes=nbytes),
     ]

@@ -420,6 +420,7 @@ class CloseRecordReader(_SourceReader):
 
     @property
     def stats(self) -> Counter:
+        """What was counted so far, in a new :class:`collections.Counter` at each read."""
         return Counter(self._counts)
 
     @property
