@@ -29,7 +29,12 @@ COMPILER_DIRECTIVES = {
 
 def pure_mode_sources(package: Path) -> list:
     """The plain Python modules compiled in Cython's pure-Python mode: each .py with a .pxd beside it."""
-    return sorted(path for path in package.glob("*.py") if path.with_suffix(".pxd").is_file())
+    return sorted(path for path in package.rglob("*.py") if path.with_suffix(".pxd").is_file())
+
+
+def module_name(source: str) -> str:
+    """The dotted module name of a source file under src/."""
+    return ".".join(Path(source).relative_to("src").with_suffix("").parts)
 
 
 def say(message: str) -> None:
@@ -71,11 +76,9 @@ def extensions() -> list:
     # mode (see their .pxd files); every other compiled module is a *_c.pyx beside its
     # *_py.py twin.
     sources = [str(path.relative_to(HERE)) for path in pure_mode_sources(PACKAGE)] + sorted(
-        str(path.relative_to(HERE)) for path in PACKAGE.glob("*_c.pyx")
+        str(path.relative_to(HERE)) for path in PACKAGE.rglob("*_c.pyx")
     )
-    modules = [
-        Extension("closecodec." + Path(source).stem, [source]) for source in sources
-    ]
+    modules = [Extension(module_name(source), [source]) for source in sources]
     try:
         from Cython.Build import cythonize
 

@@ -91,10 +91,10 @@ package_in_sdist = {m[len(f"src/{PACKAGE}/"):] for m in members if m.startswith(
 # A .py with a .pxd beside it is compiled in Cython's pure-Python mode: shipped as .py AND compiled.
 compiled_sources = sorted(
     name for name in package_in_sdist
-    if "/" not in name and (matches(name, CYTHON_SOURCES)
-                            or (name.endswith(".py") and name[:-3] + ".pxd" in package_in_sdist))
+    if matches(name, CYTHON_SOURCES) or (name.endswith(".py") and name[:-3] + ".pxd" in package_in_sdist)
 )
-expected_modules = {PurePosixPath(name).stem for name in compiled_sources}
+# Modules as paths inside the package, without suffixes: "diffusion/_c", "frames".
+expected_modules = {str(PurePosixPath(name).with_suffix("")) for name in compiled_sources}
 
 # --- wheel files --------------------------------------------------------------
 
@@ -122,7 +122,7 @@ for name in ["py.typed", "_codec_py.py", "_codec_c.pyi", "_codec_c.pxd", "frames
     if name not in package_in_wheel:
         problem(f"wheel lacks {PACKAGE}/{name}")
 
-built = {name.split(".", 1)[0] for name in binaries}
+built = {"/".join(name.split("/")[:-1] + [name.split("/")[-1].split(".", 1)[0]]) for name in binaries}
 tags = re.findall(r"^Tag: (\S+)$", wheel_text, re.MULTILINE)
 if pure:
     if binaries:

@@ -41,9 +41,10 @@ from pathlib import Path
 from setuptools import Extension, setup
 from Cython.Build import cythonize
 package = Path("src/closecodec")
-sources = ["src/closecodec/frames.py"] + sorted(str(path) for path in package.glob("*_c.pyx"))
-modules = [Extension("closecodec." + Path(source).stem, [source]) for source in sources]
-setup(name="closecodec-fuzz-build", package_dir={"": "src"}, packages=["closecodec"],
+sources = ["src/closecodec/frames.py"] + sorted(str(path) for path in package.rglob("*_c.pyx"))
+modules = [Extension(".".join(Path(source).relative_to("src").with_suffix("").parts), [source]) for source in sources]
+packages = ["closecodec"] + ["closecodec." + p.parent.name for p in package.glob("*/__init__.py")]
+setup(name="closecodec-fuzz-build", package_dir={"": "src"}, packages=packages,
       ext_modules=cythonize(modules, compiler_directives=DIRECTIVES, quiet=True),
       script_args=["build_ext", "--inplace", "-q"])
 """
@@ -113,8 +114,8 @@ def build(variant: str = "coverage", *, force: bool = False, quiet: bool = False
     code = f"DIRECTIVES = {compiler_directives()!r}\n" + _SETUP
     result = subprocess.run([sys.executable, "-c", code], cwd=target, env=env, capture_output=True, text=True)
     (target / "build.log").write_text(result.stdout + result.stderr)
-    built = sorted(p.name for p in (src / "closecodec").glob("*.so"))
-    expected = 1 + len(list((src / "closecodec").glob("*_c.pyx")))  # frames.py and every *_c.pyx
+    built = sorted(str(p.relative_to(src / "closecodec")) for p in (src / "closecodec").rglob("*.so"))
+    expected = 1 + len(list((src / "closecodec").rglob("*_c.pyx")))  # frames.py and every *_c.pyx
     if result.returncode != 0 or len(built) != expected:
         sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
         raise SystemExit(f"fuzz: the instrumented build failed (log: {target / 'build.log'})")

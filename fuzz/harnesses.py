@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from closecodec import _capture_c, _capture_py, _codec_c, _codec_py, _stream_c, _stream_py
 from closecodec import _transport_c, _transport_py
-from closecodec._common import DEFAULT_MAX_INFLATED
+from closecodec.buffer import DEFAULT_MAX_INFLATED
 from closecodec.closes import CloseRecordReader
 from closecodec.errors import DecodeError
 from closecodec.reasons import ReasonNumbering

@@ -132,11 +132,11 @@ import pytest
 package = Path(sys.argv[1], "src", "closecodec")
 assert Path(closecodec.__file__).parent == package, f"closecodec from {closecodec.__file__}, not {package}"
 assert closecodec.BACKEND == "c", f"backend {closecodec.BACKEND!r}, not the compiled one"
-pure_mode = [path.stem for path in package.glob("*.py") if path.with_suffix(".pxd").is_file()]
-for name in sorted(pure_mode) + sorted(path.stem for path in package.glob("*_c.pyx")):
-    module = importlib.import_module(f"closecodec.{name}")
+pure_mode = [path for path in package.rglob("*.py") if path.with_suffix(".pxd").is_file()]
+for source in sorted(pure_mode) + sorted(package.rglob("*_c.pyx")):
+    module = importlib.import_module(".".join(("closecodec",) + source.relative_to(package).with_suffix("").parts))
     where = Path(module.__file__)
-    assert where.parent == package and where.suffix == ".so", f"{module.__name__} from {where}"
+    assert where.parent == source.parent and where.suffix == ".so", f"{module.__name__} from {where}"
 print(f"suite runs against {closecodec.__file__} (BACKEND {closecodec.BACKEND!r})", flush=True)
 sys.exit(pytest.main(sys.argv[2:]))
 PY

@@ -30,10 +30,8 @@ OK, INCOMPLETE, MALFORMED, WRONG_TYPE = 0, 1, 2, 3
 
 PROBE = r'''
 # cython: language_level=3
-from closecodec._codec_c cimport (
-    CLOSECODEC_INCOMPLETE, CLOSECODEC_MALFORMED, CLOSECODEC_OK, CLOSECODEC_WRONG_TYPE,
-    CloseEventResult, close_event_parse, event_from,
-)
+from closecodec.buffer._c cimport CLOSECODEC_INCOMPLETE, CLOSECODEC_MALFORMED, CLOSECODEC_OK, CLOSECODEC_WRONG_TYPE
+from closecodec._codec_c cimport CloseEventResult, close_event_parse, event_from
 from closecodec._transport_c cimport (
     MqttDisconnectResult, WsCloseResult, mqtt_disconnect_parse, mqtt_packet_from, ws_close_parse, ws_frame_from,
 )

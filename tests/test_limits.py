@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
 
-from closecodec import _common
+from closecodec import buffer
 from closecodec.capture import (
     DEFAULT_BLOCK_SIZE, DEFAULT_MAX_BUFFER_PER_DIRECTION, DEFAULT_MAX_BUFFER_TOTAL, DEFAULT_MAX_CLOSED,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RECORD, StreamData, StreamEnd, StreamGap, StreamStart, TcpReassembler,
@@ -232,7 +232,7 @@ def test_zlib_bomb_default_limit(codec):
     message = b"\x84" + _bomb(256 * MiB)
     outcome, peak = measure(lambda: codec.decode_message(message))
     assert type(outcome) is MalformedError and outcome.offset == 1
-    limit = _common.DEFAULT_MAX_INFLATED
+    limit = buffer.DEFAULT_MAX_INFLATED
     assert str(outcome) == f"compressed message inflates past the {limit}-byte limit at byte 1"
     assert limit <= peak < 2 * limit + 4 * len(message) + SMALL  # the peak does see the inflated bytes
 
@@ -475,7 +475,7 @@ def test_documented_defaults():
     limits = doc[doc.index("\n## Limits"):]
     rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+?) \|", limits, re.M))
     assert {name: _size(default) for name, default in rows.items()} == {
-        "max_inflated": _common.DEFAULT_MAX_INFLATED,
+        "max_inflated": buffer.DEFAULT_MAX_INFLATED,
         "max_payload": closecodec.DEFAULT_MAX_WS_PAYLOAD,
         "max_message_size": closecodec.DEFAULT_MAX_MESSAGE_SIZE,
         "max_packet_size": closecodec.DEFAULT_MAX_MESSAGE_SIZE,
@@ -488,4 +488,4 @@ def test_documented_defaults():
         "MAX_HANDSHAKE": MAX_HANDSHAKE,
     }
     # The capture decoders use the same defaults as the API's.
-    assert (MAX_INFLATED, CAPTURE_MAX_MESSAGE) == (_common.DEFAULT_MAX_INFLATED, closecodec.DEFAULT_MAX_MESSAGE_SIZE)
+    assert (MAX_INFLATED, CAPTURE_MAX_MESSAGE) == (buffer.DEFAULT_MAX_INFLATED, closecodec.DEFAULT_MAX_MESSAGE_SIZE)

@@ -53,7 +53,7 @@ from ._codec import (
     scan_close_events,
     unmask_ws_payload,
 )
-from ._common import encode_into
+from .buffer import encode_into
 from ._version import __version__
 from .errors import (
     DecodeError,

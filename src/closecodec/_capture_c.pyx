@@ -19,7 +19,7 @@ from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy, memmove
 
-from closecodec._codec_c cimport Reader, open_reader
+from closecodec.buffer._c cimport Reader, open_reader
 from closecodec._transport_c cimport read_vbi
 from closecodec._stream_c cimport SHAPE_SPANS, _Stream
 from closecodec.frames cimport Packet, TcpSegment

@@ -38,7 +38,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from ._common import byte_view
+from .buffer import byte_view
 from ._stream_py import SHAPE_SPANS
 from ._transport_py import _read_vbi
 from .errors import IncompleteError, MalformedError, MqttPacketError

@@ -3,22 +3,10 @@
 
 from libc.stdint cimport int32_t, uint64_t
 
+from closecodec.buffer._c cimport Reader, Writer
 from closecodec.frames cimport SessionId
 
 
-cdef struct Reader:
-    const unsigned char* data
-    Py_ssize_t size
-    Py_ssize_t pos
-
-
-cdef struct Writer:
-    char* data
-    Py_ssize_t size
-    Py_ssize_t capacity
-
-
-cdef int open_reader(Reader* r, object buf, Py_ssize_t offset, Py_buffer* view) except -1
 cdef int read_varint(Reader* r, int max_bytes, unsigned char excess, str what, uint64_t* out) except -1
 cdef int read_int32(Reader* r, str what, int32_t* out) except -1
 cdef int read_uint64(Reader* r, str what, uint64_t* out) except -1
@@ -29,23 +17,15 @@ cdef str read_key(Reader* r)
 cdef tuple read_pairs(Reader* r)
 cdef SessionId read_session_id(Reader* r)
 
-cdef int writer_reserve(Writer* w, Py_ssize_t extra) except -1
-cdef int write_raw(Writer* w, const char* data, Py_ssize_t length) except -1
-cdef int write_varint(Writer* w, uint64_t value) except -1
 cdef int write_length(Writer* w, Py_ssize_t length, str what) except -1
 cdef int write_string(Writer* w, object value, str what) except -1
 cdef int write_pairs(Writer* w, tuple pairs) except -1
-cdef bytes writer_finish(Writer* w)
 
 
 # -- C-level API for protocol stacks (docs/streaming.md) ----------------------
 #
-# Status of the nogil parsers here and in _transport_c.pxd:
-cdef enum:
-    CLOSECODEC_OK = 0          # decoded; the result's ``size`` is the bytes it took
-    CLOSECODEC_INCOMPLETE = 1  # a valid prefix: ``size`` is the bytes needed, if known (else 0)
-    CLOSECODEC_MALFORMED = 2   # invalid from ``error_offset`` on (and ``answer`` where there is one)
-    CLOSECODEC_WRONG_TYPE = 3  # a valid frame, packet or event of another type
+# The nogil parsers return a status of closecodec/buffer/_c.pxd: CLOSECODEC_OK,
+# _INCOMPLETE, _MALFORMED or _WRONG_TYPE.
 
 
 cdef struct CloseEventResult:
@@ -62,8 +42,6 @@ cdef struct CloseEventResult:
 # SessionId, event type 2, reason, Dictionary. OPEN and UPDATE events are WRONG_TYPE.
 # Never raises; no GIL needed.
 cdef int close_event_parse(const unsigned char* data, Py_ssize_t size, CloseEventResult* out) noexcept nogil
-# Where the first invalid UTF-8 sequence starts, or -1 (strict UTF-8, RFC 3629).
-cdef Py_ssize_t utf8_invalid_at(const unsigned char* s, Py_ssize_t n) noexcept nogil
 # The event at data[0:size] exactly as decode_event returns it (raising what it raises,
 # offsets from data); end[0] is set to its size.
 cdef object event_from(const unsigned char* data, Py_ssize_t size, object numbering, bint strict, Py_ssize_t* end)

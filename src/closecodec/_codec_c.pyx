@@ -16,6 +16,21 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
+from closecodec.buffer._c cimport (
+    CLOSECODEC_INCOMPLETE,
+    CLOSECODEC_MALFORMED,
+    CLOSECODEC_OK,
+    CLOSECODEC_WRONG_TYPE,
+    Reader,
+    Writer,
+    open_reader,
+    utf8_invalid_at,
+    varint_bytes,
+    write_raw,
+    write_varint,
+    writer_finish,
+    writer_reserve,
+)
 from closecodec.frames cimport (
     AbortNotification,
     CloseClientRequest,
@@ -34,7 +49,7 @@ from closecodec.frames cimport (
 import struct
 import zlib
 
-from closecodec._common import DEFAULT_MAX_INFLATED, inflate, looks_like_zlib, pairs_of
+from closecodec.buffer import DEFAULT_MAX_INFLATED, inflate, looks_like_zlib, pairs_of
 from closecodec.errors import DecodeError, EncodeError, IncompleteError, MalformedError, UnknownValueError
 from closecodec.protocol import EntryType, MessageType, UpdateType
 from closecodec.reasons import (
@@ -94,23 +109,6 @@ cdef inline void tuple_set(tuple items, Py_ssize_t i, object item) noexcept:
     # error is still safe to free: tuple deallocation skips NULL slots.
     Py_INCREF(item)
     PyTuple_SET_ITEM(items, i, item)
-
-
-cdef int open_reader(Reader* r, object buf, Py_ssize_t offset, Py_buffer* view) except -1:
-    """Acquire ``buf``'s bytes into ``view`` and point ``r`` at ``offset``."""
-    try:
-        PyObject_GetBuffer(buf, view, PyBUF_SIMPLE)
-    except BufferError:
-        raise TypeError("closecodec decodes C-contiguous buffers only") from None
-    except TypeError:
-        raise TypeError(f"a bytes-like object is required, not {type(buf).__name__!r}") from None
-    r.data = <const unsigned char*>view.buf
-    r.size = view.len
-    if offset < 0 or offset > r.size:
-        PyBuffer_Release(view)
-        raise ValueError(f"offset {offset} is outside the buffer (0..{r.size})")
-    r.pos = offset
-    return 0
 
 
 cdef int read_varint(Reader* r, int max_bytes, unsigned char excess, str what, uint64_t* out) except -1:
@@ -250,39 +248,6 @@ cdef SessionId new_session_id(uint64_t server, uint64_t value):
 # -- writing -----------------------------------------------------------------
 
 
-cdef int writer_reserve(Writer* w, Py_ssize_t extra) except -1:
-    cdef Py_ssize_t needed = w.size + extra
-    cdef Py_ssize_t capacity
-    cdef char* grown
-    if needed <= w.capacity:
-        return 0
-    capacity = max(needed, 2 * w.capacity, 64)
-    grown = <char*>PyMem_Realloc(w.data, capacity)
-    if grown is NULL:
-        raise MemoryError()
-    w.data = grown
-    w.capacity = capacity
-    return 0
-
-
-cdef int write_raw(Writer* w, const char* data, Py_ssize_t length) except -1:
-    writer_reserve(w, length)
-    memcpy(w.data + w.size, data, length)
-    w.size += length
-    return 0
-
-
-cdef int write_varint(Writer* w, uint64_t value) except -1:
-    writer_reserve(w, 10)
-    while value > 0x7F:
-        w.data[w.size] = <char>((value & 0x7F) | 0x80)
-        w.size += 1
-        value >>= 7
-    w.data[w.size] = <char>value
-    w.size += 1
-    return 0
-
-
 cdef int write_length(Writer* w, Py_ssize_t length, str what) except -1:
     if length > 0x7FFFFFFF:
         raise EncodeError(f"{what} of {length} bytes or items is longer than an Int32 length allows")
@@ -310,27 +275,12 @@ cdef int write_pairs(Writer* w, tuple pairs) except -1:
     return 0
 
 
-cdef bytes writer_finish(Writer* w):
-    return PyBytes_FromStringAndSize(w.data, w.size)
-
-
 cdef int check_int(object value, object low, object high, str what) except -1:
     if type(value) is not int:
         raise EncodeError(f"{what} needs an int, not {type(value).__name__}")
     if not low <= value <= high:
         raise EncodeError(f"{value} is outside the {what} range {low}..{high}")
     return 0
-
-
-cdef bytes varint_bytes(uint64_t value):
-    cdef unsigned char out[10]
-    cdef Py_ssize_t n = 0
-    while value > 0x7F:
-        out[n] = (value & 0x7F) | 0x80
-        n += 1
-        value >>= 7
-    out[n] = <unsigned char>value
-    return PyBytes_FromStringAndSize(<char*>out, n + 1)
 
 
 # -- public decoders ---------------------------------------------------------
@@ -1157,45 +1107,6 @@ def encode_connection_response(response, /):
 # verdict and error offset are those of decode_event on the same bytes
 # (tests/test_c_api.py checks it). event_from returns the very value, and
 # raises the very error, of decode_event.
-
-cdef Py_ssize_t utf8_invalid_at(const unsigned char* s, Py_ssize_t n) noexcept nogil:
-    """Where the first invalid UTF-8 sequence starts (as UnicodeDecodeError.start), or -1.
-
-    Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
-    U+10FFFF; a sequence cut short by the end is invalid at its first byte.
-    """
-    cdef Py_ssize_t i = 0
-    cdef int need, k
-    cdef unsigned char c, lo, hi
-    while i < n:
-        c = s[i]
-        if c < 0x80:
-            i += 1
-            continue
-        if c < 0xC2:
-            return i
-        if c < 0xE0:
-            need = 1
-            lo = 0x80
-            hi = 0xBF
-        elif c < 0xF0:
-            need = 2
-            lo = 0xA0 if c == 0xE0 else 0x80
-            hi = 0x9F if c == 0xED else 0xBF
-        elif c < 0xF5:
-            need = 3
-            lo = 0x90 if c == 0xF0 else 0x80
-            hi = 0x8F if c == 0xF4 else 0xBF
-        else:
-            return i
-        if i + 1 >= n or s[i + 1] < lo or s[i + 1] > hi:
-            return i
-        for k in range(2, need + 1):
-            if i + k >= n or s[i + k] & 0xC0 != 0x80:
-                return i
-        i += need + 1
-    return -1
-
 
 cdef int varint_parse(const unsigned char* data, Py_ssize_t* at, Py_ssize_t size, int max_bytes,
                       unsigned char excess, uint64_t* out, Py_ssize_t* error_offset) noexcept nogil:

@@ -23,7 +23,7 @@ import struct
 import zlib
 from typing import Any, Callable, Iterable, List, Mapping, Tuple, TypeVar, Union
 
-from ._common import DEFAULT_MAX_INFLATED, Pairs, inflate, looks_like_zlib, pairs_of, start_reading
+from .buffer import DEFAULT_MAX_INFLATED, Pairs, inflate, looks_like_zlib, pairs_of, start_reading, varint_bytes
 from .errors import DecodeError, EncodeError, IncompleteError, MalformedError, UnknownValueError
 from .frames import (
     AbortNotification,
@@ -103,15 +103,6 @@ def _read_length(data: Any, offset: int, size: int, what: str, unit: int = 1) ->
     return length, pos
 
 
-def _write_varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _check_int(value: Any, low: int, high: int, what: str) -> None:
     if type(value) is not int:
         raise EncodeError(f"{what} needs an int, not {type(value).__name__}")
@@ -144,7 +135,7 @@ def _write_string(value: Any, what: str) -> bytes:
 def _write_length(length: int, what: str) -> bytes:
     if length > _INT32_MAX:
         raise EncodeError(f"{what} of {length} bytes or items is longer than an Int32 length allows")
-    return _write_varint(length)
+    return varint_bytes(length)
 
 
 def _read_pairs(data: Any, offset: int, size: int) -> Tuple[Pairs, int]:
@@ -306,7 +297,7 @@ def encode_int32(value: int, /) -> bytes:
         EncodeError: not an int, or outside -2**31..2**31-1.
     """
     _check_int(value, _INT32_MIN, _INT32_MAX, "Int32")
-    return _write_varint(value & _UINT32_MASK)
+    return varint_bytes(value & _UINT32_MASK)
 
 
 def encode_int64(value: int, /) -> bytes:
@@ -316,7 +307,7 @@ def encode_int64(value: int, /) -> bytes:
         EncodeError: not an int, or outside -2**63..2**63-1.
     """
     _check_int(value, _INT64_MIN, _INT64_MAX, "Int64")
-    return _write_varint(value & _UINT64_MASK)
+    return varint_bytes(value & _UINT64_MASK)
 
 
 def encode_byte(value: int, /) -> bytes:
@@ -398,7 +389,7 @@ def encode_session_id(value: SessionId, /) -> bytes:
     """
     if type(value) is not SessionId:
         raise EncodeError(f"SessionId needs a SessionId, not {type(value).__name__}")
-    return _write_varint(value.server) + _write_varint(value.value)
+    return varint_bytes(value.server) + varint_bytes(value.value)
 
 
 

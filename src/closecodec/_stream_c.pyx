@@ -15,14 +15,14 @@ from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
 
-from closecodec._codec_c cimport Reader, open_reader
+from closecodec.buffer._c cimport Reader, open_reader
 from closecodec._transport_c cimport WsHeader, mqtt_packet_from, read_close, read_vbi, read_ws_header, xor_mask
 from closecodec.frames cimport MqttOtherPacket, WebSocketFrame, WebSocketMessage
 
 import sys
 
 from closecodec import _codec_c
-from closecodec._common import DEFAULT_MAX_INFLATED
+from closecodec.buffer import DEFAULT_MAX_INFLATED
 from closecodec.errors import DecodeError, IncompleteError, MalformedError, MqttPacketError, WebSocketFrameError
 from closecodec.frames import MqttPacketType, WebSocketOpcode
 from closecodec.reasons import ReasonNumbering

@@ -27,7 +27,7 @@ import sys
 from typing import Any, List, Optional
 
 from . import _codec_py, _transport_py
-from ._common import DEFAULT_MAX_INFLATED, byte_view
+from .buffer import DEFAULT_MAX_INFLATED, byte_view
 from ._transport_py import _close, _read_header, _read_vbi, _xor
 from .errors import DecodeError, IncompleteError, MalformedError, MqttPacketError, WebSocketFrameError
 from .frames import MqttOtherPacket, MqttPacketType, WebSocketFrame, WebSocketMessage, WebSocketOpcode

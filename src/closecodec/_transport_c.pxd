@@ -28,9 +28,9 @@ cdef WebSocketClose read_close(const unsigned char* src, Py_ssize_t length, Py_s
 
 # -- C-level API for protocol stacks (docs/streaming.md) ----------------------
 #
-# The nogil parsers below return a status declared in _codec_c.pxd:
+# The nogil parsers below return a status declared in closecodec/buffer/_c.pxd:
 # CLOSECODEC_OK, _INCOMPLETE, _MALFORMED or _WRONG_TYPE.
-from closecodec._codec_c cimport (
+from closecodec.buffer._c cimport (
     CLOSECODEC_INCOMPLETE,
     CLOSECODEC_MALFORMED,
     CLOSECODEC_OK,

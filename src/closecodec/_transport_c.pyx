@@ -14,7 +14,7 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcpy
 
-from closecodec._codec_c cimport Reader, open_reader
+from closecodec.buffer._c cimport Reader, open_reader, varint_bytes
 from closecodec.frames cimport (
     MqttConnack,
     MqttDisconnect,
@@ -545,17 +545,6 @@ def decode_mqtt_varint(buf, Py_ssize_t offset=0, /):
         PyBuffer_Release(&view)
 
 
-cdef bytes vbi_bytes(uint64_t value):
-    cdef unsigned char out[5]
-    cdef int n = 0
-    while value > 0x7F:
-        out[n] = (value & 0x7F) | 0x80
-        n += 1
-        value >>= 7
-    out[n] = <unsigned char>value
-    return PyBytes_FromStringAndSize(<char*>out, n + 1)
-
-
 def encode_mqtt_varint(value, /):
     """Encode an MQTT Variable Byte Integer, 0..268,435,455, in its shortest form.
 
@@ -566,7 +555,7 @@ def encode_mqtt_varint(value, /):
         raise EncodeError(f"a Variable Byte Integer needs an int, not {type(value).__name__}")
     if not 0 <= value <= MAX_VBI:
         raise EncodeError(f"{value} is outside the Variable Byte Integer range 0..268435455")
-    return vbi_bytes(value)
+    return varint_bytes(value)
 
 
 cdef inline int defer(list deferred, str message, Py_ssize_t offset) except -1:
@@ -860,7 +849,7 @@ cdef bytes encode_string(str text, str what):
 cdef bytes vbi_checked(Py_ssize_t value, str what):
     if value > MAX_VBI:
         raise EncodeError(f"{what} of {value} bytes is over MQTT's 268435455-byte limit")
-    return vbi_bytes(value)
+    return varint_bytes(value)
 
 
 def encode_mqtt_packet(packet, /):

@@ -33,7 +33,7 @@ from __future__ import annotations
 from operator import index
 from typing import Any, Optional, Tuple
 
-from ._common import byte_view, start_reading
+from .buffer import byte_view, start_reading, varint_bytes
 from .errors import EncodeError, IncompleteError, MqttPacketError, WebSocketFrameError
 from .frames import (
     MQTT_PACKET_PROPERTIES,
@@ -377,16 +377,7 @@ def encode_mqtt_varint(value: int, /) -> bytes:
         raise EncodeError(f"a Variable Byte Integer needs an int, not {type(value).__name__}")
     if not 0 <= value <= _MAX_VBI:
         raise EncodeError(f"{value} is outside the Variable Byte Integer range 0..268435455")
-    return _vbi(value)
-
-
-def _vbi(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    return varint_bytes(value)
 
 
 class _Deferred:
@@ -628,7 +619,7 @@ def _string(text: str, what: str) -> bytes:
 def _vbi_checked(value: int, what: str) -> bytes:
     if value > _MAX_VBI:
         raise EncodeError(f"{what} of {value} bytes is over MQTT's 268435455-byte limit")
-    return _vbi(value)
+    return varint_bytes(value)
 
 
 def encode_mqtt_packet(packet: Any, /) -> bytes:

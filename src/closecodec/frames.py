@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from typing import Any, ClassVar, Tuple
 
-from ._common import pairs_of as _pairs
+from .buffer import pairs_of as _pairs
 from .protocol import EntryType, MessageType, UpdateType, service_name
 from .reasons import HANDSHAKE_PROTOCOL_BYTE, ClientCloseReason, CloseReason, ResponseCode, handshake_close_reason
 from .reasons import MqttConnackReturnCode, MqttReasonCode, WebSocketCloseCode

@@ -1,4 +1,11 @@
-"""Helpers shared by both backends: not byte loops, so written once."""
+"""The buffer layer, pure-Python side: what both backends share and need not be a byte loop.
+
+Buffer views and offsets for the pure twins, writing into a caller's buffer, the
+varint writer of the pure twins (Diffusion's varints and MQTT's Variable Byte
+Integers are the same base-128 form), Dictionary pairs and zlib bodies. The
+compiled side is ``_c.pxd`` beside this file: the bounds-checked reader and
+writer that every compiled protocol module cimports (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import zlib
 from operator import index
 from typing import Any, Callable, Mapping, Tuple, TypeVar, Union
 
-from .errors import EncodeError, IncompleteError, MalformedError
+from ..errors import EncodeError, IncompleteError, MalformedError
 
 WritableBuffer = Union[bytearray, memoryview]
 T = TypeVar("T")
@@ -80,6 +87,17 @@ def encode_into(encode: Callable[[T], bytes], value: T, buffer: WritableBuffer, 
             nothing is written then.
     """
     return write_into(encode(value), buffer, offset)
+
+
+def varint_bytes(value: int) -> bytes:
+    """``value`` (at least 0) as a little-endian base-128 varint: 7 bits a byte, the high bit set on
+    every byte but the last. Range checks are the caller's."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def pairs_of(value: Any) -> Pairs:
