@@ -163,7 +163,7 @@ def test_get_include_holds_the_pxd_files() -> None:
 
 
 def test_websocket_close_frame(probe: ModuleType) -> None:
-    frame = bytes.fromhex("88851122334412ca513d74")  # close 1000 "bye", masked (spec/transports.md §1.1)
+    frame = bytes.fromhex("88851122334412ca513d74")  # close 1000 "bye", masked (RFC 6455 §5.2, §5.3, §5.5.1)
     assert probe.ws_close(frame, -1) == (OK, 11, 0, 0, 1000, b"bye", b"\x11\x22\x33\x44")
     assert probe.ws_close(frame, 0)[:4] == (MALFORMED, 0, 1, 1002)
     assert probe.ws_close(frame[:7], 1)[:2] == (INCOMPLETE, 11)
@@ -176,7 +176,7 @@ def test_websocket_close_frame(probe: ModuleType) -> None:
 
 
 def test_mqtt_disconnect(probe: ModuleType) -> None:
-    packet = bytes.fromhex("e0178e151f0012") + b"Session taken over"  # spec/transports.md §2.3
+    packet = bytes.fromhex("e0178e151f0012") + b"Session taken over"  # MQTT 5.0 §3.14.2.1 (reason 0x8E) and §3.14.2.2.3 (Reason String 0x1F)
     assert probe.mqtt_disconnect(packet, 0, False) == (
         OK, 25, 0, 0, 0x8E, 5, b"Session taken over", None, None, 0
     )
@@ -192,7 +192,7 @@ def test_mqtt_disconnect(probe: ModuleType) -> None:
 
 
 def test_close_event(probe: ModuleType) -> None:
-    # The worked example's event (spec/diffusion.md §4): session 1/2, CLOSE, reason 11, $Principal=alice.
+    # The worked example's event (docs/diffusion.md §4): session 1/2, CLOSE, reason 11, $Principal=alice.
     event = bytes.fromhex("0102020b010a245072696e636970616c05616c696365")
     assert probe.close_event(event) == (OK, len(event), 0, 1, 2, 11, 1)
     assert probe.close_event(event[:-1])[0] == INCOMPLETE

@@ -36,7 +36,7 @@ def wsproto_parse(data: bytes, from_client: bool):
 
 
 # wsproto refuses 1014 (Bad Gateway): its code enum predates the IANA entry
-# (spec/transports.md §1.4); we follow the registry, as websockets does.
+# (the IANA WebSocket Close Code Number Registry, RFC 6455 §11.7); we follow the registry, as websockets does.
 @given(code=WIRE_CODES.filter(lambda code: code != 1014), reason=REASONS.filter(no_surrogates), masked=st.booleans())
 def test_wsproto_reads_our_close_frames(transport, code, reason, masked):
     frames = wsproto_parse(transport.encode_ws_frame(WebSocketClose(code, reason, KEY if masked else None)), masked)

@@ -1,7 +1,7 @@
 """Interop with the vendor's Python SDK (PyPI ``diffusion``, a test-only peer).
 
 Its generic reader decodes what we encode. Only OPEN and CLOSE events are
-compared: its stock spec table cannot read UPDATE events (spec/diffusion.md
+compared: its stock spec table cannot read UPDATE events (docs/diffusion.md
 section 6). Skipped, with the reason, when the SDK is not installed.
 """
 

@@ -1,4 +1,4 @@
-"""Diffusion primitives (spec/diffusion.md section 2), on each backend."""
+"""Diffusion primitives (docs/diffusion.md section 2), on each backend."""
 
 from __future__ import annotations
 

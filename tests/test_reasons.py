@@ -1,7 +1,7 @@
 """closecodec.reasons: the reason tables, unknown values, numberings and mappings.
 
-The expected tables below are transcribed from the specs (spec/diffusion.md §1, §5,
-§7; spec/transports.md §1.4, §2.4, §2.5; MQTT 5.0 §2.4), independently of the
+The expected tables below are transcribed from the specs (docs/diffusion.md §1, §5,
+§7; RFC 6455 §7.4 and the IANA close-code registry; MQTT 5.0 §2.4, §3.14.2.1, §3.2.2.2), independently of the
 module, so a wrong entry in either shows up as a failure.
 """
 
@@ -43,7 +43,7 @@ from closecodec.reasons import (
 WIRE = ReasonNumbering.WIRE
 PUBLISHED = ReasonNumbering.PUBLISHED
 
-# spec/diffusion.md §1.1
+# docs/diffusion.md §1.1
 CLIENT_CLOSE_REASONS = {
     0: "CONNECTION_LOST",
     1: "IO_EXCEPTION",
@@ -69,7 +69,7 @@ PUBLISHED_NUMBERS = {
     12: "SESSION_TAKEN_OVER",
 }
 
-# spec/diffusion.md §1.2: id -> (name, can reconnect)
+# docs/diffusion.md §1.2: id -> (name, can reconnect)
 CLIENT_REASONS = {
     0: ("CLOSED_BY_CLIENT", False),
     1: ("CLOSED_BY_SERVER", False),
@@ -86,7 +86,7 @@ CLIENT_REASONS = {
     99: ("ACCESS_DENIED", False),
 }
 
-# spec/diffusion.md §5
+# docs/diffusion.md §5
 RESPONSE_CODES = {
     1: "PEER_CONNECTION_FAILED",
     2: "LOOPBACK_DENIED",
@@ -106,7 +106,7 @@ RESPONSE_CODES = {
     119: "REJECTED_SERVER_INITIALISING",
 }
 
-# spec/transports.md §1.4 (IANA registry)
+# RFC 6455 §7.4.1 and the IANA WebSocket Close Code Number Registry (RFC 6455 §11.7)
 WEBSOCKET_CODES = {
     1000: "NORMAL_CLOSURE",
     1001: "GOING_AWAY",
@@ -137,7 +137,7 @@ WEBSOCKET_ON_WIRE_ROWS = [
     (range(5000, 65536), False),
 ]
 
-# spec/transports.md §2.4: the DISCONNECT table, hex -> who sends it.
+# MQTT 5.0 §3.14.2.1: the DISCONNECT reason codes, hex -> who sends it.
 MQTT_DISCONNECT_SENDERS = {
     0x00: "both", 0x04: "client", 0x80: "both", 0x81: "both", 0x82: "both", 0x83: "both",
     0x87: "server", 0x89: "server", 0x8B: "server", 0x8D: "server", 0x8E: "server",
@@ -146,7 +146,7 @@ MQTT_DISCONNECT_SENDERS = {
     0x9C: "server", 0x9D: "server", 0x9E: "server", 0x9F: "server", 0xA0: "server",
     0xA1: "server", 0xA2: "server",
 }
-# Not in that table, but accepted on decode (transports.md §2.4): sent by the server.
+# Not in that table, but accepted on decode (MQTT 5.0 §2.4 lists 0x8C for DISCONNECT; §3.14.2.1 omits it): sent by the server.
 MQTT_DISCONNECT_EXTRA = {0x8C: "server"}
 
 # MQTT 5.0 §2.4, Table 2-6: value -> packets it may appear in.
@@ -196,7 +196,7 @@ MQTT_PACKETS = {
     0xA1: {"SUBACK", "DISCONNECT"},
     0xA2: {"SUBACK", "DISCONNECT"},
 }
-# spec/transports.md §2.5: the MQTT 5.0 CONNACK reason codes.
+# MQTT 5.0 §3.2.2.2: the CONNACK reason codes.
 MQTT_CONNACK_CODES = {
     0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90,
     0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F,
@@ -460,7 +460,7 @@ def test_close_reason_by_byte_matches_the_function() -> None:
 
 
 def _expected_handshake(code: int):
-    """spec/diffusion.md §5 and §7, written out again."""
+    """docs/diffusion.md §5 and §7, written out again."""
     if code in (100, 105, 106):
         return None
     return {
@@ -489,7 +489,7 @@ def test_handshake_every_response_code_by_name() -> None:
 
 
 def test_handshake_observed_with_the_js_client() -> None:
-    # spec §7: 23 1d 74 -> ACCESS_DENIED (99); the client's own version is 29.
+    # docs/diffusion.md §7: 23 1d 74 -> ACCESS_DENIED (99); the client's own version is 29.
     assert handshake_close_reason(*bytes.fromhex("231d74"), expected_version=29) == 99
     assert handshake_close_reason(0x23, 29, 113, expected_version=29) == 18
     assert handshake_close_reason(0x23, 29, 102, expected_version=29) == 17

@@ -30,7 +30,7 @@ WS_CAPTURE = capture_frames("websocket")
 
 
 def test_spec_example(transport):
-    # spec/transports.md §1.1: close 1000 "bye", masked with 11 22 33 44, and unmasked.
+    # RFC 6455 §5.2, §5.3, §5.5.1: close 1000 "bye", masked with 11 22 33 44, and unmasked.
     masked = bytes.fromhex("88851122334412ca513d74")
     assert transport.decode_ws_frame(masked) == (WebSocketClose(1000, "bye", KEY), 11)
     assert transport.encode_ws_frame(WebSocketClose(1000, "bye", KEY)) == masked

@@ -62,7 +62,7 @@ cdef enum:
     BT_PB = 2
     BT_SPB = 3
     BT_EPB = 6
-    # Link types (spec/transports.md §3.3)
+    # Link types (the LINKTYPE registry, draft-ietf-opsawg-pcaplinktype)
     LT_NULL = 0
     LT_ETHERNET = 1
     LT_RAW_OLD = 12

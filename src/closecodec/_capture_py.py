@@ -1,7 +1,7 @@
 """Pure-Python capture backend: pcap/pcapng records and the link/IP/TCP headers inside them.
 
-Same names, results and errors as ``_capture_c``. Format facts: the shared
-spec (spec/transports.md §3), draft-ietf-opsawg-pcap, draft-ietf-opsawg-pcapng,
+Same names, results and errors as ``_capture_c``. Format facts:
+draft-ietf-opsawg-pcap, draft-ietf-opsawg-pcapng,
 the link-type registry and RFC 791 / RFC 8200 / RFC 9293. The choices both
 backends follow (docs/capture.md):
 

@@ -38,7 +38,7 @@ cdef struct CloseEventResult:
     Py_ssize_t properties_at   # 2 * property_count Strings (Int32 length, UTF-8) from here
 
 
-# One Diffusion session CLOSE event (spec/diffusion.md section 4) from data[0:size]:
+# One Diffusion session CLOSE event (docs/diffusion.md section 4) from data[0:size]:
 # SessionId, event type 2, reason, Dictionary. OPEN and UPDATE events are WRONG_TYPE.
 # Never raises; no GIL needed.
 cdef int close_event_parse(const unsigned char* data, Py_ssize_t size, CloseEventResult* out) noexcept nogil

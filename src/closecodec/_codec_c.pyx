@@ -85,11 +85,11 @@ cdef object UINT32_MAX = (1 << 32) - 1
 cdef object UINT64_MAX = (1 << 64) - 1
 cdef object RECONNECTED = ResponseCode.RECONNECTED
 # After a success response's 3 header bytes: session id (2 x 8), token (24),
-# ping period (8), a 4-byte number (spec/diffusion.md section 5).
+# ping period (8), a 4-byte number (docs/diffusion.md section 5).
 cdef object SUCCESS_LAYOUT = struct.Struct(">QQ24sQI")
 cdef enum:
     # Bits of the last allowed varint byte beyond the type's width
-    # (spec/diffusion.md section 2): Int32 byte 5 carries bits 28..31,
+    # (docs/diffusion.md section 2): Int32 byte 5 carries bits 28..31,
     # Int64 byte 10 bit 63 only.
     INT32_EXCESS = 0x70
     INT64_EXCESS = 0x7E
@@ -596,7 +596,7 @@ def encode_session_id(value, /):
         PyMem_Free(w.data)
 
 
-# -- Diffusion session events and messages (spec/diffusion.md sections 3-5) ----------
+# -- Diffusion session events and messages (docs/diffusion.md sections 3-5) ----------
 
 cdef enum:
     EVENT_OPEN = 0
@@ -1110,7 +1110,7 @@ def encode_connection_response(response, /):
 
 cdef int varint_parse(const unsigned char* data, Py_ssize_t* at, Py_ssize_t size, int max_bytes,
                       unsigned char excess, uint64_t* out, Py_ssize_t* error_offset) noexcept nogil:
-    """read_varint without the GIL (spec/diffusion.md section 2): a status, ``at`` moved past it."""
+    """read_varint without the GIL (docs/diffusion.md section 2): a status, ``at`` moved past it."""
     cdef Py_ssize_t pos = at[0]
     cdef Py_ssize_t last = pos + max_bytes - 1
     cdef uint64_t result = 0
@@ -1163,7 +1163,7 @@ cdef int close_event_parse(const unsigned char* data, Py_ssize_t size, CloseEven
     out.reason = 0
     out.property_count = 0
     out.properties_at = 0
-    # spec/diffusion.md section 4: SessionId, Byte event type, Byte reason, Dictionary.
+    # docs/diffusion.md section 4: SessionId, Byte event type, Byte reason, Dictionary.
     status = varint_parse(data, &pos, size, 10, INT64_EXCESS, &out.server, &out.error_offset)
     if status != CLOSECODEC_OK:
         return status

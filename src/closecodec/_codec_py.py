@@ -2,7 +2,7 @@
 
 Every decoder takes any C-contiguous buffer and a start offset and returns
 ``(value, next_offset)``. Every encoder returns bytes (``closecodec.encode_into``
-writes any encoder's output into a caller's buffer at an offset). Wire formats: spec/diffusion.md section 2.
+writes any encoder's output into a caller's buffer at an offset). Wire formats: docs/diffusion.md section 2.
 
 Decisions on the spec's open questions (identical in ``_codec_c``):
 
@@ -63,7 +63,7 @@ _INT32_EXCESS, _INT64_EXCESS = 0x70, 0x7E
 
 
 def _read_varint(data: Any, offset: int, size: int, max_bytes: int, excess: int, what: str) -> Tuple[int, int]:
-    """An unsigned varint of at most ``max_bytes`` bytes (spec section 2)."""
+    """An unsigned varint of at most ``max_bytes`` bytes (docs/diffusion.md section 2)."""
     result = 0
     shift = 0
     pos = offset
@@ -393,7 +393,7 @@ def encode_session_id(value: SessionId, /) -> bytes:
 
 
 
-# -- Diffusion session events and messages (spec/diffusion.md sections 3-5) ----------
+# -- Diffusion session events and messages (docs/diffusion.md sections 3-5) ----------
 
 _WIRE = ReasonNumbering.WIRE
 _UNIT_CHANGE = 3  # an UPDATE entry takes at least key, entry type and one value
@@ -517,7 +517,7 @@ def _read_message(data: Any, offset: int, size: int, reasons: Tuple[ClientCloseR
     start = offset + 1
     # The 0x80 flag means a zlib body. Service messages with the flag are read
     # as they are unless the body is a zlib stream: the vendor's clients ignore
-    # the flag on them (spec section 7). Topic messages always honour it.
+    # the flag on them (docs/diffusion.md section 7). Topic messages always honour it.
     compressed = encoding == 0x80 and (
         message_type in (MessageType.TOPIC_VALUE, MessageType.TOPIC_DELTA)
         or looks_like_zlib(bytes(data[start : start + 2]))

@@ -459,7 +459,7 @@ cdef class WebSocketStream(_Stream):
 
 
 cdef class DiffusionStream(WebSocketStream):
-    """An incremental decoder of Diffusion over WebSocket, one direction (spec/diffusion.md §3, §5).
+    """An incremental decoder of Diffusion over WebSocket, one direction (docs/diffusion.md §3, §5).
 
     A :class:`WebSocketStream` whose binary messages are decoded: the first
     one as the :class:`ConnectionResponse` (server to client; pass

@@ -2,7 +2,7 @@
 
 Same names, results and errors as ``_transport_c``. Decoders take any
 C-contiguous buffer and a start offset and return ``(value, next_offset)``;
-encoders return bytes. Wire facts: spec/transports.md; the choices below are
+encoders return bytes. Wire facts: RFC 6455, RFC 7692, OASIS MQTT 5.0 and MQTT 3.1.1; the choices below are
 documented in docs/transports.md and are identical in ``_transport_c``.
 
 WebSocket (RFC 6455 §5.2):

@@ -181,7 +181,7 @@ class SessionId(_Frame):
         return (self.server, self.value) >= (other.server, other.value)
 
 
-# -- Diffusion session events (spec/diffusion.md section 4) ------------------------
+# -- Diffusion session events (docs/diffusion.md section 4) ------------------------
 
 
 def _session_id(value: Any) -> SessionId:
@@ -291,7 +291,7 @@ class CloseClientRequest(_Frame):
         self.session_id = _session_id(session_id)
 
 
-# -- Diffusion messages (spec/diffusion.md section 3) ---------------------------------
+# -- Diffusion messages (docs/diffusion.md section 3) ---------------------------------
 
 
 class ServiceRequest(_Frame):
@@ -328,7 +328,7 @@ class AbortNotification(_Frame):
 
     @property
     def close_reason(self) -> CloseReason:
-        """What the vendor's client reports: CLOSED_BY_SERVER (spec section 5)."""
+        """What the vendor's client reports: CLOSED_BY_SERVER (docs/diffusion.md section 5)."""
         return CloseReason.CLOSED_BY_SERVER
 
 
@@ -337,7 +337,7 @@ class CloseRequest(_Frame):
 
     @property
     def close_reason(self) -> CloseReason:
-        """What the vendor's client reports: CLOSED_BY_CLIENT (spec section 7)."""
+        """What the vendor's client reports: CLOSED_BY_CLIENT (docs/diffusion.md section 7)."""
         return CloseReason.CLOSED_BY_CLIENT
 
 
@@ -355,7 +355,7 @@ class OtherMessage(_Frame):
         self.compressed = bool(compressed)
 
 
-# -- the connection response (spec/diffusion.md section 5) ---------------------------
+# -- the connection response (docs/diffusion.md section 5) ---------------------------
 
 
 class ConnectionResponse(_Frame):
@@ -425,7 +425,7 @@ class ConnectionResponse(_Frame):
 _PAYLOAD_TYPES = {82: EventBatch, 14: CloseClientRequest}
 
 
-# -- WebSocket frames (RFC 6455 §5.2, §5.5.1; spec/transports.md section 1) ------------
+# -- WebSocket frames (RFC 6455 §5.2, §5.3, §5.5.1, §7.4) ------------
 
 
 class WebSocketOpcode(enum.IntEnum):

@@ -1,6 +1,6 @@
 """Diffusion protocol constants: message types, services and session-event enums.
 
-spec/diffusion.md sections 3 and 4. The enums that can meet a number a newer
+docs/diffusion.md sections 3 and 4. The enums that can meet a number a newer
 server might add (message and update types) are open: an unlisted value becomes
 an ``UNKNOWN`` pseudo-member that keeps the raw number (see ``reasons``).
 """

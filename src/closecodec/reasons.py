@@ -141,7 +141,7 @@ class _OpenIntEnum(enum.IntEnum):
 
 
 # ---------------------------------------------------------------------------
-# Diffusion: the server's close reason (spec/diffusion.md §1.1)
+# Diffusion: the server's close reason (docs/diffusion.md §1.1)
 
 
 class ClientCloseReason(_OpenIntEnum):
@@ -395,7 +395,7 @@ def handshake_close_reason(
 
 
 # ---------------------------------------------------------------------------
-# WebSocket close codes (RFC 6455 §7.4, IANA registry; spec/transports.md §1.4)
+# WebSocket close codes (RFC 6455 §7.4.1, §7.4.2; the IANA WebSocket Close Code Number Registry, RFC 6455 §11.7)
 
 
 def websocket_close_code_allowed_on_wire(code: int) -> bool:
@@ -467,7 +467,7 @@ class WebSocketCloseCode(_OpenIntEnum):
 
 
 # ---------------------------------------------------------------------------
-# MQTT (OASIS MQTT 5.0 §2.4 and §3.14; MQTT 3.1.1 §3.2; spec/transports.md §2)
+# MQTT (OASIS MQTT 5.0 §2.4, §3.14.2.1, §3.2.2.2; MQTT 3.1.1 §3.2.2.3)
 
 
 _ANY_PACKET = "CONNACK PUBACK PUBREC PUBREL PUBCOMP SUBACK UNSUBACK DISCONNECT AUTH"
