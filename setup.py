@@ -72,9 +72,9 @@ def extensions() -> list:
     if NO_EXTENSIONS:
         say("CLOSECODEC_NO_EXTENSIONS is set (or this is not CPython): pure-Python backend only")
         return []
-    # frames.py, capture.py and closes.py are plain Python compiled in Cython's pure-Python
-    # mode (see their .pxd files); every other compiled module is a *_c.pyx beside its
-    # *_py.py twin.
+    # The value modules and the capture orchestration are plain Python compiled in Cython's
+    # pure-Python mode (each .py with a .pxd beside it); every other compiled module is a
+    # _c.pyx beside its _py.py twin (docs/architecture.md).
     sources = [str(path.relative_to(HERE)) for path in pure_mode_sources(PACKAGE)] + sorted(
         str(path.relative_to(HERE)) for path in PACKAGE.rglob("*_c.pyx")
     )

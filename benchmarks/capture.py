@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from closecodec import _capture_py
-from closecodec.closes import CloseRecordReader
+from closecodec.capture.records import CloseRecordReader
 
 from .harness import Case
 

@@ -32,8 +32,9 @@ CFLAGS = {
     "asan": "-fsanitize=address,fuzzer-no-link -fno-omit-frame-pointer",
 }
 
-# Run in the build copy: cythonize every *_c.pyx and frames.py as setup.py does, in place. Not
-# capture.py and closes.py, which setup.py also compiles: they are Python-level logic, the
+# Run in the build copy: cythonize every _c.pyx and the value modules (value.py, */values.py) as
+# setup.py does, in place. Not capture/reassembly.py and capture/records.py, which setup.py also
+# compiles: they are Python-level logic, the
 # same compiled or interpreted, and the harnesses test the backends beneath them.
 _SETUP = """
 import sys
@@ -41,7 +42,7 @@ from pathlib import Path
 from setuptools import Extension, setup
 from Cython.Build import cythonize
 package = Path("src/closecodec")
-sources = ["src/closecodec/frames.py"] + sorted(str(path) for path in package.rglob("*_c.pyx"))
+sources = sorted(str(path) for path in package.rglob("value*.py")) + sorted(str(path) for path in package.rglob("*_c.pyx"))
 modules = [Extension(".".join(Path(source).relative_to("src").with_suffix("").parts), [source]) for source in sources]
 packages = ["closecodec"] + ["closecodec." + p.parent.name for p in package.glob("*/__init__.py")]
 setup(name="closecodec-fuzz-build", package_dir={"": "src"}, packages=packages,
@@ -115,7 +116,8 @@ def build(variant: str = "coverage", *, force: bool = False, quiet: bool = False
     result = subprocess.run([sys.executable, "-c", code], cwd=target, env=env, capture_output=True, text=True)
     (target / "build.log").write_text(result.stdout + result.stderr)
     built = sorted(str(p.relative_to(src / "closecodec")) for p in (src / "closecodec").rglob("*.so"))
-    expected = 1 + len(list((src / "closecodec").rglob("*_c.pyx")))  # frames.py and every *_c.pyx
+    # The value modules and every _c.pyx.
+    expected = len(list((src / "closecodec").rglob("value*.py"))) + len(list((src / "closecodec").rglob("*_c.pyx")))
     if result.returncode != 0 or len(built) != expected:
         sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
         raise SystemExit(f"fuzz: the instrumented build failed (log: {target / 'build.log'})")

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Tuple
 from closecodec import _capture_c, _capture_py, _codec_c, _codec_py, _stream_c, _stream_py
 from closecodec import _transport_c, _transport_py
 from closecodec.buffer import DEFAULT_MAX_INFLATED
-from closecodec.closes import CloseRecordReader
+from closecodec.capture.records import CloseRecordReader
 from closecodec.errors import DecodeError
 from closecodec.reasons import ReasonNumbering
 
@@ -262,7 +262,7 @@ def _read_closes(backend: str, data: bytes, lanes: bool = True) -> Dict[str, Any
 
 
 def closes(data: bytes) -> None:
-    """The whole close-record pipeline (closecodec.closes.CloseRecordReader): backend c vs py, and the
+    """The whole close-record pipeline (closecodec.capture.records.CloseRecordReader): backend c vs py, and the
     compiled segment loop's fast path (lanes) vs every segment through the Python reassembler."""
     result_c = _read_closes("c", data)
     for name, other in (("py", _read_closes("py", data)), ("c without lanes", _read_closes("c", data, False))):

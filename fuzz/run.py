@@ -21,7 +21,7 @@ def main() -> None:
     with atheris.instrument_imports(include=["closecodec"]) if python_coverage else contextlib.nullcontext():
         import closecodec
         from closecodec import _capture_py, _codec_py, _stream_py, _transport_py, buffer  # noqa: F401
-        from closecodec import capture, closes, jsonform, reasons  # noqa: F401
+        from closecodec.capture import reassembly as capture, records as closes, jsonform, reasons  # noqa: F401
         from closecodec import _capture_c, _codec_c, _stream_c, _transport_c  # noqa: F401
     build = os.environ.get("FUZZ_BUILD")
     if build:

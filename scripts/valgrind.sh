@@ -117,7 +117,7 @@ import re
 import sys
 from pathlib import Path
 
-ours = re.compile(r"closecodec|\b(_codec_c|_transport_c|_stream_c|_capture_c|frames)\.c\b")
+ours = re.compile(r"closecodec|\b(\w*_c|values?|reassembly|records)\.c\b")
 counted, other = [], 0
 for log in sorted(Path(sys.argv[1]).glob("memcheck.*.log")):
     # An error is a block of lines between "==PID== " blank lines that starts with its kind.

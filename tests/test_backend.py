@@ -1,5 +1,6 @@
 """The backend the package picked is the one this install should have."""
 
+import importlib
 import os
 import subprocess
 import sys
@@ -25,7 +26,9 @@ def test_compiled_backend_really_loaded_unless_switched_off():
     else:
         assert BACKENDS["c"][0] is not None, BACKENDS["c"][1]
         assert closecodec.BACKEND == "c"
-        assert closecodec.frames.__file__.endswith((".so", ".pyd"))
+        for name in ("value", "diffusion.values", "websocket.values", "mqtt.values", "capture.values"):
+            values = importlib.import_module(f"closecodec.{name}")
+            assert values.__file__.endswith((".so", ".pyd")), values.__file__
 
 
 def test_switch_forces_pure_python_at_import():

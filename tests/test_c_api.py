@@ -155,7 +155,8 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 
 def test_get_include_holds_the_pxd_files() -> None:
     include = Path(closecodec.get_include())
-    for name in ("_codec_c.pxd", "_transport_c.pxd", "_stream_c.pxd", "frames.pxd"):
+    for name in ("buffer/_c.pxd", "_codec_c.pxd", "_transport_c.pxd", "_stream_c.pxd", "value.pxd", "diffusion/values.pxd",
+                 "websocket/values.pxd", "mqtt/values.pxd", "capture/values.pxd"):
         assert (include / "closecodec" / name).is_file(), name
 
 

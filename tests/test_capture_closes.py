@@ -50,7 +50,7 @@ from closecodec import (
     AbortNotification, CloseClientRequest, CloseEvent, CloseRequest, ConnectionResponse, MqttConnack, MqttDisconnect,
     SessionId, WebSocketClose,
 )
-from closecodec.closes import CloseRecord, CloseRecordReader, close_records, parse_decode_as
+from closecodec.capture.records import CloseRecord, CloseRecordReader, close_records, parse_decode_as
 from closecodec.errors import IncompleteError, MalformedError
 
 from capture_helpers import A4, A6, ACK, B4, B6, DATA, FIN, PSH, RST, SYN, ether, ipv4, ipv6, pcap_file, tcp

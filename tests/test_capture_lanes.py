@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from closecodec.closes import CloseRecordReader
+from closecodec.capture.records import CloseRecordReader
 
 from capture_helpers import ACK, DATA, FIN, PSH, RST, SYN, ether, ipv4, pcap_file, tcp
 from test_capture_closes import ALL_CAPTURES, MQTT_PORTS, _compiled_missing

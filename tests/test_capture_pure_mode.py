@@ -1,7 +1,8 @@
-"""capture.py and closes.py give exactly the same compiled (Cython's pure-Python mode) as interpreted.
+"""capture/reassembly.py and capture/records.py give exactly the same compiled (Cython's pure-Python mode)
+as interpreted.
 
 Where a compiler is available, setup.py compiles these two plain Python modules
-(with the declarations in capture.pxd and closes.pxd). The source is the same,
+(with the declarations in reassembly.pxd and records.pxd). The source is the same,
 so the behaviour must be: this runs the interpreted modules in a child process
 (a copy of the installed package without their compiled builds, the compiled
 backends kept) and compares everything a reader reports with the compiled
@@ -24,23 +25,23 @@ from typing import Any, Dict, List
 import pytest
 
 import closecodec
-from closecodec import capture, closes
+from closecodec.capture import reassembly as capture, records as closes
 
 from capture_helpers import DATA
 from test_capture_closes import ALL_CAPTURES, MQTT_PORTS
 
-PURE_MODE = ("capture", "closes")  # the modules compiled from their .py that this test checks
+PURE_MODE = ("capture/reassembly", "capture/records")  # the modules compiled from their .py that this test checks
 
 pytestmark = pytest.mark.skipif(
     any(Path(module.__file__).suffix == ".py" for module in (capture, closes)),
-    reason="capture.py and closes.py are not compiled in this install (no compiler, or the pure-Python build)",
+    reason="capture/reassembly.py and capture/records.py are not compiled in this install (no compiler, or the pure-Python build)",
 )
 
 # Run in the child: the report of each (path, options) job, as JSON.
 CHILD = """
 import json, sys
 from pathlib import Path
-from closecodec import capture, closes
+from closecodec.capture import reassembly as capture, records as closes
 assert all(Path(m.__file__).suffix == ".py" for m in (capture, closes)), "compiled modules imported"
 sys.path.insert(0, sys.argv[1])
 from test_capture_pure_mode import report

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from closecodec import capture
+from closecodec.capture import reassembly as capture
 from closecodec.capture import (
     FrameIndex, StreamData, StreamEnd, StreamGap, StreamStart, TcpConnection, TcpReassembler, TcpStreamReader,
 )

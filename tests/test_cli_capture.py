@@ -21,7 +21,7 @@ import pytest
 
 from closecodec import cli
 from closecodec.cli import main
-from closecodec.closes import CloseRecordReader
+from closecodec.capture.records import CloseRecordReader
 
 from capture_helpers import DATA
 
@@ -280,7 +280,7 @@ def test_standard_input_of_the_command_on_the_pure_backend():
 
 
 def test_limits_reach_the_reader(monkeypatch):
-    import closecodec.closes
+    import closecodec.capture.records
 
     seen: List[Dict[str, Any]] = []
 
@@ -289,7 +289,7 @@ def test_limits_reach_the_reader(monkeypatch):
             seen.append({k: v for k, v in options.items() if k.startswith("max_")})
             super().__init__(*args, **options)
 
-    monkeypatch.setattr(closecodec.closes, "CloseRecordReader", Spy)
+    monkeypatch.setattr(closecodec.capture.records, "CloseRecordReader", Spy)
     default = jsonl(WS_PCAP)
     assert seen == [{}]  # unset: the reader's own defaults
     limited = jsonl(WS_PCAP, "--max-connections", "3", "--max-buffer-per-direction", "64K",

@@ -96,7 +96,7 @@ def _upgrade_capture(status: bytes) -> bytes:
 def test_a_non_ascii_digit_http_status_is_an_http_error(backend: str, status: bytes) -> None:
     import io
 
-    from closecodec.closes import CloseRecordReader
+    from closecodec.capture.records import CloseRecordReader
 
     if backend == "c":
         _or_skip(STREAMS, "c")
@@ -110,7 +110,7 @@ def test_a_non_ascii_digit_http_status_is_an_http_error(backend: str, status: by
 def test_an_ascii_http_status_still_decodes(backend: str) -> None:
     import io
 
-    from closecodec.closes import CloseRecordReader
+    from closecodec.capture.records import CloseRecordReader
 
     if backend == "c":
         _or_skip(STREAMS, "c")

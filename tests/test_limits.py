@@ -30,7 +30,7 @@ from closecodec.capture import (
     DEFAULT_BLOCK_SIZE, DEFAULT_MAX_BUFFER_PER_DIRECTION, DEFAULT_MAX_BUFFER_TOTAL, DEFAULT_MAX_CLOSED,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RECORD, StreamData, StreamEnd, StreamGap, StreamStart, TcpReassembler,
 )
-from closecodec.closes import MAX_HANDSHAKE, MAX_INFLATED, CloseRecordReader
+from closecodec.capture.records import MAX_HANDSHAKE, MAX_INFLATED, CloseRecordReader
 from closecodec.errors import IncompleteError, MalformedError, MqttPacketError, WebSocketFrameError
 
 from capture_helpers import ACK, SYN, capture, ether, ipv4, pcap_file, shb, tcp  # noqa: F401 (fixture)
@@ -469,7 +469,7 @@ def test_documented_defaults():
     from pathlib import Path
 
     import closecodec
-    from closecodec.closes import DEFAULT_MAX_MESSAGE_SIZE as CAPTURE_MAX_MESSAGE
+    from closecodec.capture.records import DEFAULT_MAX_MESSAGE_SIZE as CAPTURE_MAX_MESSAGE
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "robustness.md").read_text()
     limits = doc[doc.index("\n## Limits"):]

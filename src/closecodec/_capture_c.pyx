@@ -22,7 +22,7 @@ from libc.string cimport memchr, memcmp, memcpy, memmove
 from closecodec.buffer._c cimport Reader, open_reader
 from closecodec._transport_c cimport read_vbi
 from closecodec._stream_c cimport SHAPE_SPANS, _Stream
-from closecodec.frames cimport Packet, TcpSegment
+from closecodec.capture.values cimport Packet, TcpSegment
 
 import builtins
 

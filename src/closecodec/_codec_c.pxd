@@ -4,7 +4,7 @@
 from libc.stdint cimport int32_t, uint64_t
 
 from closecodec.buffer._c cimport Reader, Writer
-from closecodec.frames cimport SessionId
+from closecodec.diffusion.values cimport SessionId
 
 
 cdef int read_varint(Reader* r, int max_bytes, unsigned char excess, str what, uint64_t* out) except -1

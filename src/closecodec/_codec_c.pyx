@@ -31,7 +31,7 @@ from closecodec.buffer._c cimport (
     writer_finish,
     writer_reserve,
 )
-from closecodec.frames cimport (
+from closecodec.diffusion.values cimport (
     AbortNotification,
     CloseClientRequest,
     CloseEvent,
@@ -51,7 +51,7 @@ import zlib
 
 from closecodec.buffer import DEFAULT_MAX_INFLATED, inflate, looks_like_zlib, pairs_of
 from closecodec.errors import DecodeError, EncodeError, IncompleteError, MalformedError, UnknownValueError
-from closecodec.protocol import EntryType, MessageType, UpdateType
+from closecodec.diffusion.protocol import EntryType, MessageType, UpdateType
 from closecodec.reasons import (
     CLOSE_REASON_BY_BYTE,
     HANDSHAKE_PROTOCOL_BYTE,

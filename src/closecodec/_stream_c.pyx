@@ -17,7 +17,8 @@ from libc.string cimport memcpy
 
 from closecodec.buffer._c cimport Reader, open_reader
 from closecodec._transport_c cimport WsHeader, mqtt_packet_from, read_close, read_vbi, read_ws_header, xor_mask
-from closecodec.frames cimport MqttOtherPacket, WebSocketFrame, WebSocketMessage
+from closecodec.mqtt.values cimport MqttOtherPacket
+from closecodec.websocket.values cimport WebSocketFrame, WebSocketMessage
 
 import sys
 

@@ -4,7 +4,7 @@
 
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
-from closecodec.frames cimport WebSocketClose
+from closecodec.websocket.values cimport WebSocketClose
 
 
 cdef struct WsHeader:

@@ -15,14 +15,8 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcpy
 
 from closecodec.buffer._c cimport Reader, open_reader, varint_bytes
-from closecodec.frames cimport (
-    MqttConnack,
-    MqttDisconnect,
-    MqttOtherPacket,
-    WebSocketClose,
-    WebSocketFrame,
-    WebSocketHeader,
-)
+from closecodec.mqtt.values cimport MqttConnack, MqttDisconnect, MqttOtherPacket
+from closecodec.websocket.values cimport WebSocketClose, WebSocketFrame, WebSocketHeader
 
 from operator import index
 

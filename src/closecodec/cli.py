@@ -376,7 +376,7 @@ class _Progress:
 
 
 def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextIO) -> int:
-    from .closes import CloseRecordReader, parse_decode_as
+    from .capture.records import CloseRecordReader, parse_decode_as
     from .errors import IncompleteError
 
     if args.sample and args.file is not None:
@@ -542,7 +542,7 @@ def _add_capture_parser(commands: Any) -> None:
 
 def _capture_limits() -> Dict[str, Tuple[str, str]]:
     """The CloseRecordReader limits the capture command can set: option -> (metavar, help)."""
-    from .closes import (DEFAULT_MAX_BUFFER_PER_DIRECTION, DEFAULT_MAX_BUFFER_TOTAL, DEFAULT_MAX_CONNECTIONS,
+    from .capture.records import (DEFAULT_MAX_BUFFER_PER_DIRECTION, DEFAULT_MAX_BUFFER_TOTAL, DEFAULT_MAX_CONNECTIONS,
                          DEFAULT_MAX_MESSAGE_SIZE)
 
     def size(value: int) -> str:

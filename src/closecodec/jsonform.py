@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List
 
-from .frames import (
+from .diffusion.protocol import EntryType, MessageType, service_name
+from .diffusion.values import (
     AbortNotification,
     CloseClientRequest,
     CloseEvent,
@@ -24,18 +25,9 @@ from .frames import (
     SessionId,
     UpdateEvent,
 )
-from .frames import (
-    MqttConnack,
-    MqttDisconnect,
-    MqttOtherPacket,
-    MqttPacketType,
-    MqttPropertyId,
-    WebSocketClose,
-    WebSocketFrame,
-    WebSocketOpcode,
-)
-from .protocol import EntryType, MessageType, service_name
+from .mqtt.values import MqttConnack, MqttDisconnect, MqttOtherPacket, MqttPacketType, MqttPropertyId
 from .reasons import ClientCloseReason, MqttReasonCode
+from .websocket.values import WebSocketClose, WebSocketFrame, WebSocketOpcode
 
 __all__ = ["from_json", "to_json", "to_json_as"]
 
@@ -221,7 +213,7 @@ def from_json(kind: str, obj: Any) -> Any:
 _TRANSPORT_TYPES = (WebSocketClose, WebSocketFrame, MqttDisconnect, MqttConnack, MqttOtherPacket)
 
 
-def _mqtt_property_json(pid: Any, value: Any) -> Dict[str, Any]:
+def mqtt_property_json(pid: Any, value: Any) -> Dict[str, Any]:
     out: Dict[str, Any] = {"id": int(pid), "name": pid.name}
     if pid == MqttPropertyId.USER_PROPERTY:
         out.update(key=value[0], value=value[1])
@@ -260,7 +252,7 @@ def _transport_json(value: Any) -> Dict[str, Any]:
         out["session_present"] = value.session_present
     name = code.name_in(packet_type.name) if isinstance(code, MqttReasonCode) else code.name
     out["reason_code"] = {"code": int(code), "name": name}
-    out["properties"] = [_mqtt_property_json(pid, item) for pid, item in value.properties]
+    out["properties"] = [mqtt_property_json(pid, item) for pid, item in value.properties]
     return out
 
 

@@ -62,10 +62,10 @@ __all__ = [
 ]
 
 
-_E = TypeVar("_E", bound="_OpenIntEnum")
+_E = TypeVar("_E", bound="OpenIntEnum")
 
 
-class _OpenIntEnum(enum.IntEnum):
+class OpenIntEnum(enum.IntEnum):
     """An IntEnum that turns a value it does not define into a pseudo-member.
 
     Members are written ``NAME = value, description, *fields``; a subclass that
@@ -81,7 +81,7 @@ class _OpenIntEnum(enum.IntEnum):
     # Enum body would become a member, hence the dunder name.
     __value_range__ = (0, 0xFF)
 
-    def __new__(cls, value: int, *fields: object) -> _OpenIntEnum:
+    def __new__(cls, value: int, *fields: object) -> OpenIntEnum:
         member = int.__new__(cls, value)
         member._value_ = value
         return member
@@ -144,7 +144,7 @@ class _OpenIntEnum(enum.IntEnum):
 # Diffusion: the server's close reason (docs/diffusion.md §1.1)
 
 
-class ClientCloseReason(_OpenIntEnum):
+class ClientCloseReason(OpenIntEnum):
     """Why the server closed a client session: one byte in a session-close event.
 
     Values are the wire values the vendor's clients read (see the module
@@ -294,7 +294,7 @@ is ``close_reason_from_byte(byte, numbering)``, pseudo-members included."""
 # Diffusion: the client's own close reasons and the handshake (§1.2, §5, §7)
 
 
-class CloseReason(_OpenIntEnum):
+class CloseReason(OpenIntEnum):
     """Why a client library reports its session closed (never sent on the wire).
 
     A capture decoder infers some of them: handshake rejections, ABORT, an idle
@@ -325,7 +325,7 @@ HANDSHAKE_PROTOCOL_BYTE = 0x23
 """The first byte of a Diffusion connection response (``'#'``)."""
 
 
-class ResponseCode(_OpenIntEnum):
+class ResponseCode(OpenIntEnum):
     """The response code, third byte of a Diffusion connection response."""
 
     PEER_CONNECTION_FAILED = 1, "(peer link) the connection between servers failed"
@@ -411,7 +411,7 @@ def websocket_close_code_allowed_on_wire(code: int) -> bool:
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
-class WebSocketCloseCode(_OpenIntEnum):
+class WebSocketCloseCode(OpenIntEnum):
     """A WebSocket close status code: every code of the IANA registry, 1000-1015.
 
     Any value 0..65535 constructs. A code without a member becomes a
@@ -474,7 +474,7 @@ _ANY_PACKET = "CONNACK PUBACK PUBREC PUBREL PUBCOMP SUBACK UNSUBACK DISCONNECT A
 _ERROR_PACKETS = "CONNACK PUBACK PUBREC SUBACK UNSUBACK DISCONNECT"
 
 
-class MqttReasonCode(_OpenIntEnum):
+class MqttReasonCode(OpenIntEnum):
     """An MQTT 5.0 reason code: every code of the standard's §2.4 table.
 
     One member per value; 0x00 is SUCCESS, with the aliases NORMAL_DISCONNECTION
@@ -600,7 +600,7 @@ def mqtt_disconnect_reason_allowed(code: int, sender: Optional[str] = None) -> b
     return allowed is not None and (sender is None or allowed in (sender, "both"))
 
 
-class MqttConnackReturnCode(_OpenIntEnum):
+class MqttConnackReturnCode(OpenIntEnum):
     """An MQTT 3.1.1 CONNACK return code (6..255 are reserved and decode as UNKNOWN)."""
 
     CONNECTION_ACCEPTED = 0, "the connection was accepted"

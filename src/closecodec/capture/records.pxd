@@ -1,15 +1,16 @@
-# Declarations that make closes.py compile to extension types where a compiler is
-# available (Cython's pure-Python mode, as frames.py): the close-record reader and its
+# Declarations that make records.py compile to extension types where a compiler is
+# available (Cython's pure-Python mode, as the value modules): the close-record reader and its
 # per-connection state, on the path every connection's set-up, close frames and end
 # take. The source, and so the behaviour, is the same compiled or not.
 # Attributes are public so that the interpreted module's code works unchanged. The
 # reader's internal methods are C methods (called directly, not looked up); all C
-# types are here, since closes.py's annotations are for type checkers only.
+# types are here, since records.py's annotations are for type checkers only.
 
 cimport cython
 
-from closecodec.capture cimport TcpReassembler, _SourceReader
-from closecodec.frames cimport MqttDisconnect, WebSocketClose, WebSocketMessage
+from closecodec.capture.reassembly cimport SourceReader, TcpReassembler
+from closecodec.mqtt.values cimport MqttDisconnect
+from closecodec.websocket.values cimport WebSocketClose, WebSocketMessage
 
 cdef class _Head:
     cdef public object held
@@ -56,7 +57,7 @@ cdef _sink(_Conn conn, int d)
 @cython.locals(half=_Half)
 cdef _plain_websocket(_Conn conn)
 
-cdef class CloseRecordReader(_SourceReader):
+cdef class CloseRecordReader(SourceReader):
     cdef public object _ports
     cdef public object _capture
     cdef public object _stream

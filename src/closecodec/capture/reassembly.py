@@ -13,7 +13,7 @@ Three layers, each usable alone:
   ordered sequence of :class:`StreamStart`, :class:`StreamData`,
   :class:`StreamGap` and :class:`StreamEnd` events, in bounded memory. This
   module is plain Python; where a compiler is available it is also compiled by
-  Cython (pure-Python mode, with the declarations in ``capture.pxd``). The
+  Cython (pure-Python mode, with the declarations in ``reassembly.pxd``). The
   source, and so the behaviour, is the same either way.
 
 :class:`TcpStreamReader` runs all three over a file. Reassembly policies:
@@ -51,10 +51,10 @@ from ipaddress import ip_address
 from os import PathLike, fspath
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
-from ._codec import BACKEND, PacketReader, parse_packet
-from ._codec import capture_backend as _backend
-from .errors import IncompleteError
-from .frames import Packet, TcpSegment
+from .._codec import BACKEND, PacketReader, parse_packet
+from .._codec import capture_backend as _backend
+from ..errors import IncompleteError
+from .values import Packet, TcpSegment
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -129,7 +129,7 @@ def _source_file(source: Union[str, "PathLike[str]", BinaryIO, None]) -> Tuple[A
     return source, False
 
 
-class _SourceReader:
+class SourceReader:
     """What the readers of a capture source share: a path is opened, and closed by :meth:`close`."""
 
     def __init__(self, source: Union[str, "PathLike[str]", BinaryIO, None]) -> None:
@@ -151,7 +151,7 @@ class _SourceReader:
 # -- values ----------------------------------------------------------------------
 
 
-class _Value(tuple):
+class TupleValue(tuple):
     """Immutable (a tuple underneath), hashable, compared by type and fields, repr by fields."""
 
     __slots__ = ()
@@ -160,7 +160,7 @@ class _Value(tuple):
     def __new__(cls, *fields: Any) -> Any:
         if len(fields) != len(cls._fields):
             raise TypeError(f"{cls.__name__} takes {len(cls._fields)} fields, not {len(fields)}")
-        return _new(cls, fields)
+        return tuple_new(cls, fields)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -186,7 +186,7 @@ class _Value(tuple):
         return tuple(self)
 
 
-_new = tuple.__new__
+tuple_new = tuple.__new__
 
 
 try:
@@ -199,15 +199,15 @@ except ImportError:  # another implementation
         return property(itemgetter(index), doc=doc)
 
 
-def _fields(cls: Any) -> Any:
-    """Give a _Value subclass one read-only attribute per name in ``_fields``."""
+def with_fields(cls: Any) -> Any:
+    """Give a TupleValue subclass one read-only attribute per name in ``_fields``."""
     for i, name in enumerate(cls._fields):
         setattr(cls, name, _tuplegetter(i, f"field {i}: {name}"))
     return cls
 
 
-@_fields
-class TcpConnection(_Value):
+@with_fields
+class TcpConnection(TupleValue):
     """One TCP connection: its stream number and endpoints.
 
     Args:
@@ -255,8 +255,8 @@ def _endpoint(address: bytes, port: int) -> str:
     return f"{text}:{port}"
 
 
-@_fields
-class StreamStart(_Value):
+@with_fields
+class StreamStart(TupleValue):
     """A connection's first packet was seen.
 
     Args:
@@ -270,8 +270,8 @@ class StreamStart(_Value):
 
 
 
-@_fields
-class StreamData(_Value):
+@with_fields
+class StreamData(TupleValue):
     """Bytes of one direction's stream, in order.
 
     Args:
@@ -299,8 +299,8 @@ class StreamData(_Value):
                 f"data=<{len(self.data)} bytes>, frame={self.frame}, timestamp_ns={self.timestamp_ns})")
 
 
-@_fields
-class StreamGap(_Value):
+@with_fields
+class StreamGap(TupleValue):
     """Bytes of one direction's stream that the capture does not have.
 
     Args:
@@ -323,8 +323,8 @@ class StreamGap(_Value):
         return self.offset + self.length
 
 
-@_fields
-class StreamEnd(_Value):
+@with_fields
+class StreamEnd(TupleValue):
     """One direction of a connection ended; nothing more follows for it.
 
     Args:
@@ -562,7 +562,7 @@ class TcpReassembler:
                 direction = 1
             else:
                 direction = 0
-            value = _new(TcpConnection, (self._streams, key[0], key[1], key[2], key[3]))
+            value = tuple_new(TcpConnection, (self._streams, key[0], key[1], key[2], key[3]))
             self._streams += 1
             conn = _Connection(value, key, self._clock)
             if self._loop is not None:
@@ -571,7 +571,7 @@ class TcpReassembler:
             heappush(self._ages, (self._clock, value.stream))
             self._lookup[key] = (conn, 0)
             self._lookup[reverse] = (conn, 1)
-            out.append(_new(StreamStart, (value, frame, timestamp_ns)))
+            out.append(tuple_new(StreamStart, (value, frame, timestamp_ns)))
             half = conn.halves[direction]
 
         seq = segment.seq
@@ -638,7 +638,7 @@ class TcpReassembler:
         if offset == nxt and not half.pieces:
             # The common case: the next bytes, nothing held.
             if size:
-                out.append(_new(StreamData, (conn.value, direction, offset, payload if len(payload) == size
+                out.append(tuple_new(StreamData, (conn.value, direction, offset, payload if len(payload) == size
                                       else payload[:size], self._frame, self._time)))
             if missing:
                 self._gap(conn, direction, offset + size, missing, out)
@@ -706,7 +706,7 @@ class TcpReassembler:
             if data is None:
                 self._gap(conn, direction, start, end - start, out)
             else:
-                out.append(_new(StreamData, (conn.value, direction, start, data, frame, time)))
+                out.append(tuple_new(StreamData, (conn.value, direction, start, data, frame, time)))
             half.next = end
         if released:
             self._buffered -= released
@@ -714,7 +714,7 @@ class TcpReassembler:
                 self._holding.pop(conn.value.stream, None)
         if half.fin_at is not None and half.next >= half.fin_at and not half.ended and not pieces:
             half.ended = True
-            out.append(_new(StreamEnd, (conn.value, direction, half.next, "fin", half.fin_frame, half.fin_time)))
+            out.append(tuple_new(StreamEnd, (conn.value, direction, half.next, "fin", half.fin_frame, half.fin_time)))
             if conn.halves[1 - direction].ended:
                 self._retire(conn)
 
@@ -729,7 +729,7 @@ class TcpReassembler:
     def _gap(self, conn: _Connection, direction: int, offset: int, length: int, out: List[StreamEvent]) -> None:
         self.stats["gaps"] += 1
         self.stats["gap_bytes"] += length
-        out.append(_new(StreamGap, (conn.value, direction, offset, length, self._frame, self._time)))
+        out.append(tuple_new(StreamGap, (conn.value, direction, offset, length, self._frame, self._time)))
 
     def _evict(self, out: List[StreamEvent]) -> None:
         """End the least recently active connection (``"evicted"``)."""
@@ -775,7 +775,7 @@ class TcpReassembler:
                     half.fin_frame = position[2]
                     half.fin_time = position[3]
                     half.ended = True
-                    out.append(_new(StreamEnd, (conn.value, direction, half.next, "fin", half.fin_frame,
+                    out.append(tuple_new(StreamEnd, (conn.value, direction, half.next, "fin", half.fin_frame,
                                                 half.fin_time)))
 
     def _offer(self, conn: _Connection) -> None:
@@ -806,10 +806,10 @@ class TcpReassembler:
             if not half.ended:
                 half.ended = True
                 if half.fin_at is not None and half.next >= half.fin_at:
-                    out.append(_new(StreamEnd, (conn.value, direction, half.next, "fin", half.fin_frame,
+                    out.append(tuple_new(StreamEnd, (conn.value, direction, half.next, "fin", half.fin_frame,
                                                 half.fin_time)))
                 else:
-                    out.append(_new(StreamEnd, (conn.value, direction, half.next, reason, self._frame, self._time)))
+                    out.append(tuple_new(StreamEnd, (conn.value, direction, half.next, reason, self._frame, self._time)))
         self._retire(conn)
 
     def _retire(self, conn: _Connection) -> None:
@@ -835,7 +835,7 @@ class TcpReassembler:
 # -- the whole pipeline ----------------------------------------------------------------
 
 
-class TcpStreamReader(_SourceReader):
+class TcpStreamReader(SourceReader):
     """Packets of a capture, parsed and reassembled into stream events.
 
     Args:

@@ -1,21 +1,21 @@
-# Declarations that make capture.py compile to extension types where a compiler is
-# available (Cython's pure-Python mode, as frames.py): the reassembler and its
+# Declarations that make reassembly.py compile to extension types where a compiler is
+# available (Cython's pure-Python mode, as the value modules): the reassembler and its
 # per-connection state, on the path every new connection, FIN and out-of-order segment
 # takes. The source, and so the behaviour, is the same compiled or not.
 # Attributes are public so that the interpreted module's code works unchanged. The
 # reassembler's internal methods are C methods (called directly, not looked up); all C
-# types are here, since capture.py's annotations are for type checkers only.
+# types are here, since reassembly.py's annotations are for type checkers only.
 
 cimport cython
 
-from closecodec.frames cimport TcpSegment
+from closecodec.capture.values cimport TcpSegment
 
 cdef int _FIN, _SYN, _RST, _ACK
 
 @cython.locals(packed=bytes, text=str)
 cdef str _endpoint(address, port)
 
-cdef class _SourceReader:
+cdef class SourceReader:
     cdef public object _file
     cdef public object _owned
 

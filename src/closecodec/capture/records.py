@@ -1,0 +1,948 @@
+# cython: annotation_typing=False
+"""Close records: every close in a packet capture, one record each (docs/capture.md, "Close records").
+
+Builds on :mod:`closecodec.capture` (reading and TCP reassembly) and the
+streaming decoders (:class:`~closecodec.WebSocketStream`,
+:class:`~closecodec.MqttStream`). For each TCP connection:
+
+1. **Recognise** what it carries from its first bytes, holding at most
+   ``MAX_HANDSHAKE`` (64 KiB) per direction meanwhile: an HTTP upgrade request
+   answered by ``101`` is WebSocket (any port); its ``mqtt`` subprotocol makes
+   it MQTT over WebSocket; a last path segment ``diffusion`` in the request,
+   or a first server binary message that is a whole Diffusion connection
+   response, makes it Diffusion over WebSocket; an upgrade answered by another
+   status is a rejected handshake (a record). A first client packet that is an
+   MQTT CONNECT is MQTT (any port). Failing those, the port table decides:
+   ``decode_as`` (``{port: "websocket" | "mqtt" | "diffusion"}``, as tshark's
+   "decode as") and ``mqtt_ports`` (1883 by default), for captures that lack
+   the handshake; otherwise the connection is ignored.
+2. **Decode** each direction with a stream decoder, and turn each close into a
+   :class:`CloseRecord` at the frame that carried its last byte (as tshark
+   reports a frame split over segments).
+3. **Gaps and errors**: after a :class:`~closecodec.capture.StreamGap` the
+   decoder restarts where the data resumes, and after a decode error at the
+   start of the next segment, on the assumption that a segment starts a frame
+   (senders usually write whole frames). Nothing is recorded from bytes that
+   do not decode; errors are counted in :attr:`CloseRecordReader.stats`, and
+   later records of the connection have ``data_lost`` set.
+4. A recognised connection that ends with FIN or RST without any close record
+   in either direction gives one ``tcp`` record, at the first FIN (or the RST),
+   from the side that sent it, in the FIN's own frame (also when bytes before
+   it arrived later or never). Connections that are cut by the end of the
+   capture, evicted or never recognised give none.
+
+This module is plain Python; where a compiler is available it is also compiled
+by Cython (pure-Python mode, with the declarations in ``records.pxd``): the
+per-connection work (set-up, recognition, records, the end) is most of what a
+capture costs beyond the compiled segment loop. The source, and so the
+behaviour, is the same either way.
+
+Memory: per connection a few hundred bytes, the handshake bytes while
+recognising (at most 64 KiB a direction) and what the stream decoders hold
+(one unfinished WebSocket message or MQTT packet, up to ``max_message_size``);
+all of it is freed when the connection ends.
+"""
+
+from __future__ import annotations
+
+import importlib
+import zlib
+from collections import Counter
+from os import PathLike
+from types import ModuleType
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+
+from .. import _codec
+from .reassembly import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_MAX_BUFFER_PER_DIRECTION,
+    DEFAULT_MAX_BUFFER_TOTAL,
+    DEFAULT_MAX_CLOSED,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RECORD,
+    StreamData,
+    StreamEnd,
+    StreamGap,
+    StreamStart,
+    TcpConnection,
+    TcpReassembler,
+    with_fields,
+    tuple_new,
+    SourceReader,
+    TupleValue,
+)
+from ..diffusion.values import (
+    AbortNotification,
+    CloseClientRequest,
+    CloseRequest,
+    ConnectionResponse,
+    EventBatch,
+    ServiceRequest,
+)
+from ..diffusion.values import CloseEvent as _CloseEvent
+from ..errors import DecodeError, IncompleteError
+from ..jsonform import mqtt_property_json
+from ..mqtt.values import MqttConnack, MqttDisconnect
+from ..websocket.values import WebSocketClose, WebSocketMessage
+
+__all__ = [
+    "DECODE_AS_KINDS",
+    "MAX_HANDSHAKE",
+    "CloseRecord",
+    "CloseRecordReader",
+    "close_records",
+    "parse_decode_as",
+]
+
+#: Bytes held per direction while recognising a connection (HTTP upgrade, CONNECT).
+MAX_HANDSHAKE = 64 * 1024
+#: What ``decode_as`` may say a port carries.
+DECODE_AS_KINDS = ("websocket", "mqtt", "diffusion")
+#: Largest WebSocket message or MQTT packet the capture decoders reassemble: 16 MiB.
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+#: Largest inflated permessage-deflate message (Diffusion or MQTT over WebSocket).
+MAX_INFLATED = 16 * 1024 * 1024
+
+_DIRECTIONS = ("client_to_server", "server_to_client")
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.2
+_BINARY = 2
+# The headers of an HTTP upgrade that recognition reads (RFC 6455 §4.1 and §4.2.2, RFC 7692 §5).
+_UPGRADE_HEADERS = (b"upgrade", b"sec-websocket-protocol", b"sec-websocket-extensions")
+
+
+@with_fields
+class CloseRecord(TupleValue):
+    """One close seen in a capture: a close frame, a refusal, or a TCP end without one.
+
+    Immutable, hashable, comparable (a tuple underneath, like the capture
+    events). :meth:`to_dict` gives the JSON form (docs/capture.md).
+
+    Fields:
+        frame: the frame number (1-based, as Wireshark counts) of the packet
+            holding the close's last byte.
+        timestamp_ns: that packet's capture time, in ns since the epoch
+            (:attr:`time` in seconds).
+        stream: the TCP stream number (tshark's ``tcp.stream``).
+        src, dst: ``ip:port`` of the sender and receiver (IPv6 in brackets).
+        direction: ``"client_to_server"`` or ``"server_to_client"``.
+        protocol: the layer that closed: ``"websocket"``, ``"mqtt"``,
+            ``"diffusion"``, or ``"tcp"`` (ended without a close frame).
+        kind: what was seen: ``ws_close``, ``ws_rejected``,
+            ``mqtt_disconnect``, ``mqtt_connack``, ``diffusion_response``,
+            ``diffusion_abort``, ``diffusion_close_request``,
+            ``diffusion_close_event``, ``diffusion_close_client``, ``tcp_end``.
+        code: the number on the wire (WebSocket status, MQTT reason code,
+            Diffusion response code or close reason, HTTP status), or None.
+        name: the code's name (``NORMAL_CLOSURE``, ``SESSION_TAKEN_OVER``,
+            ``FIN``...), or a name for what was seen when there is no code.
+        reason: the reason text on the wire, or None.
+        session_id: the Diffusion session id (text) where known, else None.
+        close_reason: what the vendor's Diffusion client reports for it
+            (``ACCESS_DENIED``...), for Diffusion records, else None.
+        client_id: the MQTT client identifier from the connection's CONNECT.
+        mqtt_version: 3, 4 or 5 for MQTT records (from the CONNECT; None
+            when the capture lacks it), else None.
+        properties: the MQTT 5 properties, ``(MqttPropertyId, value)`` pairs.
+        application: what the connection was recognised as: ``"websocket"``,
+            ``"mqtt"``, ``"mqtt-websocket"``, ``"diffusion"``.
+        data_lost: bytes of the connection before this record were missing
+            from the capture or did not decode.
+        value: the decoded value (:class:`WebSocketClose`,
+            :class:`MqttDisconnect`, ...), or None.
+    """
+
+    __slots__ = ()
+    _fields = (
+        "frame", "timestamp_ns", "stream", "src", "dst", "direction", "protocol", "kind", "code", "name",
+        "reason", "session_id", "close_reason", "client_id", "mqtt_version", "properties", "application",
+        "data_lost", "value",
+    )
+
+    @property
+    def time(self) -> float:
+        """The capture time in seconds since the epoch (``timestamp_ns`` is exact)."""
+        return self.timestamp_ns / 1e9
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The record as a JSON-ready dict (the JSON lines schema, docs/capture.md)."""
+        mqtt = self.protocol == "mqtt"
+        return {
+            "frame": self.frame,
+            "time": self.timestamp_ns / 1e9,
+            "time_ns": self.timestamp_ns,
+            "stream": self.stream,
+            "src": self.src,
+            "dst": self.dst,
+            "direction": self.direction,
+            "protocol": self.protocol,
+            "kind": self.kind,
+            "code": self.code,
+            "name": self.name,
+            "reason": self.reason,
+            "session_id": self.session_id,
+            "close_reason": self.close_reason,
+            "client_id": self.client_id,
+            "mqtt_version": self.mqtt_version,
+            "properties": [mqtt_property_json(pid, item) for pid, item in self.properties] if mqtt else None,
+            "application": self.application,
+            "data_lost": self.data_lost,
+        }
+
+    def __repr__(self) -> str:
+        return (f"CloseRecord(frame={self.frame}, {self.src} -> {self.dst}, {self.protocol} {self.kind}, "
+                f"code={self.code!r}, name={self.name!r}, reason={self.reason!r}, session_id={self.session_id!r})")
+
+
+def parse_decode_as(items: Iterable[str]) -> Dict[int, str]:
+    """``["8080=websocket", ...]`` as ``{8080: "websocket"}``.
+
+    Raises:
+        ValueError: an item is not ``PORT=KIND`` with a port 1..65535 and a
+            kind in :data:`DECODE_AS_KINDS`.
+    """
+    out: Dict[int, str] = {}
+    for item in items:
+        port, sep, kind = item.partition("=")
+        kind = kind.strip().lower()
+        if not sep or not port.strip().isdigit() or not 1 <= int(port) <= 65535 or kind not in DECODE_AS_KINDS:
+            raise ValueError(f"--decode-as takes PORT=KIND with KIND one of {', '.join(DECODE_AS_KINDS)}, "
+                             f"not {item!r}")
+        out[int(port)] = kind
+    return out
+
+
+# -- recognition helpers -------------------------------------------------------------
+
+
+class _Head:
+    """A direction's held bytes while recognising: joined, classified, and parsed as HTTP when asked.
+
+    ``kind`` is ``"request"``, ``"response"``, ``"connect"`` (then ``connect``
+    is the CONNECT's ``(level, client id)``), ``"more"`` (undecided yet) or
+    ``"other"``.
+    """
+
+    __slots__ = ("held", "data", "kind", "connect", "_http")
+
+    def __init__(self, held: int, data: bytes, parse_connect: Callable[[bytes], Any]) -> None:
+        self.held = held
+        self.data = data
+        self.connect = None
+        self._http: Any = False  # not parsed yet
+        if b"GET ".startswith(data[:4]):  # a request, or the start of one
+            self.kind = "request" if len(data) >= 4 else "more"
+        elif b"HTTP/".startswith(data[:5]):
+            self.kind = "response" if len(data) >= 5 else "more"
+        else:
+            found = parse_connect(data)
+            self.kind = "more" if found is None else "connect" if found else "other"
+            if found:
+                self.connect = found
+
+    def http(self, parse: Callable[..., Any]) -> Optional[Tuple[str, Dict[str, str], int]]:
+        """The held bytes as an HTTP head, by the backend's ``parse_http_head`` (the headers recognition
+        reads)."""
+        if self._http is False:
+            self._http = parse(self.data, _UPGRADE_HEADERS)
+        return self._http
+
+
+def _head_of(half: _Half, parse_connect: Callable[[bytes], Any]) -> Optional[_Head]:
+    """The half's :class:`_Head`, made again only when it holds more bytes; None while it holds none."""
+    if not half.held:
+        return None
+    head = half.head
+    if head is None or head.held != half.held:
+        pending = half.pending
+        data = pending[0][1] if len(pending) == 1 else b"".join([piece[1] for piece in pending])
+        head = half.head = _Head(half.held, data, parse_connect)
+    return head
+
+
+# -- per-connection state ----------------------------------------------------------------
+
+
+class _Half:
+    """One direction: held handshake bytes, then its decoder."""
+
+    __slots__ = ("pending", "held", "head", "ws", "mqtt", "inflater", "done", "ended", "messages")
+
+    def __init__(self) -> None:
+        self.pending: List[Tuple[int, bytes, int, int]] = []  # (offset, bytes, frame, timestamp_ns)
+        self.held = 0
+        self.head: Optional[_Head] = None  # what the held bytes are, for as long as no more are held
+        self.ws: Any = None  # a WebSocketStream
+        self.mqtt: Any = None  # an MqttStream (on TCP, or inside WebSocket binary messages)
+        self.inflater: Any = None  # permessage-deflate context
+        self.done = False  # a close frame was read: nothing more to decode
+        self.ended = False
+        self.messages = 0  # binary messages seen (the first server one may be a connection response)
+
+
+class _Conn:
+    __slots__ = ("value", "app", "client", "halves", "records", "first_end", "session_id", "client_id",
+                 "mqtt_version", "lost", "port_kind", "port_client", "deflate", "maybe_diffusion", "lane",
+                 "endpoints")
+
+    def __init__(self, value: TcpConnection, port_kind: Optional[str], port_client: int) -> None:
+        self.value = value
+        self.app: Optional[str] = None  # None while recognising; "ignore" when not ours
+        self.client = 0
+        self.halves = (_Half(), _Half())
+        self.records = 0
+        self.first_end: Optional[Tuple[str, int, int, int]] = None  # (reason, direction, frame, timestamp_ns)
+        self.session_id: Optional[str] = None
+        self.client_id: Optional[str] = None
+        self.mqtt_version: Optional[int] = None
+        self.lost = False
+        self.port_kind = port_kind
+        self.port_client = port_client
+        self.deflate = False
+        self.maybe_diffusion = False
+        self.lane: Any = None  # the reassembler's Lane for it: where the segment loop feeds its decoders
+        self.endpoints: Optional[Tuple[str, str]] = None  # client and server as text, once a record needs them
+
+
+def _sink(conn: _Conn, d: int) -> None:
+    """Tell a connection's lane, if it has one, where direction ``d``'s in-order bytes go, as the
+    reader's ``_feed`` would take them (until the connection is recognised, back to the reader as bytes:
+    they are held for recognition). Called whenever that changes: recognition, ignoring, a close."""
+    lane = conn.lane
+    if lane is None:
+        return
+    if conn.app is None:
+        lane.hold(d)
+        return
+    half: _Half = conn.halves[d]
+    if conn.app == "ignore" or half.done:
+        lane.sink(d, True, None)
+    else:
+        lane.sink(d, True, half.ws if half.ws is not None else half.mqtt)
+
+
+def _plain_websocket(conn: _Conn) -> None:
+    """Plain WebSocket for good: only close frames matter from the next message on."""
+    for half in conn.halves:
+        if half.ws is not None:
+            half.ws.closes_only = True
+
+
+def _backend_modules(backend: Optional[str]) -> Tuple[ModuleType, ModuleType, ModuleType]:
+    if backend is None:
+        return _codec.capture_backend, _codec.stream, _codec.backend
+    if backend not in ("c", "py"):
+        raise ValueError(f"backend must be 'c', 'py' or None, not {backend!r}")
+    return tuple(importlib.import_module(f"closecodec._{name}_{backend}")  # type: ignore[return-value]
+                 for name in ("capture", "stream", "codec"))
+
+
+class CloseRecordReader(SourceReader):
+    """The close records of a capture, lazily, in constant memory.
+
+    Args:
+        source: a path, ``"-"`` or None for standard input, or a binary file
+            object (read from its position; not closed here).
+        decode_as: ``{port: kind}`` (or ``"PORT=KIND"`` strings) for traffic
+            whose handshake the capture lacks, as tshark's "decode as":
+            ``"websocket"``, ``"mqtt"``, or ``"diffusion"`` (Diffusion messages
+            inside WebSocket binary messages). A connection whose server or
+            client port is listed is decoded as that (server port first).
+        mqtt_ports: ports taken as MQTT without a CONNECT (``decode_as`` wins).
+        max_message_size: the largest WebSocket message or MQTT packet
+            reassembled; a larger one is a decode error (counted).
+        progress: called with the file offset read so far every few thousand
+            packets (for a progress bar).
+        backend: ``"c"`` or ``"py"`` to force a backend (tests and
+            benchmarks); None uses :data:`closecodec.BACKEND`'s.
+        block_size, max_record, max_connections, max_buffer_per_direction,
+        max_buffer_total, max_closed: as for
+            :class:`~closecodec.capture.TcpStreamReader`.
+        lanes: let the segment loop feed in-order bytes of recognised
+            connections to their decoders without the Python reassembler
+            (the fast path; False only to check it gives the same records).
+
+    Iterating yields :class:`CloseRecord` values as the capture is read.
+
+    Attributes:
+        stats: a :class:`collections.Counter` of what was counted so far
+            (a new one at each read): ``connections``, recognised ones by
+            application (``websocket``, ``mqtt``, ...), ``ignored``,
+            ``records``, ``gaps``, ``websocket_errors``, ``mqtt_errors``,
+            ``diffusion_errors``, ``http_errors``, ``compressed_skipped``.
+        errors: the first 100 decode errors as ``(frame, stream, message)``.
+        skipped: packets without a usable TCP segment, by reason.
+        error: an :class:`~closecodec.errors.IncompleteError` once iteration
+            has ended if the file is truncated (records up to the cut were
+            yielded), else None.
+        position: the file offset read so far.
+
+    Raises:
+        MalformedError: (while iterating) the file is not a capture, or its
+            structure is broken (records before it were yielded).
+        OSError: the path cannot be opened.
+        ValueError: a bad ``decode_as`` or limit.
+    """
+
+    def __init__(self, source: Union[str, "PathLike[str]", BinaryIO, None], /, *,
+                 decode_as: Union[Mapping[int, str], Iterable[str], None] = None,
+                 mqtt_ports: Iterable[int] = (1883,), max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                 progress: Optional[Callable[[int], None]] = None, backend: Optional[str] = None,
+                 block_size: int = DEFAULT_BLOCK_SIZE, max_record: int = DEFAULT_MAX_RECORD,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 max_buffer_per_direction: int = DEFAULT_MAX_BUFFER_PER_DIRECTION,
+                 max_buffer_total: int = DEFAULT_MAX_BUFFER_TOTAL, max_closed: int = DEFAULT_MAX_CLOSED,
+                 lanes: bool = True) -> None:
+        if decode_as is None:
+            ports: Dict[int, str] = {}
+        elif isinstance(decode_as, Mapping):
+            ports = parse_decode_as(f"{port}={kind}" for port, kind in decode_as.items())
+        else:
+            ports = parse_decode_as(decode_as)
+        self._ports = {int(port): "mqtt" for port in mqtt_ports}
+        self._ports.update(ports)
+        self._capture, self._stream, self._codec = _backend_modules(backend)
+        self._max_message = max_message_size
+        self._progress = progress
+        self.reassembler = TcpReassembler(max_connections=max_connections,
+                                          max_buffer_per_direction=max_buffer_per_direction,
+                                          max_buffer_total=max_buffer_total, max_closed=max_closed)
+        super().__init__(source)
+        self.packets = self._capture.PacketReader(self._file, block_size=block_size, max_record=max_record)
+        self._counts: Dict[str, int] = {}  # stats, in a plain dict (see _tally)
+        self.skipped: Counter = Counter()
+        self.errors: List[Tuple[int, int, str]] = []
+        self._conns: Dict[int, _Conn] = {}  # by stream number
+        self._by_lane: Dict[Any, _Conn] = {}  # the same, by the reassembler's lane (those that have one)
+        self._out: List[CloseRecord] = []
+        self._lanes = lanes
+
+    @property
+    def stats(self) -> Counter:
+        """What was counted so far, in a new :class:`collections.Counter` at each read."""
+        return Counter(self._counts)
+
+    @property
+    def error(self) -> Optional[IncompleteError]:
+        return self.packets.error
+
+    @property
+    def position(self) -> int:
+        return self.packets.offset
+
+    def __iter__(self) -> Iterator[CloseRecord]:
+        reassembler = self.reassembler
+        out = self._out
+        progress = self._progress
+        # The compiled (or pure) segment loop reads and parses the packets and feeds in-order bytes of
+        # recognised connections straight to their decoders; the rest comes here.
+        loop = self._capture.SegmentLoop(self.packets, self.skipped, progress)
+        if self._lanes:
+            reassembler.attach(loop)
+        by_lane = self._by_lane
+        try:
+            for item in loop:
+                kind = item[0]
+                if kind == 1:
+                    _, frame, time, lane, d, spans = item
+                    self._decoded(by_lane[lane], d, spans, frame, time)
+                elif kind == 2:
+                    _, frame, time, lane, d, offset, data = item
+                    self._hold(by_lane[lane], d, offset, data, frame, time)
+                else:
+                    _, frame, time, segment = item
+                    for event in reassembler.add(frame, time, segment):
+                        self._event(event, segment)
+                if out:
+                    yield from out
+                    out.clear()
+            for event in reassembler.finish(loop.last_segment):
+                self._event(event, None)
+            if out:
+                yield from out
+                out.clear()
+            if progress is not None:
+                progress(self.packets.offset)
+        finally:
+            self.close()
+
+    # -- events ----------------------------------------------------------------------
+
+    def _event(self, event: Any, segment: Any) -> None:
+        kind = type(event)
+        if kind is StreamData:
+            conn = self._conns.get(event.connection.stream)
+            if conn is None or conn.app == "ignore":
+                return
+            d = event.direction
+            if conn.app is None:
+                self._hold(conn, d, event.offset, bytes(event.data), event.frame, event.timestamp_ns)
+            else:
+                self._feed(conn, d, event.data, event.offset, event.frame, event.timestamp_ns)
+        elif kind is StreamStart:
+            self._start(event)
+        elif kind is StreamGap:
+            self._gap(event)
+        elif kind is StreamEnd:
+            self._end(event, segment)
+
+    def _start(self, event: StreamStart) -> None:
+        value = event.connection
+        self._tally("connections")
+        kind = self._ports.get(value.server_port)
+        client = 0
+        if kind is None:
+            kind = self._ports.get(value.client_port)
+            client = 1
+        conn = _Conn(value, kind, client)
+        conn.lane = self.reassembler.lane_of(value)
+        self._conns[value.stream] = conn
+        if conn.lane is not None:
+            self._by_lane[conn.lane] = conn
+        _sink(conn, 0)
+        _sink(conn, 1)
+
+    def _gap(self, event: StreamGap) -> None:
+        conn = self._conns.get(event.connection.stream)
+        if conn is None or conn.app == "ignore":
+            return
+        self._tally("gaps")
+        conn.lost = True
+        if conn.app is None:
+            # The handshake is incomplete: only the port table can say what follows.
+            if conn.port_kind is None:
+                self._ignore(conn)
+                return
+            self._setup_by_port(conn)
+        half: _Half = conn.halves[event.direction]
+        if half.ws is not None:
+            half.ws.reset(event.offset + event.length)
+            if conn.deflate or half.inflater is not None:
+                half.inflater = False  # the permessage-deflate window is lost with the bytes
+            if half.mqtt is not None:
+                half.mqtt.reset()
+        elif half.mqtt is not None:
+            half.mqtt.reset(event.offset + event.length)
+
+    def _end(self, event: StreamEnd, segment: Any) -> None:
+        conn = self._conns.get(event.connection.stream)
+        if conn is None:
+            return
+        d = event.direction
+        if conn.first_end is None and event.reason in ("fin", "rst"):
+            sender = d
+            if event.reason == "rst" and segment is not None:
+                value = conn.value
+                sender = 0 if (segment.src, segment.src_port) == (value.client, value.client_port) else 1
+            conn.first_end = (event.reason, sender, event.frame, event.timestamp_ns)
+        conn.halves[d].ended = True
+        if not (conn.halves[0].ended and conn.halves[1].ended):
+            return
+        del self._conns[event.connection.stream]
+        if conn.lane is not None:
+            del self._by_lane[conn.lane]
+        if conn.app is None:
+            if conn.port_kind is not None and any(half.pending for half in conn.halves):
+                self._setup_by_port(conn)
+            else:
+                self._ignore(conn)
+        if conn.app != "ignore" and not conn.records and conn.first_end is not None:
+            reason, sender, frame, time = conn.first_end
+            self._record(conn, sender, frame, time, "tcp", "tcp_end", None, reason.upper(), None)
+
+    def _ignore(self, conn: _Conn) -> None:
+        if conn.app is None:
+            self._tally("ignored")
+        conn.app = "ignore"
+        for half in conn.halves:
+            half.pending = []
+            half.held = 0
+            half.head = None
+        _sink(conn, 0)
+        _sink(conn, 1)
+
+    # -- recognition -----------------------------------------------------------------
+
+    def _hold(self, conn: _Conn, d: int, offset: int, data: bytes, frame: int, time: int) -> None:
+        half: _Half = conn.halves[d]
+        half.pending.append((offset, data, frame, time))
+        half.held += len(data)
+        self._recognise(conn)
+        if conn.app is None and (conn.halves[0].held > MAX_HANDSHAKE or conn.halves[1].held > MAX_HANDSHAKE):
+            if conn.port_kind is not None:
+                self._setup_by_port(conn)
+            else:
+                self._ignore(conn)
+
+    def _recognise(self, conn: _Conn) -> None:
+        half0, half1 = conn.halves
+        parse_connect = self._capture.parse_mqtt_connect
+        heads = (_head_of(half0, parse_connect), _head_of(half1, parse_connect))
+        kinds = (None if heads[0] is None else heads[0].kind, None if heads[1] is None else heads[1].kind)
+        for d in (0, 1):
+            head = heads[d]
+            if kinds[d] == "request":
+                parsed = head.http(self._capture.parse_http_head)
+                if parsed is None:
+                    return  # wait for the rest of the request
+                line, headers, size = parsed
+                if "websocket" not in headers.get("upgrade", "").lower():
+                    self._ignore(conn)  # plain HTTP
+                    return
+                if kinds[1 - d] is None or kinds[1 - d] == "more":
+                    return  # wait for the response
+                if kinds[1 - d] != "response":
+                    self._fallback(conn)
+                    return
+                other = heads[1 - d]
+                answer = other.http(self._capture.parse_http_head)
+                if answer is None:
+                    return
+                self._upgrade(conn, d, line, headers, size, answer)
+                return
+            if kinds[d] == "connect":
+                conn.client = d
+                conn.mqtt_version, conn.client_id = head.connect
+                self._setup(conn, "mqtt")
+                return
+        if "more" in kinds or kinds == (None, None):
+            return
+        if "response" in kinds and None in kinds:
+            return  # a response first: wait for the other side's request
+        self._fallback(conn)
+
+    def _fallback(self, conn: _Conn) -> None:
+        if conn.port_kind is None:
+            self._ignore(conn)
+        else:
+            self._setup_by_port(conn)
+
+    def _setup_by_port(self, conn: _Conn) -> None:
+        conn.client = conn.port_client
+        kind = conn.port_kind
+        if kind == "websocket":
+            conn.maybe_diffusion = True
+        self._setup(conn, kind, ws=kind != "mqtt", rsv=4)
+
+    def _upgrade(self, conn: _Conn, d: int, line: str, headers: Dict[str, str], size: int,
+                 answer: Tuple[str, Dict[str, str], int]) -> None:
+        status_line, response, response_size = answer
+        parts = status_line.split(" ", 2)
+        conn.client = d
+        # ASCII digits only: the head is decoded as Latin-1, where isdigit() also takes the
+        # superscripts "¹²³" (bytes B9, B2, B3), which int() refuses.
+        if len(parts) < 2 or not (parts[1].isascii() and parts[1].isdigit()):
+            self._tally("http_errors")
+            self._ignore(conn)
+            return
+        status = int(parts[1])
+        if status != 101:
+            # A rejected upgrade: recorded at the frame holding the response head's last byte.
+            frame, time = _frame_of(conn.halves[1 - d].pending, response_size)
+            conn.app = "websocket"
+            self._tally("websocket")
+            self._record(conn, 1 - d, frame, time, "websocket", "ws_rejected", status, "HANDSHAKE_REJECTED",
+                         parts[2] if len(parts) > 2 and parts[2] else None)
+            self._ignore(conn)
+            return
+        target = line.split(" ")[1] if line.count(" ") >= 1 else ""
+        path = target.split("?", 1)[0].rstrip("/")
+        subprotocol = response.get("sec-websocket-protocol", "").strip().lower()
+        conn.deflate = "permessage-deflate" in response.get("sec-websocket-extensions", "").lower()
+        rsv = 4 if conn.deflate else 0
+        if subprotocol.startswith("mqtt"):
+            kind = "mqtt-websocket"
+        elif path.rsplit("/", 1)[-1].lower() == "diffusion" or conn.port_kind == "diffusion":
+            kind = "diffusion"
+        else:
+            kind = "websocket"
+            conn.maybe_diffusion = True
+        self._setup(conn, kind, ws=True, rsv=rsv, skip=(size, response_size) if d == 0 else (response_size, size))
+
+    def _setup(self, conn: _Conn, kind: Optional[str], *, ws: bool = False, rsv: int = 0,
+               skip: Tuple[int, int] = (0, 0)) -> None:
+        """Start decoding the connection as ``kind``; feed what was held, past ``skip`` bytes a direction."""
+        half: _Half
+        stream = self._stream
+        conn.app = kind
+        self._tally(kind)
+        for d, half in enumerate(conn.halves):
+            if ws:
+                # Messages are needed until plain WebSocket is told from Diffusion (_on_websocket), but only
+                # the server's: the client's matter once it is Diffusion.
+                half.ws = stream.WebSocketStream(expect_masked=d == conn.client, rsv_allowed=rsv,
+                                                 minimal_length=False, max_message_size=self._max_message,
+                                                 closes_only=conn.maybe_diffusion and d == conn.client)
+            else:
+                version = conn.mqtt_version
+                half.mqtt = stream.MqttStream(version=None if version is None else max(4, version),
+                                              max_packet_size=self._max_message, closes_only=True)
+        for d, half in enumerate(conn.halves):
+            pending, half.pending, half.held, half.head = half.pending, [], 0, None
+            if not pending:
+                continue
+            start = pending[0][0] + skip[d]
+            decoder = half.ws if half.ws is not None else half.mqtt
+            decoder.reset(start)
+            for offset, data, frame, time in pending:
+                end = offset + len(data)
+                if end <= start:
+                    continue
+                if offset < start:
+                    data, offset = data[start - offset:], start
+                self._feed(conn, d, data, offset, frame, time)
+        _sink(conn, 0)
+        _sink(conn, 1)
+
+    # -- decoding --------------------------------------------------------------------
+
+    def _feed(self, conn: _Conn, d: int, data: Any, offset: int, frame: int, time: int) -> None:
+        half: _Half = conn.halves[d]
+        if half.done:
+            return
+        decoder = half.ws if half.ws is not None else half.mqtt
+        if decoder is None:
+            return
+        if decoder.position != offset:
+            decoder.reset(offset)
+        try:
+            spans = decoder.feed(data, spans=True)
+        except DecodeError:
+            spans = []
+        self._decoded(conn, d, spans, frame, time)
+
+    def _decoded(self, conn: _Conn, d: int, spans: List[Tuple[int, int, Any]], frame: int, time: int) -> None:
+        """What a direction's decoder returned for the bytes of ``frame``, then its error if it failed."""
+        half: _Half = conn.halves[d]
+        decoder = half.ws if half.ws is not None else half.mqtt
+        if half.ws is not None:
+            for _, _, value in spans:
+                self._on_websocket(conn, d, value, frame, time)
+            what = "websocket_errors"
+        else:
+            for start, end, value in spans:
+                self._on_mqtt(conn, d, end - start, value, frame, time)
+            what = "mqtt_errors"
+        error = decoder.error
+        if error is not None:
+            # Resynchronise at the next segment, taken to start a frame (or packet).
+            self._count(what, frame, conn, error)
+            decoder.reset()
+
+    def _tally(self, key: str, by: int = 1) -> None:
+        # A plain dict, not a Counter: Counter's __delitem__, written in Python, sends each item
+        # assignment through the interpreter's slot lookup, which cost 2 k instructions an increment.
+        counts = self._counts
+        counts[key] = counts.get(key, 0) + by
+
+    def _count(self, what: str, frame: int, conn: _Conn, error: Exception) -> None:
+        self._tally(what)
+        conn.lost = True
+        if len(self.errors) < 100:
+            message = error.args[0] if isinstance(error, DecodeError) and error.args else str(error)
+            self.errors.append((frame, conn.value.stream, f"{what[:-7]}: {message}"))
+
+    def _on_websocket(self, conn: _Conn, d: int, value: Any, frame: int, time: int) -> None:
+        kind = type(value)
+        if kind is WebSocketClose:
+            close = value  # typed in records.pxd, as message below: compiled, fields are read directly
+            conn.halves[d].done = True
+            _sink(conn, d)
+            code = close.code
+            # Names are read as the enums' _name_: the .name property runs Python code for each record.
+            self._record(conn, d, frame, time, "websocket", "ws_close", None if code is None else int(code),
+                         "NO_STATUS_RECEIVED" if code is None else code._name_, close.reason or None, value=close)
+            return
+        if kind is not WebSocketMessage:
+            return
+        message = value
+        app = conn.app
+        half: _Half = conn.halves[d]
+        if app == "websocket":
+            # A first server message that is a whole connection response makes the connection Diffusion.
+            if not conn.maybe_diffusion or d == conn.client:
+                return
+            conn.maybe_diffusion = False
+            payload = message.payload
+            if message.opcode != _BINARY or message.rsv or payload[:1] != b"\x23":
+                _plain_websocket(conn)
+                return
+            try:
+                response, end = self._codec.decode_connection_response(payload)
+            except DecodeError:
+                _plain_websocket(conn)
+                return
+            if end != len(payload):
+                _plain_websocket(conn)
+            else:
+                conn.app = "diffusion"
+                self._tally("websocket", -1)
+                self._tally("diffusion")
+                half.messages = 1
+                # The client's messages from the next one on (one under way when this arrived is skipped).
+                conn.halves[conn.client].ws.closes_only = False
+                self._on_diffusion(conn, d, response, frame, time)
+            return
+        payload = message.payload
+        if message.rsv & 4:
+            payload = self._inflate(conn, half, payload, frame)
+            if payload is None:
+                return
+        if message.opcode != _BINARY:
+            return
+        half.messages += 1
+        if app == "mqtt-websocket":
+            self._on_mqtt_bytes(conn, d, payload, frame, time)
+        else:
+            self._on_diffusion_bytes(conn, d, payload, frame, time)
+
+    def _inflate(self, conn: _Conn, half: _Half, payload: bytes, frame: int) -> Optional[bytes]:
+        """A permessage-deflate message's payload (RFC 7692 §7.2.2), or None if it cannot be had.
+
+        One inflater a direction, kept across messages (context takeover; also
+        right without it). After a gap the window is lost: compressed messages
+        are skipped (counted) from then on.
+        """
+        if half.inflater is False:
+            self._tally("compressed_skipped")
+            return None
+        if half.inflater is None:
+            half.inflater = zlib.decompressobj(-15)
+        try:
+            data = half.inflater.decompress(payload + _DEFLATE_TAIL, MAX_INFLATED)
+            if half.inflater.unconsumed_tail:
+                raise zlib.error(f"inflates to more than {MAX_INFLATED} bytes")
+        except zlib.error as error:
+            half.inflater = False
+            self._count("websocket_errors", frame, conn, ValueError(f"permessage-deflate: {error}"))
+            return None
+        return data
+
+    def _on_diffusion_bytes(self, conn: _Conn, d: int, payload: bytes, frame: int, time: int) -> None:
+        half: _Half = conn.halves[d]
+        codec = self._codec
+        try:
+            if d != conn.client and half.messages == 1 and payload[:1] == b"\x23":
+                value, end = codec.decode_connection_response(payload)
+            else:
+                value = codec.decode_message(payload)
+        except DecodeError as error:
+            self._count("diffusion_errors", frame, conn, error)
+            return
+        self._on_diffusion(conn, d, value, frame, time)
+
+    def _on_diffusion(self, conn: _Conn, d: int, value: Any, frame: int, time: int) -> None:
+        kind = type(value)
+        if kind is ConnectionResponse:
+            code = value.code
+            if code.is_success:
+                conn.session_id = str(value.session_id)
+                return
+            reason = value.close_reason
+            self._record(conn, d, frame, time, "diffusion", "diffusion_response", int(code), code._name_, None,
+                         value=value, close_reason=None if reason is None else reason._name_)
+        elif kind is AbortNotification:
+            self._record(conn, d, frame, time, "diffusion", "diffusion_abort", None, "ABORT_NOTIFICATION", None,
+                         value=value, close_reason=value.close_reason._name_)
+        elif kind is CloseRequest:
+            self._record(conn, d, frame, time, "diffusion", "diffusion_close_request", None, "CLOSE_REQUEST", None,
+                         value=value, close_reason=value.close_reason._name_)
+        elif kind is ServiceRequest:
+            payload = value.payload
+            if type(payload) is EventBatch:
+                for event in payload.events:
+                    if type(event) is _CloseEvent:
+                        reason = event.reason
+                        self._record(conn, d, frame, time, "diffusion", "diffusion_close_event", int(reason),
+                                     reason._name_, None, value=event, close_reason=None,
+                                     session_id=str(event.session_id))
+            elif type(payload) is CloseClientRequest:
+                self._record(conn, d, frame, time, "diffusion", "diffusion_close_client", None, "CLOSE_CLIENT",
+                             None, value=payload, close_reason=None, session_id=str(payload.session_id))
+
+    def _on_mqtt_bytes(self, conn: _Conn, d: int, payload: bytes, frame: int, time: int) -> None:
+        half: _Half = conn.halves[d]
+        if half.mqtt is None:
+            if d == conn.client and conn.mqtt_version is None:
+                found = self._capture.parse_mqtt_connect(payload)
+                if found:
+                    conn.mqtt_version, conn.client_id = found
+            version = conn.mqtt_version
+            half.mqtt = self._stream.MqttStream(version=None if version is None else max(4, version),
+                                                max_packet_size=self._max_message, closes_only=True)
+        mqtt = half.mqtt
+        try:
+            spans = mqtt.feed(payload, spans=True)
+        except DecodeError:
+            spans = []
+        for start, end, value in spans:
+            self._on_mqtt(conn, d, end - start, value, frame, time)
+        if mqtt.error is not None:
+            self._count("mqtt_errors", frame, conn, mqtt.error)
+            mqtt.reset()
+
+    def _on_mqtt(self, conn: _Conn, d: int, size: int, value: Any, frame: int, time: int) -> None:
+        kind = type(value)
+        if kind is MqttDisconnect:
+            disconnect = value  # typed in records.pxd
+            code = disconnect.reason_code
+            # tshark shows no reason code for the two-byte form (Remaining Length 0): nor do we.
+            short = size == 2
+            self._record(conn, d, frame, time, "mqtt", "mqtt_disconnect", None if short else int(code),
+                         code.name_in("DISCONNECT"), disconnect.reason_string, value=disconnect, close_reason=None,
+                         session_id=None, properties=disconnect.properties,
+                         mqtt_version=conn.mqtt_version or disconnect.version)
+        elif kind is MqttConnack and not value.accepted:
+            code = value.reason_code
+            self._record(conn, d, frame, time, "mqtt", "mqtt_connack", int(code), code._name_, value.reason_string,
+                         value=value, close_reason=None, session_id=None, properties=value.properties,
+                         mqtt_version=conn.mqtt_version or value.version)
+
+    def _record(self, conn: _Conn, d: int, frame: int, time: int, protocol: str, kind: str, code: Optional[int],
+                name: Optional[str], reason: Optional[str], *, value: Any = None, close_reason: Optional[str] = None,
+                session_id: Optional[str] = None, properties: tuple = (), mqtt_version: Optional[int] = None) -> None:
+        # Compiled, a C method: a call may leave out only the keywords after the last one it gives.
+        conn.records += 1
+        self._tally("records")
+        if conn.endpoints is None:
+            conn.endpoints = conn.value.endpoint(0)
+        src, dst = conn.endpoints if d == 0 else conn.endpoints[::-1]
+        app = conn.app if conn.app != "ignore" else None
+        mqtt = app in ("mqtt", "mqtt-websocket")
+        self._out.append(tuple_new(CloseRecord, (
+            frame, time, conn.value.stream, src, dst, _DIRECTIONS[d != conn.client], protocol, kind, code, name,
+            reason, session_id if session_id is not None else conn.session_id, close_reason,
+            conn.client_id if mqtt else None, mqtt_version if protocol == "mqtt" else None, tuple(properties),
+            app, conn.lost, value,
+        )))
+
+
+def _frame_of(pending: List[Tuple[int, bytes, int, int]], size: int) -> Tuple[int, int]:
+    """The frame and time of the held piece holding byte ``size - 1`` of the held bytes."""
+    seen = 0
+    for _, data, frame, time in pending:
+        seen += len(data)
+        if seen >= size:
+            return frame, time
+    return pending[-1][2], pending[-1][3]
+
+
+def close_records(source: Union[str, "PathLike[str]", BinaryIO, None], /, **options: Any) -> Iterator[CloseRecord]:
+    """Yield the :class:`CloseRecord` of every close in a capture, lazily.
+
+    Args:
+        source: a path, ``"-"`` or None for standard input, or a binary file object.
+        options: keyword options of :class:`CloseRecordReader` (``decode_as``,
+            ``mqtt_ports``, limits).
+
+    Raises:
+        MalformedError: the file is not a capture, or its structure is broken.
+        IncompleteError: the file is truncated, raised after the records
+            before the cut (use :class:`CloseRecordReader` to get the records
+            and the error without an exception).
+        OSError: the path cannot be opened.
+    """
+    reader = CloseRecordReader(source, **options)
+    with reader:
+        yield from reader
+    if reader.error is not None:
+        raise reader.error

@@ -1,0 +1,107 @@
+"""The capture reader's packet-level values: a packet record and the TCP segment inside it.
+
+See ``closecodec/value.py`` for what every value guarantees; docs/capture.md
+for the reader.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..value import Value
+
+__all__ = [
+    "Packet",
+    "TcpSegment",
+]
+
+
+# -- packet captures (docs/capture.md) ---------------------------------------------
+
+
+class Packet(Value):
+    """One packet record of a pcap or pcapng file, as :class:`closecodec.capture.PacketReader` yields it.
+
+    Args:
+        frame: the frame number, 1-based, counting every packet record of the
+            file (as Wireshark numbers frames).
+        timestamp_ns: the capture time in nanoseconds since 1970-01-01 UTC, an
+            exact integer (pcapng: the interface's ``if_tsresol`` and
+            ``if_tsoffset`` applied; finer units are truncated to whole ns).
+        link_type: the LINKTYPE_ value of the interface (1 Ethernet, ...).
+        data: the captured bytes, a read-only memoryview into the reader's
+            block (no copy); ``bytes(packet.data)`` keeps them past the block.
+        original_length: the packet's length on the wire.
+        interface: the pcapng interface id (0 for pcap).
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+    """
+
+    _fields = ("frame", "timestamp_ns", "link_type", "data", "original_length", "interface")
+
+    def __init__(self, frame: Any, timestamp_ns: Any, link_type: Any, data: Any, original_length: Any,
+                 interface: Any = 0) -> None:
+        for name, value in (("frame", frame), ("timestamp_ns", timestamp_ns), ("link_type", link_type),
+                            ("original_length", original_length), ("interface", interface)):
+            if type(value) is not int:
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        self.frame = frame
+        self.timestamp_ns = timestamp_ns
+        self.link_type = link_type
+        self.data = data
+        self.original_length = original_length
+        self.interface = interface
+
+    @property
+    def timestamp(self) -> float:
+        """The capture time in seconds since the epoch, as a float (sub-µs digits may round)."""
+        return self.timestamp_ns / 1e9
+
+    def __repr__(self) -> str:
+        return (f"Packet(frame={self.frame!r}, timestamp_ns={self.timestamp_ns!r}, link_type={self.link_type!r}, "
+                f"data=<{len(self.data)} bytes>, original_length={self.original_length!r}, "
+                f"interface={self.interface!r})")
+
+
+class TcpSegment(Value):
+    """The TCP segment inside a packet, as ``parse_packet`` finds it.
+
+    Args:
+        src: the source IP address, packed (4 bytes IPv4, 16 bytes IPv6).
+        src_port: the source port.
+        dst: the destination IP address, packed.
+        dst_port: the destination port.
+        seq: the sequence number.
+        ack: the acknowledgment number.
+        flags: the TCP flags (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, ...).
+        payload: the captured TCP payload, a memoryview into the packet's bytes.
+        missing: payload bytes the IP header counts but the capture cut off
+            (snap length), which follow ``payload`` on the wire.
+
+    Raises:
+        TypeError: a field of the wrong type.
+    """
+
+    _fields = ("src", "src_port", "dst", "dst_port", "seq", "ack", "flags", "payload", "missing")
+
+    def __init__(self, src: Any, src_port: Any, dst: Any, dst_port: Any, seq: Any, ack: Any, flags: Any,
+                 payload: Any, missing: Any = 0) -> None:
+        for name, value in (("src_port", src_port), ("dst_port", dst_port), ("seq", seq), ("ack", ack),
+                            ("flags", flags), ("missing", missing)):
+            if type(value) is not int:
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        self.src = bytes(src)
+        self.src_port = src_port
+        self.dst = bytes(dst)
+        self.dst_port = dst_port
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.payload = payload
+        self.missing = missing
+
+    def __repr__(self) -> str:
+        return (f"TcpSegment(src={self.src!r}, src_port={self.src_port!r}, dst={self.dst!r}, "
+                f"dst_port={self.dst_port!r}, seq={self.seq!r}, ack={self.ack!r}, flags=0x{self.flags:03x}, "
+                f"payload=<{len(self.payload)} bytes>, missing={self.missing!r})")
