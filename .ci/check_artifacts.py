@@ -67,7 +67,7 @@ with tarfile.open(sdist) as archive:
 
 for needed in ["pyproject.toml", "setup.py", "README.md", "LICENSE", "MANIFEST.in", "PKG-INFO",
                f"src/{PACKAGE}/_version.py", f"src/{PACKAGE}/_extensions.py",
-               f"src/{PACKAGE}/_codec_c.pyx", f"src/{PACKAGE}/_codec_c.pxd", f"src/{PACKAGE}/value.pxd",
+               f"src/{PACKAGE}/diffusion/_c.pyx", f"src/{PACKAGE}/diffusion/_c.pxd", f"src/{PACKAGE}/value.pxd",
                f"src/{PACKAGE}/value.py", f"src/{PACKAGE}/buffer/_c.pxd", f"src/{PACKAGE}/py.typed", "tests/conftest.py"]:
     if needed not in members:
         problem(f"sdist lacks {needed}")
@@ -118,7 +118,7 @@ for name in sorted(package_in_sdist - package_in_wheel):
         problem(f"wheel lacks {PACKAGE}/{name}, which the sdist has (package-data?)")
 for name in sorted(package_in_wheel - package_in_sdist - binaries):
     problem(f"wheel holds {PACKAGE}/{name}, which is not in the sdist")
-for name in ["py.typed", "_codec_py.py", "_codec_c.pyi", "_codec_c.pxd", "value.pxd", "buffer/_c.pxd"]:
+for name in ["py.typed", "diffusion/_py.py", "diffusion/_c.pxd", "value.pxd", "buffer/_c.pxd"]:
     if name not in package_in_wheel:
         problem(f"wheel lacks {PACKAGE}/{name}")
 

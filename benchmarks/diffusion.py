@@ -10,10 +10,9 @@ import io
 from functools import partial
 from typing import List
 
-from closecodec import _codec_py
 from closecodec.frames import CloseEvent, EventBatch, ServiceRequest, SessionId
 
-from .backends import compiled_or_none
+from .backends import pair
 from .harness import Case
 
 EVENTS = 100
@@ -83,8 +82,7 @@ def vendor_reader():
 
 
 def cases() -> List[Case]:
-    c = compiled_or_none()
-    py = _codec_py
+    c, py = pair("diffusion")
     batch = sample_batch()
     payload = py.encode_event_batch(batch)
     message = py.encode_message(ServiceRequest(82, 0, batch))

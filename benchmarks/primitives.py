@@ -5,15 +5,13 @@ from __future__ import annotations
 from functools import partial
 from typing import List
 
-from closecodec import _codec_py
 
 from .harness import Case
-from .backends import compiled_or_none
+from .backends import pair
 
 
 def cases() -> List[Case]:
-    c = compiled_or_none()
-    py = _codec_py
+    c, py = pair("diffusion")
     pairs = tuple((f"$Key{i}", f"value number {i}") for i in range(8))
     dict_bytes = py.encode_string_dict(pairs)
     int64_bytes = py.encode_int64(-1)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import random
 from typing import Callable, Dict, List, Optional
 
-from closecodec import _stream_py, _transport_py
-from closecodec.frames import WebSocketClose, WebSocketFrame
+from closecodec.websocket import _py as websocket_py
+from closecodec.websocket.values import WebSocketClose, WebSocketFrame
 
+from .backends import pair
 from .harness import Case
 
 CHUNK = 1500
@@ -28,19 +29,10 @@ TOTAL = 10 * 1000 * 1000
 SESSION = 64 * 1024
 
 
-def compiled_stream():
-    try:
-        from closecodec import _stream_c
-    except ImportError:
-        print("note: the compiled stream backend is not built; measuring pure Python only")
-        return None
-    return _stream_c
-
-
 def sessions(masked: bool, sizes: Callable[[random.Random], int], seed: int = 6) -> List[List[bytes]]:
     """~TOTAL bytes of sessions, each a list of CHUNK-byte chunks, and the count of values."""
     rng = random.Random(seed)
-    encode = _transport_py.encode_ws_frame
+    encode = websocket_py.encode_ws_frame
     out: List[List[bytes]] = []
     total = 0
     while total < TOTAL:
@@ -106,8 +98,7 @@ def peers() -> Dict[str, Optional[object]]:
 
 
 def cases() -> List[Case]:
-    c = compiled_stream()
-    py = _stream_py
+    c, py = pair("websocket")
     found = peers()
     mixed = lambda rng: rng.randint(1024, 16 * 1024)  # noqa: E731
     kib = lambda rng: 1024  # noqa: E731

@@ -15,21 +15,12 @@ from __future__ import annotations
 from functools import partial
 from typing import Dict, List, Optional
 
-from closecodec import _transport_py
 from closecodec.frames import MqttDisconnect, MqttPropertyId, WebSocketClose
 
+from .backends import pair
 from .harness import Case
 
 KEY = b"\x11\x22\x33\x44"
-
-
-def compiled_transport():
-    try:
-        from closecodec import _transport_c
-    except ImportError:
-        print("note: the compiled transport backend is not built; measuring pure Python only")
-        return None
-    return _transport_c
 
 
 def wsproto_close(data: bytes, frame_protocol) -> list:
@@ -72,11 +63,11 @@ def peers() -> Dict[str, Optional[object]]:
 
 
 def cases() -> List[Case]:
-    c = compiled_transport()
-    py = _transport_py
+    c, py = pair("websocket")
+    mqtt_c, mqtt_py = pair("mqtt")
     found = peers()
     frame = py.encode_ws_frame(WebSocketClose(1001, "going away", KEY))
-    packet = py.encode_mqtt_packet(MqttDisconnect(0x8E, [(MqttPropertyId.REASON_STRING, "Session taken over")]))
+    packet = mqtt_py.encode_mqtt_packet(MqttDisconnect(0x8E, [(MqttPropertyId.REASON_STRING, "Session taken over")]))
     payload = bytes(range(256)) * 256  # 64 KiB
 
     close: Dict[str, object] = {}
@@ -84,10 +75,11 @@ def cases() -> List[Case]:
     unmask: Dict[str, object] = {}
     if c is not None:
         close["compiled"] = partial(c.decode_ws_frame, frame)
-        mqtt["compiled"] = partial(c.decode_mqtt_packet, packet)
         unmask["compiled"] = partial(c.unmask_ws_payload, payload, KEY)
+    if mqtt_c is not None:
+        mqtt["compiled"] = partial(mqtt_c.decode_mqtt_packet, packet)
     close["pure Python"] = partial(py.decode_ws_frame, frame)
-    mqtt["pure Python"] = partial(py.decode_mqtt_packet, packet)
+    mqtt["pure Python"] = partial(mqtt_py.decode_mqtt_packet, packet)
     unmask["pure Python"] = partial(py.unmask_ws_payload, payload, KEY)
     if found["wsproto.frame_protocol"] is not None:
         assert int(wsproto_close(frame, found["wsproto.frame_protocol"])[0].payload[0]) == 1001

@@ -19,12 +19,19 @@ from __future__ import annotations
 import io
 from typing import Any, Callable, Dict, List, Tuple
 
-from closecodec import _capture_c, _capture_py, _codec_c, _codec_py, _stream_c, _stream_py
-from closecodec import _transport_c, _transport_py
 from closecodec.buffer import DEFAULT_MAX_INFLATED
+from closecodec.capture import _c as capture_c
+from closecodec.capture import _py as capture_py
 from closecodec.capture.records import CloseRecordReader
+from closecodec.diffusion import _c as diffusion_c
+from closecodec.diffusion import _py as diffusion_py
 from closecodec.errors import DecodeError
+from closecodec.mqtt import _c as mqtt_c
+from closecodec.mqtt import _py as mqtt_py
 from closecodec.reasons import ReasonNumbering
+from closecodec.websocket import _c as websocket_c
+from closecodec.websocket import _py as websocket_py
+from tests.helpers import use_backend, without_lanes
 
 from . import LINK_TYPES, NAMES
 from .common import (
@@ -40,10 +47,12 @@ from .common import (
     outcome,
 )
 
-CODEC = (_codec_c, _codec_py)
-TRANSPORT = (_transport_c, _transport_py)
-STREAM = (_stream_c, _stream_py)
-CAPTURE = (_capture_c, _capture_py)
+DIFFUSION = (diffusion_c, diffusion_py)
+WEBSOCKET = (websocket_c, websocket_py)
+MQTT = (mqtt_c, mqtt_py)
+CAPTURE = (capture_c, capture_py)
+#: Each stream class's compiled module and pure twin.
+STREAMS = {"WebSocketStream": WEBSOCKET, "DiffusionStream": DIFFUSION, "MqttStream": MQTT}
 
 NUMBERINGS = (ReasonNumbering.WIRE, ReasonNumbering.PUBLISHED)
 MAX_INFLATED = (DEFAULT_MAX_INFLATED, 64, 0)
@@ -63,8 +72,8 @@ def message(data: bytes) -> None:
     common = {"numbering": options.pick(NUMBERINGS), "strict": options.flag(),
               "max_inflated": options.pick(MAX_INFLATED)}
     properties = options.pick((True, False))
-    both(CODEC, "decode_message", buf, offset, **common)
-    both(CODEC, "scan_close_events", buf, offset, properties=properties, **common)
+    both(DIFFUSION, "decode_message", buf, offset, **common)
+    both(DIFFUSION, "scan_close_events", buf, offset, properties=properties, **common)
 
 
 def event_batch(data: bytes) -> None:
@@ -72,15 +81,15 @@ def event_batch(data: bytes) -> None:
     options, buf, offset = decoder_input(data)
     name = options.pick(("decode_event_batch", "decode_event_batch", "decode_event", "decode_close_client_request"))
     if name == "decode_close_client_request":
-        both(CODEC, name, buf, offset)
+        both(DIFFUSION, name, buf, offset)
     else:
-        both(CODEC, name, buf, offset, numbering=options.pick(NUMBERINGS), strict=options.flag())
+        both(DIFFUSION, name, buf, offset, numbering=options.pick(NUMBERINGS), strict=options.flag())
 
 
 def connection_response(data: bytes) -> None:
     """decode_connection_response: the handshake's outcome."""
     options, buf, offset = decoder_input(data)
-    both(CODEC, "decode_connection_response", buf, offset, strict=options.flag())
+    both(DIFFUSION, "decode_connection_response", buf, offset, strict=options.flag())
 
 
 # -- WebSocket and MQTT --------------------------------------------------------------
@@ -92,8 +101,8 @@ def ws_frame(data: bytes) -> None:
     kw = {"expect_masked": options.pick((None, True, False)), "rsv_allowed": options.pick(range(8)),
           "minimal_length": not options.flag()}
     kw.update(_sized("max_payload", options.pick(MAX_SIZES)))
-    both(TRANSPORT, "decode_ws_frame", buf, offset, **kw)
-    both(TRANSPORT, "decode_ws_header", buf, offset, **kw)
+    both(WEBSOCKET, "decode_ws_frame", buf, offset, **kw)
+    both(WEBSOCKET, "decode_ws_header", buf, offset, **kw)
 
 
 def mqtt_packet(data: bytes) -> None:
@@ -101,8 +110,8 @@ def mqtt_packet(data: bytes) -> None:
     options, buf, offset = decoder_input(data)
     kw = {"version": options.pick((None, 4, 5)), "strict": options.flag()}
     kw.update(_sized("max_packet_size", options.pick(MAX_SIZES)))
-    both(TRANSPORT, "decode_mqtt_packet", buf, offset, **kw)
-    both(TRANSPORT, "decode_mqtt_varint", buf, offset)
+    both(MQTT, "decode_mqtt_packet", buf, offset, **kw)
+    both(MQTT, "decode_mqtt_varint", buf, offset)
 
 
 # -- streams ---------------------------------------------------------------------------
@@ -158,7 +167,7 @@ def _values_and_error(trace: List[Any], stream: Any) -> Tuple[List[Any], Any]:
 
 def _stream_check(name: str, make: Callable[[Any], Any], options: Options, pieces: List[Any], whole: bytes,
                   reset_on_error: bool) -> None:
-    compiled, pure = make(_stream_c), make(_stream_py)
+    compiled, pure = (make(module) for module in STREAMS[name])
     trace_c = _feed_all(compiled, pieces, reset_on_error)
     trace_py = _feed_all(pure, pieces, reset_on_error)
     if trace_c != trace_py:
@@ -171,7 +180,7 @@ def _stream_check(name: str, make: Callable[[Any], Any], options: Options, piece
         return
     # Chunking never shows (docs/streaming.md): the compiled stream fed whole gives the same.
     chunked = _values_and_error(trace_c, compiled)
-    whole_stream = make(_stream_c)
+    whole_stream = make(STREAMS[name][0])
     result = outcome(lambda: whole_stream.feed(whole, offsets=True))
     values = list(result[1][1:]) if result[0] == "ok" else []
     agree(f"{name}: chunked ({len(pieces)} chunks) vs whole, compiled", chunked,
@@ -238,8 +247,8 @@ def pcap(data: bytes) -> None:
     """PacketReader (pcap and pcapng) and parse_packet on every packet it yields."""
     traces = {}
     for block_size in BLOCK_SIZES:
-        trace_c = _read_capture(_capture_c, data, block_size)
-        trace_py = _read_capture(_capture_py, data, block_size)
+        trace_c = _read_capture(capture_c, data, block_size)
+        trace_py = _read_capture(capture_py, data, block_size)
         _agree_lists(f"PacketReader(block_size={block_size})", trace_c, trace_py)
         traces[block_size] = trace_py
     small, large = (traces[size] for size in BLOCK_SIZES)
@@ -247,8 +256,9 @@ def pcap(data: bytes) -> None:
                  right=f"block {BLOCK_SIZES[1]}")
 
 
-def _read_closes(backend: str, data: bytes, lanes: bool = True) -> Dict[str, Any]:
-    reader = CloseRecordReader(io.BytesIO(data), backend=backend, lanes=lanes)
+def _read_closes(side: str, data: bytes, lanes: bool = True) -> Dict[str, Any]:
+    with use_backend(side):
+        reader = CloseRecordReader(io.BytesIO(data)) if lanes else without_lanes(io.BytesIO(data))
     records = []
     try:
         for record in reader:

@@ -19,13 +19,17 @@ def main() -> None:
     name, libfuzzer_args = sys.argv[1], sys.argv[2:]
     python_coverage = os.environ.get("FUZZ_PYTHON_COVERAGE", "1") != "0"
     with atheris.instrument_imports(include=["closecodec"]) if python_coverage else contextlib.nullcontext():
+        import importlib
+
         import closecodec
-        from closecodec import _capture_py, _codec_py, _stream_py, _transport_py, buffer  # noqa: F401
-        from closecodec.capture import reassembly as capture, records as closes, jsonform, reasons  # noqa: F401
-        from closecodec import _capture_c, _codec_c, _stream_c, _transport_c  # noqa: F401
+        from closecodec import _backend, jsonform, reasons  # noqa: F401 (instrumented)
+        from closecodec.capture import reassembly, records  # noqa: F401 (instrumented)
+
+        # Every pure twin (Python code, instrumented) and every compiled module.
+        modules = [importlib.import_module(f"closecodec.{room}._{side}") for room in _backend.PAIRS for side in ("py", "c")]
     build = os.environ.get("FUZZ_BUILD")
     if build:
-        for module in (closecodec, _codec_c, _transport_c, _stream_c, _capture_c):
+        for module in [closecodec] + [module for module in modules if module.__name__.endswith("._c")]:
             if not os.path.realpath(module.__file__).startswith(os.path.realpath(build)):
                 raise SystemExit(f"fuzz.run: {module.__name__} came from {module.__file__}, not the build in {build}")
     from fuzz.harnesses import HARNESSES

@@ -25,7 +25,10 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
-from closecodec import _capture_py, _codec_py, _transport_py
+from closecodec.capture import _py as capture_py
+from closecodec.diffusion import _py as diffusion_py
+from closecodec.mqtt import _py as mqtt_py
+from closecodec.websocket import _py as websocket_py
 from closecodec.frames import (
     AbortNotification,
     CloseRequest,
@@ -98,7 +101,7 @@ def _responses() -> List[bytes]:
         ConnectionResponse(4, ResponseCode.DOWNGRADE),
         ConnectionResponse(29, ResponseCode.REVERSE_CONNECTION_ACCEPTED),
     ]
-    return [_codec_py.encode_connection_response(value) for value in values]
+    return [diffusion_py.encode_connection_response(value) for value in values]
 
 
 def _messages() -> List[bytes]:
@@ -111,7 +114,7 @@ def _messages() -> List[bytes]:
         ServiceRequest(99, 7, b"payload"),
         ServiceRequest(99, 7, b"payload", compressed=True),
     ]
-    return [_codec_py.encode_message(value) for value in values]
+    return [diffusion_py.encode_message(value) for value in values]
 
 
 def _ws_frames() -> List[bytes]:
@@ -127,7 +130,7 @@ def _ws_frames() -> List[bytes]:
         WebSocketClose(1001, "going away", mask_key=key),
         WebSocketClose(4000, "é" * 10),
     ]
-    out = [_transport_py.encode_ws_frame(value) for value in values]
+    out = [websocket_py.encode_ws_frame(value) for value in values]
     out.append(b"\x82\x7f" + (70000).to_bytes(8, "big"))  # a 64-bit length header, no payload
     return out
 
@@ -142,11 +145,11 @@ def _mqtt_packets() -> List[bytes]:
         MqttOtherPacket(MqttPacketType.PINGREQ),
         MqttOtherPacket(MqttPacketType.PUBLISH, 0x3, b"\x00\x01tpayload"),
     ]
-    return [_transport_py.encode_mqtt_packet(value) for value in values]
+    return [mqtt_py.encode_mqtt_packet(value) for value in values]
 
 
 def _ws_binary(payload: bytes, mask_key: Any = None) -> bytes:
-    return _transport_py.encode_ws_frame(WebSocketFrame(WebSocketOpcode.BINARY, payload, mask_key=mask_key))
+    return websocket_py.encode_ws_frame(WebSocketFrame(WebSocketOpcode.BINARY, payload, mask_key=mask_key))
 
 
 # -- captures ------------------------------------------------------------------------
@@ -159,11 +162,11 @@ def _captures() -> List[Path]:
 def _packets(path: Path) -> List[Any]:
     with path.open("rb") as file:
         return [(p.frame, p.timestamp_ns, p.link_type, bytes(p.data), p.original_length)
-                for p in _capture_py.PacketReader(file)]
+                for p in capture_py.PacketReader(file)]
 
 
 def _connection_key(data: bytes, link_type: int) -> Any:
-    segment = _capture_py.parse_packet(data, link_type)
+    segment = capture_py.parse_packet(data, link_type)
     if type(segment) is str:
         return None
     return tuple(sorted([(segment.src, segment.src_port), (segment.dst, segment.dst_port)]))
@@ -180,12 +183,12 @@ def _connections(path: Path) -> "OrderedDict[Any, List[Any]]":
 
 def _directions(packets: List[Any]) -> List[bytes]:
     """Each direction's TCP payload in capture order (the captures are loopback: in order, no loss)."""
-    first = _capture_py.parse_packet(packets[0][3], packets[0][2])
+    first = capture_py.parse_packet(packets[0][3], packets[0][2])
     client = (first.src, first.src_port)
     out = [bytearray(), bytearray()]
     seen = set()
     for packet in packets:
-        segment = _capture_py.parse_packet(packet[3], packet[2])
+        segment = capture_py.parse_packet(packet[3], packet[2])
         key = (segment.src, segment.src_port, segment.seq, len(segment.payload))
         if key in seen:  # a retransmission
             continue
@@ -306,8 +309,8 @@ def generate() -> Seeds:
             decoder("message", f"in-message-{name}", b"\x00\x0e\x00" + data, i)
             decoder("event_batch", name, data, i, [(3, 4)])
         if codec == "event-batch" and vector["validity"] == "valid":
-            batch, _ = _codec_py.decode_event_batch(data)
-            compressed = _codec_py.encode_message(ServiceRequest(82, 5, batch, compressed=True))
+            batch, _ = diffusion_py.decode_event_batch(data)
+            compressed = diffusion_py.encode_message(ServiceRequest(82, 5, batch, compressed=True))
             decoder("message", f"compressed-{name}", compressed, i)
     for i, (kind, name, data) in enumerate(_truth_messages()):
         decoder("connection_response" if kind == "connection_response" else "message", f"capture-{name}", data, i)
@@ -347,7 +350,7 @@ def generate() -> Seeds:
     messages = [bytes.fromhex(v["hex"]) for v in vectors if v["codec"] == "message" and v["validity"] == "valid"]
     for i, response in enumerate(responses):
         body = _ws_binary(response) + b"".join(_ws_binary(m) for m in messages + _messages()[:1])
-        stream("diffusion_stream", f"synthetic-{i}", body + _transport_py.encode_ws_frame(WebSocketClose(1000)), i)
+        stream("diffusion_stream", f"synthetic-{i}", body + websocket_py.encode_ws_frame(WebSocketClose(1000)), i)
     client = options((0, 3), (0, 7), (0, 4), (1, 2)) + b"\0"  # connection_response=False
     key = b"\x01\x02\x03\x04"
     stream("diffusion_stream", "synthetic-client", b"".join(_ws_binary(m, key) for m in messages), 0, client)

@@ -1,14 +1,22 @@
-"""One suite, two backends: the ``codec`` fixture runs a test once per backend."""
+"""One suite, two backends: Hypothesis profiles, and the fixtures that run a test once per backend.
+
+For each room with a compiled module and its pure twin, ``<room>`` gives each
+backend of the room in turn (``c`` skips, with the import error, where it is not
+built) and ``<room>_both`` gives the compiled and the pure one together, for
+differential tests. ``side`` runs a test once per side with the whole package on
+that side's byte loops (the capture reader included).
+"""
 
 from __future__ import annotations
 
-import importlib
 import os
 from types import ModuleType
-from typing import Dict, Optional
+from typing import Any, Iterator, Tuple
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from helpers import SIDES, backend_module, use_backend
 
 settings.register_profile(
     "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -22,47 +30,28 @@ settings.register_profile(
 settings.load_profile(os.environ.get("CLOSECODEC_HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
-def _load(name: str) -> "tuple[Optional[ModuleType], Optional[str]]":
-    try:
-        return importlib.import_module(f"closecodec.{name}"), None
-    except ImportError as error:
-        return None, f"{name} is not importable: {error}"
+def _room_fixtures(room: str) -> Tuple[Any, Any]:
+    """The ``<room>`` and ``<room>_both`` fixtures of one room."""
+
+    @pytest.fixture(params=SIDES, scope="session", name=room)
+    def each(request: pytest.FixtureRequest) -> ModuleType:
+        return backend_module(room, request.param)
+
+    @pytest.fixture(scope="session", name=f"{room}_both")
+    def both() -> Tuple[ModuleType, ModuleType]:
+        return backend_module(room, "c"), backend_module(room, "py")
+
+    return each, both
 
 
-# Each compiled module and its pure twin: Diffusion (codec) and WebSocket/MQTT (transport).
-BACKENDS: Dict[str, "tuple[Optional[ModuleType], Optional[str]]"] = {"c": _load("_codec_c"), "py": _load("_codec_py")}
-TRANSPORTS: Dict[str, "tuple[Optional[ModuleType], Optional[str]]"] = {
-    "c": _load("_transport_c"),
-    "py": _load("_transport_py"),
-}
+diffusion_each, diffusion_both = _room_fixtures("diffusion")
+websocket_each, websocket_both = _room_fixtures("websocket")
+mqtt_each, mqtt_both = _room_fixtures("mqtt")
+capture_each, capture_both = _room_fixtures("capture")
 
 
-def _or_skip(table: Dict[str, "tuple[Optional[ModuleType], Optional[str]]"], name: str) -> ModuleType:
-    module, reason = table[name]
-    if module is None:
-        pytest.skip(reason or "backend missing")
-    return module
-
-
-@pytest.fixture(params=["c", "py"], scope="session")
-def codec(request: pytest.FixtureRequest) -> ModuleType:
-    """Each Diffusion backend in turn; ``c`` skips, with the import error, where it is not built."""
-    return _or_skip(BACKENDS, request.param)
-
-
-@pytest.fixture(scope="session")
-def both() -> "tuple[ModuleType, ModuleType]":
-    """The compiled and the pure Diffusion backend together, for differential tests."""
-    return _or_skip(BACKENDS, "c"), _or_skip(BACKENDS, "py")
-
-
-@pytest.fixture(params=["c", "py"], scope="session")
-def transport(request: pytest.FixtureRequest) -> ModuleType:
-    """Each WebSocket/MQTT backend in turn; ``c`` skips, with the import error, where it is not built."""
-    return _or_skip(TRANSPORTS, request.param)
-
-
-@pytest.fixture(scope="session")
-def transport_both() -> "tuple[ModuleType, ModuleType]":
-    """The compiled and the pure WebSocket/MQTT backend together, for differential tests."""
-    return _or_skip(TRANSPORTS, "c"), _or_skip(TRANSPORTS, "py")
+@pytest.fixture(params=SIDES)
+def side(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``"c"`` then ``"py"``, with the whole package on that side's byte loops during the test."""
+    with use_backend(request.param):
+        yield request.param

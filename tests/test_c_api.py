@@ -20,22 +20,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import closecodec
-from closecodec import _transport_py
+from closecodec.websocket import _py as websocket_py
 from closecodec.errors import IncompleteError, MalformedError, MqttPacketError, WebSocketFrameError
 from closecodec.frames import CloseEvent, MqttDisconnect, MqttPropertyId, SessionId, WebSocketClose
 
-from conftest import BACKENDS, TRANSPORTS
+from helpers import LOADED, compiled_missing
 
 OK, INCOMPLETE, MALFORMED, WRONG_TYPE = 0, 1, 2, 3
 
 PROBE = r'''
 # cython: language_level=3
 from closecodec.buffer._c cimport CLOSECODEC_INCOMPLETE, CLOSECODEC_MALFORMED, CLOSECODEC_OK, CLOSECODEC_WRONG_TYPE
-from closecodec._codec_c cimport CloseEventResult, close_event_parse, event_from
-from closecodec._transport_c cimport (
-    MqttDisconnectResult, WsCloseResult, mqtt_disconnect_parse, mqtt_packet_from, ws_close_parse, ws_frame_from,
-)
-from closecodec._stream_c cimport WebSocketStream
+from closecodec.diffusion._c cimport CloseEventResult, close_event_parse, event_from
+from closecodec.mqtt._c cimport MqttDisconnectResult, mqtt_disconnect_parse, mqtt_packet_from
+from closecodec.websocket._c cimport WebSocketStream, WsCloseResult, ws_close_parse, ws_frame_from
 
 STATUSES = (CLOSECODEC_OK, CLOSECODEC_INCOMPLETE, CLOSECODEC_MALFORMED, CLOSECODEC_WRONG_TYPE)
 
@@ -119,9 +117,9 @@ def compiler_missing() -> str:
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     """The cimporting module, built now (skipped only where it cannot be built at all)."""
-    for table in (BACKENDS, TRANSPORTS):
-        if table["c"][0] is None:
-            pytest.skip(f"the compiled backend is not installed: {table['c'][1]}")
+    missing = compiled_missing()
+    if missing:
+        pytest.skip(f"the compiled backend is not installed: {missing}")
     try:
         from Cython.Build import cythonize
     except ImportError as error:
@@ -155,8 +153,8 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 
 def test_get_include_holds_the_pxd_files() -> None:
     include = Path(closecodec.get_include())
-    for name in ("buffer/_c.pxd", "_codec_c.pxd", "_transport_c.pxd", "_stream_c.pxd", "value.pxd", "diffusion/values.pxd",
-                 "websocket/values.pxd", "mqtt/values.pxd", "capture/values.pxd"):
+    for name in ("buffer/_c.pxd", "diffusion/_c.pxd", "websocket/_c.pxd", "mqtt/_c.pxd", "value.pxd",
+                 "diffusion/values.pxd", "websocket/values.pxd", "mqtt/values.pxd", "capture/values.pxd"):
         assert (include / "closecodec" / name).is_file(), name
 
 
@@ -202,7 +200,7 @@ def test_close_event(probe: ModuleType) -> None:
 
 
 def test_cimported_stream_type(probe: ModuleType) -> None:
-    data = _transport_py.encode_ws_frame(WebSocketClose(1000, "bye"))
+    data = websocket_py.encode_ws_frame(WebSocketClose(1000, "bye"))
     assert probe.stream_subclass_works(data) == [WebSocketClose(1000, "bye")]
 
 
@@ -223,7 +221,7 @@ def test_ws_close_parse_agrees(probe: ModuleType, first: int, rest: bytes, expec
     data = bytes([first]) + rest
     status, size, error_offset, answer, code, reason, mask_key = probe.ws_close(data, expect_masked)
     masked = None if expect_masked < 0 else bool(expect_masked)
-    result = _decode(TRANSPORTS["c"][0].decode_ws_frame, data, expect_masked=masked)
+    result = _decode(LOADED["websocket", "c"][0].decode_ws_frame, data, expect_masked=masked)
     if len(data) < 2:
         assert status == INCOMPLETE
     elif first & 0x0F in (0, 1, 2, 9, 10):
@@ -258,7 +256,7 @@ def test_mqtt_disconnect_parse_agrees(probe: ModuleType, packet: bytes, data: An
     status, size, error_offset, answer, code, got_version, reason, reference, expiry, users = probe.mqtt_disconnect(
         packet, version, strict
     )
-    result = _decode(TRANSPORTS["c"][0].decode_mqtt_packet, packet, version=version or None, strict=strict)
+    result = _decode(LOADED["mqtt", "c"][0].decode_mqtt_packet, packet, version=version or None, strict=strict)
     if packet[0] >> 4 not in (0, 14):
         assert status == WRONG_TYPE
     elif result == INCOMPLETE:
@@ -288,9 +286,9 @@ def test_close_event_parse_agrees(probe: ModuleType, event: bytes, data: Any) ->
         damaged[data.draw(st.integers(0, len(damaged) - 1))] = data.draw(st.integers(0, 255))
     event = bytes(damaged)
     status, size, error_offset, server, value, reason, count = probe.close_event(event)
-    result = _decode(BACKENDS["c"][0].decode_event, event)
+    result = _decode(LOADED["diffusion", "c"][0].decode_event, event)
     if status == WRONG_TYPE:  # OPEN or UPDATE: decode_event reads on, or fails past the type byte
-        _, type_at = BACKENDS["c"][0].decode_session_id(event)
+        _, type_at = LOADED["diffusion", "c"][0].decode_session_id(event)
         assert event[type_at] in (0, 1)
         assert not isinstance(result, MalformedError) or result.offset > type_at
     elif result == INCOMPLETE:

@@ -1,4 +1,4 @@
-"""Close records (closecodec.closes): the shared captures against tshark, and synthetic captures.
+"""Close records (closecodec.capture.records): the shared captures against tshark, and synthetic captures.
 
 Truth: every capture copied in tests/data has tshark 4.0.17's decoding of its close
 frames next to it (``*.closes.jsonl``, ``*.truth.jsonl``; field meanings in the
@@ -32,7 +32,6 @@ of the shared captures README and compares in the same way.
 from __future__ import annotations
 
 import functools
-import importlib
 import io
 import ipaddress
 import json
@@ -53,37 +52,16 @@ from closecodec import (
 from closecodec.capture.records import CloseRecord, CloseRecordReader, close_records, parse_decode_as
 from closecodec.errors import IncompleteError, MalformedError
 
-from capture_helpers import A4, A6, ACK, B4, B6, DATA, FIN, PSH, RST, SYN, ether, ipv4, ipv6, pcap_file, tcp
-
-WS_CAPTURES = ("websocket-close-codes.pcapng", "websocket-close-codes.pcap")
-MQTT_CAPTURE = "mqtt5-session-takeover.pcapng"
-DIFFUSION_CAPTURE = "diffusion-js-client-handshake-abort.pcap"
-ALL_CAPTURES = WS_CAPTURES + (MQTT_CAPTURE, DIFFUSION_CAPTURE)
-MQTT_PORTS = {21883: "mqtt", 21885: "mqtt"}  # tshark's -d tcp.port==21883,mqtt -d tcp.port==21885,mqtt
-
-
-def _compiled_missing() -> Optional[str]:
-    for name in ("_capture_c", "_stream_c", "_codec_c"):
-        try:
-            importlib.import_module(f"closecodec.{name}")
-        except ImportError as error:
-            return f"{name} is not importable: {error}"
-    return None
-
-
-@pytest.fixture(params=["c", "py"], scope="session")
-def backend(request: pytest.FixtureRequest) -> str:
-    """Each backend by name (``CloseRecordReader(backend=...)``); ``c`` skips where it is not built."""
-    if request.param == "c":
-        missing = _compiled_missing()
-        if missing:
-            pytest.skip(missing)
-    return request.param
-
+from helpers import (
+    A4, A6, ACK, ALL_CAPTURES, B4, B6, DATA, DIFFUSION_CAPTURE, FIN, MQTT_CAPTURE, MQTT_PORTS, PSH, RST, SYN,
+    WS_CAPTURES, compiled_missing, ether, installed_sides, ipv4, ipv6, pcap_file, tcp, use_backend,
+)
 
 @functools.lru_cache(maxsize=None)
-def records_of(name: str, backend: str, decode_as: Tuple[Tuple[int, str], ...] = ()) -> Tuple[CloseRecord, ...]:
-    with CloseRecordReader(DATA / name, backend=backend, decode_as=dict(decode_as) or None) as reader:
+def records_of(name: str, side: str, decode_as: Tuple[Tuple[int, str], ...] = ()) -> Tuple[CloseRecord, ...]:
+    with use_backend(side):
+        reader = CloseRecordReader(DATA / name, decode_as=dict(decode_as) or None)
+    with reader:
         out = tuple(reader)
         assert reader.error is None
         assert not reader.errors, reader.errors
@@ -133,8 +111,8 @@ def ws_name(code: Optional[int]) -> str:
 
 
 @pytest.mark.parametrize("name", WS_CAPTURES)
-def test_websocket_closes_are_tsharks(backend, name):
-    records = records_of(name, backend)
+def test_websocket_closes_are_tsharks(side, name):
+    records = records_of(name, side)
     truth = truth_of(name)
     assert len(truth) == 68
     ours = [(r.frame, r.timestamp_ns, r.src, r.dst, r.protocol, r.kind, r.code, r.reason) for r in records]
@@ -156,8 +134,8 @@ def test_websocket_closes_are_tsharks(backend, name):
         assert record.time == pytest.approx(epoch_ns(row["epoch"]) / 1e9, abs=1e-6)
 
 
-def test_pcap_and_pcapng_of_the_same_packets_give_the_same_records(backend):
-    pcapng, pcap = (records_of(name, backend) for name in WS_CAPTURES)
+def test_pcap_and_pcapng_of_the_same_packets_give_the_same_records(side):
+    pcapng, pcap = (records_of(name, side) for name in WS_CAPTURES)
     assert len(pcapng) == len(pcap) == 68
     for a, b in zip(pcapng, pcap):
         assert a[:1] + a[2:] == b[:1] + b[2:]  # every field but timestamp_ns
@@ -167,8 +145,8 @@ def test_pcap_and_pcapng_of_the_same_packets_give_the_same_records(backend):
 
 
 @pytest.mark.parametrize("decode_as", [(), tuple(MQTT_PORTS.items())], ids=["by-connect", "decode-as"])
-def test_mqtt_disconnects_are_tsharks(backend, decode_as):
-    records = records_of(MQTT_CAPTURE, backend, decode_as)
+def test_mqtt_disconnects_are_tsharks(side, decode_as):
+    records = records_of(MQTT_CAPTURE, side, decode_as)
     truth = truth_of(MQTT_CAPTURE)
     assert len(truth) == 29
     mqtt = [r for r in records if r.protocol == "mqtt"]
@@ -195,9 +173,9 @@ def test_mqtt_disconnects_are_tsharks(backend, decode_as):
     assert by_frame[82].client_id == by_frame[318].client_id == "propper2"
 
 
-def test_mqtt_connections_that_end_without_disconnect_are_tcp_records(backend):
+def test_mqtt_connections_that_end_without_disconnect_are_tcp_records(side):
     """The shared README's scenario: with no DISCONNECT on the wire, the broker just closed."""
-    records = records_of(MQTT_CAPTURE, backend)
+    records = records_of(MQTT_CAPTURE, side)
     assert {r.protocol for r in records} == {"mqtt", "tcp"}
     ends = [r for r in records if r.protocol == "tcp"]
     # 2.0.11: the taken-over `dup` (no 0x8E before 2.0.15), the keep-alive timeouts, the 3.1.1
@@ -217,8 +195,8 @@ def test_mqtt_connections_that_end_without_disconnect_are_tcp_records(backend):
     assert not set(streams) & {r.stream for r in records if r.protocol == "mqtt"}
 
 
-def test_diffusion_capture_is_what_tshark_and_the_client_saw(backend):
-    records = records_of(DIFFUSION_CAPTURE, backend)
+def test_diffusion_capture_is_what_tshark_and_the_client_saw(side):
+    records = records_of(DIFFUSION_CAPTURE, side)
     truth = truth_of(DIFFUSION_CAPTURE)
     closes = [t for t in truth if t["kind"] == "ws_close"]
     assert [(r.frame, r.timestamp_ns, r.src, r.dst, r.direction, r.code, r.reason)
@@ -249,7 +227,7 @@ def test_diffusion_capture_is_what_tshark_and_the_client_saw(backend):
 
 @pytest.mark.parametrize("name", ALL_CAPTURES)
 def test_both_backends_give_identical_records(name):
-    missing = _compiled_missing()
+    missing = compiled_missing()
     if missing:
         pytest.skip(missing)
     compiled, pure = records_of(name, "c"), records_of(name, "py")
@@ -287,10 +265,10 @@ class _CountingReader(io.RawIOBase):
         return len(chunk)
 
 
-def test_close_records_is_lazy(backend):
+def test_close_records_is_lazy(side):
     data = (DATA / WS_CAPTURES[1]).read_bytes()
     source = _CountingReader(data)
-    records = close_records(source, backend=backend, block_size=4096)
+    records = close_records(source, block_size=4096)
     assert source.position == 0  # nothing read before the first record is asked for
     first = next(records)
     assert first.frame == 10
@@ -298,8 +276,8 @@ def test_close_records_is_lazy(backend):
     assert len(list(records)) == 67
 
 
-def test_stats_are_the_counts_so_far_in_a_counter_of_their_own(backend):
-    reader = CloseRecordReader(io.BytesIO((DATA / WS_CAPTURES[1]).read_bytes()), backend=backend)
+def test_stats_are_the_counts_so_far_in_a_counter_of_their_own(side):
+    reader = CloseRecordReader(io.BytesIO((DATA / WS_CAPTURES[1]).read_bytes()))
     assert reader.stats == Counter()
     records = iter(reader)
     next(records)
@@ -331,8 +309,9 @@ class Capture:
     def file(self) -> io.BytesIO:
         return io.BytesIO(pcap_file(self.packets))
 
-    def records(self, backend: str, **options: Any) -> List[CloseRecord]:
-        reader = CloseRecordReader(self.file(), backend=backend, **options)
+    def records(self, side: str, **options: Any) -> List[CloseRecord]:
+        with use_backend(side):
+            reader = CloseRecordReader(self.file(), **options)
         out = list(reader)
         assert reader.error is None
         return out
@@ -418,14 +397,14 @@ def websocket_flow(capture: Capture, **options: Any) -> Flow:
     return flow
 
 
-def test_a_close_split_over_segments_is_at_the_frame_of_its_last_byte(backend):
+def test_a_close_split_over_segments_is_at_the_frame_of_its_last_byte(side):
     capture = Capture()
     flow = websocket_flow(capture)
     close = ws_close(1001, b"going away")
     flow.send(1, close[:3])
     last = flow.send(1, close[3:])
     answer = flow.send(0, ws_close(1001, b"going away", MASK))
-    records = capture.records(backend)
+    records = capture.records(side)
     assert [(r.frame, r.src, r.code, r.name, r.reason) for r in records] == [
         (last, flow.endpoint(1), 1001, "GOING_AWAY", "going away"),
         (answer, flow.endpoint(0), 1001, "GOING_AWAY", "going away"),
@@ -433,30 +412,30 @@ def test_a_close_split_over_segments_is_at_the_frame_of_its_last_byte(backend):
     assert records[0].timestamp_ns == capture.packets[last - 1][0]
 
 
-def test_ipv6_endpoints_are_bracketed(backend):
+def test_ipv6_endpoints_are_bracketed(side):
     capture = Capture()
     flow = websocket_flow(capture, addresses=(A6, B6))
     frame = flow.send(1, ws_close(1000))
-    records = capture.records(backend)
+    records = capture.records(side)
     assert [(r.frame, r.src, r.dst) for r in records] == [(frame, flow.endpoint(1), flow.endpoint(0))]
     assert records[0].src == "[1011:1213:1415:1617:1819:1a1b:1c1d:1e1f]:8080"
 
 
 @pytest.mark.parametrize("ender, how", [(0, FIN), (1, FIN), (0, RST), (1, RST)])
-def test_a_connection_that_ends_without_a_close_frame_is_a_tcp_record(backend, ender, how):
+def test_a_connection_that_ends_without_a_close_frame_is_a_tcp_record(side, ender, how):
     capture = Capture()
     flow = websocket_flow(capture)
     frame = flow.flag(ender, how | ACK)
     if how == FIN:
         flow.flag(1 - ender, FIN | ACK)
-    records = capture.records(backend)
+    records = capture.records(side)
     assert [(r.frame, r.src, r.dst, r.protocol, r.kind, r.code, r.name, r.reason, r.direction) for r in records] == [
         (frame, flow.endpoint(ender), flow.endpoint(1 - ender), "tcp", "tcp_end", None,
          "FIN" if how == FIN else "RST", None, ("client_to_server", "server_to_client")[ender])]
     assert records[0].application == "websocket"
 
 
-def test_no_tcp_record_after_a_close_frame_or_for_unrecognised_or_unfinished_connections(backend):
+def test_no_tcp_record_after_a_close_frame_or_for_unrecognised_or_unfinished_connections(side):
     capture = Capture()
     closed = websocket_flow(capture, client_port=50001)
     frame = closed.send(1, ws_close(1000))
@@ -468,11 +447,11 @@ def test_no_tcp_record_after_a_close_frame_or_for_unrecognised_or_unfinished_con
     other.flag(0, RST | ACK)
     cut = websocket_flow(capture, client_port=50003)  # still open when the capture ends
     cut.send(1, ws(1, b"more"))
-    records = capture.records(backend)
+    records = capture.records(side)
     assert [(r.frame, r.protocol, r.code) for r in records] == [(frame, "websocket", 1000)]
 
 
-def test_refused_connacks_are_records_accepted_ones_are_not(backend):
+def test_refused_connacks_are_records_accepted_ones_are_not(side):
     capture = Capture()
     refused = Flow(capture, client_port=50001, server_port=21000)
     refused.send(0, mqtt_connect(b"alice", 4))
@@ -489,7 +468,7 @@ def test_refused_connacks_are_records_accepted_ones_are_not(backend):
     accepted.send(0, mqtt_connect(b"carol", 5))
     accepted.send(1, bytes.fromhex("2003000000"))
     bye = accepted.send(1, bytes.fromhex("e0018e"))
-    records = capture.records(backend)
+    records = capture.records(side)
     assert [(r.frame, r.src, r.protocol, r.kind, r.code, r.reason, r.mqtt_version, r.client_id) for r in records
             if r.protocol == "mqtt"] == [
         (no, refused.endpoint(1), "mqtt", "mqtt_connack", 5, None, 4, "alice"),
@@ -504,7 +483,7 @@ def test_refused_connacks_are_records_accepted_ones_are_not(backend):
     assert [r for r in records if r.protocol == "tcp"] == []
 
 
-def test_a_rejected_websocket_upgrade_is_a_record(backend):
+def test_a_rejected_websocket_upgrade_is_a_record(side):
     capture = Capture()
     flow = Flow(capture)
     flow.send(0, UPGRADE)
@@ -513,12 +492,12 @@ def test_a_rejected_websocket_upgrade_is_a_record(backend):
     flow.send(1, b"forbidden")
     flow.flag(1, FIN | ACK)
     flow.flag(0, FIN | ACK)
-    records = capture.records(backend)
+    records = capture.records(side)
     assert [(r.frame, r.src, r.dst, r.protocol, r.kind, r.code, r.reason, r.direction) for r in records] == [
         (frame, flow.endpoint(1), flow.endpoint(0), "websocket", "ws_rejected", 403, "Forbidden", "server_to_client")]
 
 
-def test_mqtt_over_websocket_is_mqtt(backend):
+def test_mqtt_over_websocket_is_mqtt(side):
     capture = Capture()
     flow = Flow(capture)
     request, response = upgrade(b"/mqtt", b"mqtt")
@@ -528,7 +507,7 @@ def test_mqtt_over_websocket_is_mqtt(backend):
     flow.send(1, ws(2, bytes.fromhex("2003000000")))
     frame = flow.send(1, ws(2, bytes.fromhex("e0018e")))
     after = flow.send(1, ws_close(1000))
-    records = capture.records(backend)
+    records = capture.records(side)
     assert [(r.frame, r.protocol, r.kind, r.code, r.name, r.mqtt_version, r.client_id, r.application)
             for r in records] == [
         (frame, "mqtt", "mqtt_disconnect", 0x8E, "SESSION_TAKEN_OVER", 5, "wsclient", "mqtt-websocket"),
@@ -546,7 +525,7 @@ CLOSE_CLIENT = bytes.fromhex("000e030506")
 
 
 @pytest.mark.parametrize("path", [b"/diffusion", b"/other"], ids=["by-path", "by-response"])
-def test_diffusion_session_close_events_are_records(backend, path):
+def test_diffusion_session_close_events_are_records(side, path):
     capture = Capture()
     flow = Flow(capture)
     request, response = upgrade(path)
@@ -555,7 +534,7 @@ def test_diffusion_session_close_events_are_records(backend, path):
     flow.send(1, ws(2, OK_RESPONSE))
     event = flow.send(1, ws(2, CLOSE_EVENT))
     close_client = flow.send(0, ws(2, CLOSE_CLIENT, MASK))
-    records = capture.records(backend)
+    records = capture.records(side)
     assert [(r.frame, r.direction, r.protocol, r.kind, r.code, r.name, r.session_id, r.application)
             for r in records] == [
         (event, "server_to_client", "diffusion", "diffusion_close_event", 11, "CLOSED_BY_CONTROLLER",
@@ -566,28 +545,28 @@ def test_diffusion_session_close_events_are_records(backend, path):
     assert records[1].value == CloseClientRequest(SessionId(5, 6))
 
 
-def test_decode_as_reads_a_connection_whose_handshake_is_missing(backend):
+def test_decode_as_reads_a_connection_whose_handshake_is_missing(side):
     capture = Capture()
     flow = Flow(capture, handshake=False, server_port=9000)  # the capture starts mid-stream
     flow.send(1, ws(1, b"still talking"))
     frame = flow.send(1, ws_close(4000, b"bye"))
     answer = flow.send(0, ws_close(4000, b"bye", MASK))
-    assert capture.records(backend) == []
+    assert capture.records(side) == []
     for decode_as in ({9000: "websocket"}, ["9000=websocket"]):
-        records = capture.records(backend, decode_as=decode_as)
+        records = capture.records(side, decode_as=decode_as)
         assert [(r.frame, r.src, r.direction, r.code, r.reason) for r in records] == [
             (frame, flow.endpoint(1), "server_to_client", 4000, "bye"),
             (answer, flow.endpoint(0), "client_to_server", 4000, "bye")]
 
 
-def test_decode_as_diffusion_and_mqtt(backend):
+def test_decode_as_diffusion_and_mqtt(side):
     capture = Capture()
     diffusion = Flow(capture, handshake=False, client_port=50001, server_port=9000)
     event = diffusion.send(1, ws(2, CLOSE_EVENT))
     mqtt = Flow(capture, handshake=False, client_port=50002, server_port=9001)
     disconnect = mqtt.send(1, bytes.fromhex("e0018b"))  # 0x8B server shutting down
-    assert capture.records(backend) == []
-    records = capture.records(backend, decode_as=["9000=diffusion", "9001=mqtt"])
+    assert capture.records(side) == []
+    records = capture.records(side, decode_as=["9000=diffusion", "9001=mqtt"])
     assert [(r.frame, r.protocol, r.kind, r.code, r.name, r.session_id, r.mqtt_version, r.application)
             for r in records] == [
         (event, "diffusion", "diffusion_close_event", 11, "CLOSED_BY_CONTROLLER", "0000000000000001-0000000000000002",
@@ -595,15 +574,15 @@ def test_decode_as_diffusion_and_mqtt(backend):
         (disconnect, "mqtt", "mqtt_disconnect", 0x8B, "SERVER_SHUTTING_DOWN", None, 5, "mqtt")]
 
 
-def test_mqtt_on_port_1883_needs_no_connect(backend):
+def test_mqtt_on_port_1883_needs_no_connect(side):
     capture = Capture()
     flow = Flow(capture, handshake=False, server_port=1883)
     frame = flow.send(1, bytes.fromhex("e00195"))
     elsewhere = Flow(capture, handshake=False, server_port=1884)
     elsewhere.send(1, bytes.fromhex("e00195"))
-    records = capture.records(backend)
+    records = capture.records(side)
     assert [(r.frame, r.protocol, r.code, r.name) for r in records] == [(frame, "mqtt", 0x95, "PACKET_TOO_LARGE")]
-    assert capture.records(backend, mqtt_ports=()) == []
+    assert capture.records(side, mqtt_ports=()) == []
 
 
 def test_parse_decode_as():
@@ -616,32 +595,32 @@ def test_parse_decode_as():
         CloseRecordReader(io.BytesIO(b""), decode_as={80: "telnet"})
 
 
-def test_records_after_lost_data_say_so(backend):
+def test_records_after_lost_data_say_so(side):
     capture = Capture()
     flow = websocket_flow(capture)
     flow.skip(1, 50)  # a segment the capture missed
     frame = flow.send(1, ws_close(1011, b"oops"))
-    records = capture.records(backend)
+    records = capture.records(side)
     assert [(r.frame, r.code, r.reason, r.data_lost) for r in records] == [(frame, 1011, "oops", True)]
 
 
-def test_a_truncated_capture_gives_the_records_before_the_cut(backend):
+def test_a_truncated_capture_gives_the_records_before_the_cut(side):
     data = (DATA / WS_CAPTURES[1]).read_bytes()
     cut = 30000
-    reader = CloseRecordReader(io.BytesIO(data[:cut]), backend=backend)
+    reader = CloseRecordReader(io.BytesIO(data[:cut]))
     records = list(reader)
-    whole = records_of(WS_CAPTURES[1], backend)
+    whole = records_of(WS_CAPTURES[1], side)
     assert records == [r for r in whole if r.frame <= reader.packets.frames]
     assert 0 < len(records) < len(whole)
     assert isinstance(reader.error, IncompleteError)
     assert reader.error.offset <= cut
     with pytest.raises(IncompleteError):
-        list(close_records(io.BytesIO(data[:cut]), backend=backend))
+        list(close_records(io.BytesIO(data[:cut])))
 
 
-def test_not_a_capture_raises_malformed(backend):
+def test_not_a_capture_raises_malformed(side):
     with pytest.raises(MalformedError, match="not a pcap or pcapng file"):
-        list(close_records(io.BytesIO(b"PK\x03\x04" + bytes(60)), backend=backend))
+        list(close_records(io.BytesIO(b"PK\x03\x04" + bytes(60))))
 
 
 @given(cuts=st.lists(st.integers(min_value=1, max_value=40), max_size=6, unique=True),
@@ -659,8 +638,7 @@ def test_any_segmentation_gives_the_same_records_on_both_backends(cuts, code, re
         frames.append(flow.send(1, data[start:end]))
     answer = flow.send(0, ws_close(code, reason, MASK))
     expected = [(frames[-1], code, reason.decode() or None), (answer, code, reason.decode() or None)]
-    backends = ["py"] if _compiled_missing() else ["c", "py"]
-    results = [capture.records(name) for name in backends]
+    results = [capture.records(side) for side in installed_sides()]
     for records in results:
         assert [(r.frame, r.code, r.reason) for r in records] == expected
     assert results[0] == results[-1]
@@ -746,17 +724,17 @@ def tshark_closes(name: str) -> Tuple[List[Tuple[Any, ...]], Dict[int, int]]:
 
 
 @pytest.mark.parametrize("name", ALL_CAPTURES)
-def test_tshark_finds_the_closes_we_find(backend, name):
+def test_tshark_finds_the_closes_we_find(side, name):
     closes, versions = tshark_closes(name)
     assert closes, "tshark found no close frames: its output format has changed?"
     ours = [(r.frame, r.src, r.dst, r.protocol, r.code, r.reason, r.mqtt_version)
-            for r in records_of(name, backend) if r.protocol in ("websocket", "mqtt")]
+            for r in records_of(name, side) if r.protocol in ("websocket", "mqtt")]
     assert ours == closes
     if name == MQTT_CAPTURE:
         assert set(versions.values()) == {4, 5}
 
 
-def test_tshark_sees_the_tcp_ends_we_record(backend):
+def test_tshark_sees_the_tcp_ends_we_record(side):
     """Each MQTT stream (a CONNECT, per tshark) without a DISCONNECT: its first FIN or RST is our tcp record."""
     closes, versions = tshark_closes(MQTT_CAPTURE)
     text = tshark("-n", "-r", str(DATA / MQTT_CAPTURE), "-T", "fields", "-e", "frame.number", "-e", "tcp.stream",
@@ -771,6 +749,6 @@ def test_tshark_sees_the_tcp_ends_we_record(backend):
         if (fin in ("1", "True") or rst in ("1", "True")) and int(stream) not in first_end:
             first_end[int(stream)] = (int(frame), f"{host}:{source_port}", "FIN" if fin in ("1", "True") else "RST")
     expected = sorted(first_end[s] for s in versions if s not in streams_closed)
-    ours = sorted((r.frame, r.src, r.name) for r in records_of(MQTT_CAPTURE, backend) if r.protocol == "tcp")
+    ours = sorted((r.frame, r.src, r.name) for r in records_of(MQTT_CAPTURE, side) if r.protocol == "tcp")
     assert ours == expected
     assert len(ours) == 13

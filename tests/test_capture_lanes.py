@@ -1,7 +1,8 @@
 """The segment loop's fast path (lanes) gives exactly what the Python reassembler gives, on both backends.
 
-``CloseRecordReader(..., lanes=False)`` sends every segment through the
-reassembler and the decoding layer in Python; with lanes (the default) the
+A reader whose reassembler is not attached to the segment loop
+(``helpers.without_lanes``) sends every segment through the reassembler and the
+decoding layer in Python; with lanes (what ``CloseRecordReader`` does) the
 segment loop feeds in-order bytes of recognised connections to their decoders
 itself. Records, statistics and errors must not differ, on the shared
 captures, on the benchmark's traffic, and on generated captures with
@@ -10,7 +11,6 @@ reordering, retransmissions, losses, ACKs and damaged bytes.
 
 from __future__ import annotations
 
-import importlib
 import io
 import struct
 import types
@@ -23,22 +23,25 @@ from hypothesis import strategies as st
 
 from closecodec.capture.records import CloseRecordReader
 
-from capture_helpers import ACK, DATA, FIN, PSH, RST, SYN, ether, ipv4, pcap_file, tcp
-from test_capture_closes import ALL_CAPTURES, MQTT_PORTS, _compiled_missing
+from helpers import (
+    ACK, ALL_CAPTURES, DATA, FIN, MQTT_PORTS, PSH, RST, SYN, backend_module, ether, generate_capture, installed_sides,
+    ipv4, pcap_file, tcp, use_backend, without_lanes,
+)
 
-BACKENDS = ["py"] if _compiled_missing() else ["c", "py"]
+SIDES = installed_sides()
 
 
-def outcome(source: Any, backend: str, lanes: bool, **options: Any) -> Tuple[Any, ...]:
+def outcome(source: Any, side: str, lanes: bool, **options: Any) -> Tuple[Any, ...]:
     """Everything a reader reports: records (and their JSON form), counters, errors."""
-    reader = CloseRecordReader(source, backend=backend, lanes=lanes, **options)
+    with use_backend(side):
+        reader = CloseRecordReader(source, **options) if lanes else without_lanes(source, **options)
     records = list(reader)
     return (records, [r.to_dict() for r in records], [type(r.value) for r in records], dict(reader.stats),
             reader.errors, dict(reader.skipped), dict(reader.reassembler.stats), repr(reader.error))
 
 
 def check_same(data: bytes, **options: Any) -> List[Any]:
-    results = [outcome(io.BytesIO(data), backend, lanes, **options) for backend in BACKENDS for lanes in (True, False)]
+    results = [outcome(io.BytesIO(data), side, lanes, **options) for side in SIDES for lanes in (True, False)]
     for result in results[1:]:
         assert result == results[0]
     return results[0][0]
@@ -52,8 +55,6 @@ def test_shared_captures_give_the_same_with_and_without_lanes(name):
 
 
 def test_benchmark_traffic_gives_the_same_with_and_without_lanes(tmp_path: Path):
-    from benchmarks.capture import generate_capture
-
     path = tmp_path / "traffic.pcap"
     _, closes = generate_capture(path, 400_000, seed=3)
     records = check_same(path.read_bytes())
@@ -123,7 +124,6 @@ def conversations(draw: Any) -> List[Tuple[int, int, bytes]]:
 def captures(draw: Any) -> bytes:
     """Interleaved connections, cut into segments, with reordering, copies, losses and damage."""
     flows = draw(st.lists(conversations(), min_size=1, max_size=4))
-    packets: List[Tuple[int, int, bytes, int, int, bytes, int, int]] = []  # per connection, in sending order
     queues = []
     for n, messages in enumerate(flows):
         seq = [1000 + n * 7919, 2_000_000_000 + n * 104729]
@@ -197,10 +197,10 @@ def test_fins_behind_holes_left_open_to_the_end_of_the_capture_end_at_their_own_
     assert [(r.frame, r.kind, r.name, r.data_lost) for r in records] == [(6, "tcp_end", "FIN", True)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("args", [(2, 0), (0, 4), (0, 2, 1 << 32, 0), (0, 2, -1, 0), (0, 2, 0, -1), (0, 2, 0, 1 << 63)])
-def test_lanes_refuse_what_no_reassembler_says_alike_on_both_backends(backend, args):
-    module = importlib.import_module(f"closecodec._capture_{backend}")
+def test_lanes_refuse_what_no_reassembler_says_alike_on_both_backends(side, args):
+    module = backend_module("capture", side)
     loop = module.SegmentLoop(module.PacketReader(io.BytesIO(b"")), {})
     lane = loop.lane(None, (b"\x01\x02\x03\x04", 1, b"\x05\x06\x07\x08", 2))
     with pytest.raises(ValueError, match="bad "):
@@ -209,10 +209,10 @@ def test_lanes_refuse_what_no_reassembler_says_alike_on_both_backends(backend, a
     assert lane.take_back() == (None, (0xFFFFFFFF, (1 << 63) - 1))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("direction", [-1, 2])
-def test_lanes_refuse_a_direction_that_is_not_0_or_1_alike_on_both_backends(backend, direction):
-    module = importlib.import_module(f"closecodec._capture_{backend}")
+def test_lanes_refuse_a_direction_that_is_not_0_or_1_alike_on_both_backends(side, direction):
+    module = backend_module("capture", side)
     lane = module.SegmentLoop(module.PacketReader(io.BytesIO(b"")), {}).lane(None, (b"\x01" * 4, 1, b"\x02" * 4, 2))
     for call in (lambda: lane.hold(direction), lambda: lane.sink(direction, True), lambda: lane.expect(direction, 1)):
         with pytest.raises(ValueError, match=f"bad direction {direction}"):
@@ -260,9 +260,10 @@ class RecordingLoop:
             yield item
 
 
-def items_reaching_python(data: bytes, backend: str) -> Tuple[List[int], List[Any]]:
-    module = importlib.import_module(f"closecodec._capture_{backend}")
-    reader = CloseRecordReader(io.BytesIO(data), backend=backend, decode_as={8080: "websocket"})
+def items_reaching_python(data: bytes, side: str) -> Tuple[List[int], List[Any]]:
+    module = backend_module("capture", side)
+    with use_backend(side):
+        reader = CloseRecordReader(io.BytesIO(data), decode_as={8080: "websocket"})
     kinds: List[int] = []
     names = {name: value for name, value in vars(module).items() if not name.startswith("__")}
     names["SegmentLoop"] = lambda *args: RecordingLoop(module.SegmentLoop(*args), kinds)
@@ -275,33 +276,33 @@ HANDSHAKE = [(0, SYN, b""), (1, SYN | ACK, b""), (0, ACK, b""), (0, ACK | PSH, U
              (0, ACK | PSH, ws_frame(2, b"hello", True)), (1, ACK | PSH, ws_frame(2, b"more", False)), (0, ACK, b"")]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_python_sees_a_websocket_connection_only_where_it_turns(backend):
+@pytest.mark.parametrize("side", SIDES)
+def test_python_sees_a_websocket_connection_only_where_it_turns(side):
     # The SYN (0: a segment), the upgrade request and response (2: held bytes), the first server message
     # (1: the Diffusion check), each close frame (1); the server's FIN the loop takes itself, the client's
     # (the connection's end) is Python's. Messages and ACKs never reach Python.
     closes = [(1, ACK | PSH, ws_frame(8, b"\x03\xe8bye", False)), (0, ACK | PSH, ws_frame(8, b"\x03\xe8bye", True)),
               (1, FIN | ACK, b""), (0, ACK, b""), (0, FIN | ACK, b"")]
     data = one_connection(HANDSHAKE + closes)
-    kinds, records = items_reaching_python(data, backend)
+    kinds, records = items_reaching_python(data, side)
     assert kinds == [0, 2, 2, 1, 1, 1, 0]
     assert [(r.frame, r.kind, r.code) for r in records] == [(11, "ws_close", 1000), (12, "ws_close", 1000)]
     assert records == check_same(data)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_fin_the_loop_takes_ends_its_direction_at_its_own_frame(backend):
+@pytest.mark.parametrize("side", SIDES)
+def test_a_fin_the_loop_takes_ends_its_direction_at_its_own_frame(side):
     # No close frames: the tcp record is at the first FIN (frame 11, from the server), which the loop took;
     # the reassembler learns of it at the client's FIN (frame 13).
     data = one_connection(HANDSHAKE + [(1, FIN | ACK, b""), (0, ACK, b""), (0, FIN | ACK, b"")])
-    kinds, records = items_reaching_python(data, backend)
+    kinds, records = items_reaching_python(data, side)
     assert kinds == [0, 2, 2, 1, 0]
     assert [(r.frame, r.kind, r.name, r.src) for r in records] == [(11, "tcp_end", "FIN", "10.0.1.1:8080")]
     assert records == check_same(data)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_new_connection_on_the_same_four_tuple_gets_its_own_lane(backend):
+@pytest.mark.parametrize("side", SIDES)
+def test_a_new_connection_on_the_same_four_tuple_gets_its_own_lane(side):
     # The loop remembers recent 4-tuples in front of its table; the second connection's packets must
     # reach its own lane and decoders, not the first one's.
     def closed_with(code: int) -> List[Tuple[int, int, bytes]]:
@@ -310,6 +311,6 @@ def test_a_new_connection_on_the_same_four_tuple_gets_its_own_lane(backend):
                             (1, FIN | ACK, b""), (0, FIN | ACK, b""), (1, ACK, b"")]
 
     data = one_connection(closed_with(1000), closed_with(4001))
-    kinds, records = items_reaching_python(data, backend)
+    kinds, records = items_reaching_python(data, side)
     assert [(r.stream, r.code) for r in records] == [(0, 1000), (0, 1000), (1, 4001), (1, 4001)]
     assert kinds.count(2) == 4 and records == check_same(data)

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from closecodec.errors import MalformedError
 from closecodec.frames import TcpSegment
 
-from capture_helpers import (
-    A4, A6, ACK, B4, B6, PSH, capture, capture_both, epb, ether, ext_ah, ext_fragment, ext_generic, idb, ipv4,
+from helpers import (
+    A4, A6, ACK, B4, B6, PSH, epb, ether, ext_ah, ext_fragment, ext_generic, idb, ipv4,
     ipv6, null, pb, pcap_file, shb, sll, sll2, spb, tcp,
 )
 
@@ -214,49 +214,49 @@ def test_readers_agree_on_arbitrary_bytes(capture_both, data):
 # -- HTTP heads (WebSocket upgrades) ------------------------------------------------------
 
 
-def test_http_head_fields(capture):
+def test_http_head_fields(websocket):
     head = (b"GET /a?b HTTP/1.1\r\nHost: x\r\n  Sec-WebSocket-Protocol :  mqtt \r\nno colon here\r\n"
             b"SEC-WEBSOCKET-PROTOCOL:\x85v2\xa0\r\nX-\xc0\xd7\xde: \xc0 \r\nUpgrade: a\rb\r\n\r\nafter")
-    line, headers, size = capture.parse_http_head(head)
+    line, headers, size = websocket.parse_http_head(head)
     assert line == "GET /a?b HTTP/1.1" and size == head.index(b"\r\n\r\n") + 4
     assert headers == {"host": "x", "sec-websocket-protocol": "mqtt, v2", "x-\xe0\xd7\xfe": "\xc0", "upgrade": "a\rb"}
-    assert capture.parse_http_head(bytearray(head)) == capture.parse_http_head(memoryview(head)) == (line, headers, size)
+    assert websocket.parse_http_head(bytearray(head)) == websocket.parse_http_head(memoryview(head)) == (line, headers, size)
 
 
 @pytest.mark.parametrize("data", [b"", b"GET / HTTP/1.1\r\nHost: x\r\n", b"GET / HTTP/1.1\r\n\r", b"\r\n\r"])
-def test_http_head_incomplete(capture, data):
-    assert capture.parse_http_head(data) is None
+def test_http_head_incomplete(websocket, data):
+    assert websocket.parse_http_head(data) is None
 
 
-def test_http_head_needs_bytes(capture):
+def test_http_head_needs_bytes(websocket):
     with pytest.raises(TypeError):
-        capture.parse_http_head("GET / HTTP/1.1\r\n\r\n")
+        websocket.parse_http_head("GET / HTTP/1.1\r\n\r\n")
 
 
 HEAD_BYTES = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b":", b" ", b"\t", b"\x85", b"\xa0", b"\x1c", b"A",
                                        b"a", b"\xc0", b"\xd7", b"\xe0", b"Upgrade", b"x"]), max_size=40).map(b"".join)
 
 
-def test_http_head_keeps_only_the_names_asked_for(capture):
+def test_http_head_keeps_only_the_names_asked_for(websocket):
     head = b"HTTP/1.1 101 x\r\nUpgrade: websocket\r\n \xc0B : 1\r\nX: 2\r\n\xe0b: 3\r\nUPGRADE : again\r\n\r\n"
-    line, headers, size = capture.parse_http_head(head)
-    assert capture.parse_http_head(head, (b"upgrade", b"\xe0b", b"none")) == (
+    line, headers, size = websocket.parse_http_head(head)
+    assert websocket.parse_http_head(head, (b"upgrade", b"\xe0b", b"none")) == (
         line, {"upgrade": "websocket, again", "\xe0b": "1, 3"}, size)
-    assert capture.parse_http_head(head, ()) == (line, {}, size)
-    assert capture.parse_http_head(head[:-2], (b"upgrade",)) is None
+    assert websocket.parse_http_head(head, ()) == (line, {}, size)
+    assert websocket.parse_http_head(head[:-2], (b"upgrade",)) is None
 
 
 @pytest.mark.parametrize("names", [[b"upgrade"], ("upgrade",), b"upgrade"])
-def test_http_head_names_are_a_tuple_of_bytes(capture, names):
+def test_http_head_names_are_a_tuple_of_bytes(websocket, names):
     with pytest.raises(TypeError):
-        capture.parse_http_head(b"GET / HTTP/1.1\r\n\r\n", names)
+        websocket.parse_http_head(b"GET / HTTP/1.1\r\n\r\n", names)
 
 
 @given(data=st.one_of(st.binary(max_size=80), HEAD_BYTES),
        names=st.none() | st.lists(st.sampled_from([b"upgrade", b"a", b"x", b"\xe0", b"", b"upgradex"]),
                                   max_size=3).map(tuple))
-def test_backends_agree_on_http_heads(capture_both, data, names):
-    compiled, pure = capture_both
+def test_backends_agree_on_http_heads(websocket_both, data, names):
+    compiled, pure = websocket_both
     assert compiled.parse_http_head(data, names) == pure.parse_http_head(data, names)
 
 
@@ -273,23 +273,23 @@ def mqtt_connect(level: int, client_id: bytes, properties: bytes = b"\x00", name
 
 
 @pytest.mark.parametrize("level", [3, 4, 5])
-def test_mqtt_connect_levels_and_client_ids(capture, level):
+def test_mqtt_connect_levels_and_client_ids(mqtt, level):
     packet = mqtt_connect(level, b"sensor-\xc3\xa9")
-    assert capture.parse_mqtt_connect(packet) == (level, "sensor-\u00e9")
-    assert capture.parse_mqtt_connect(packet + b"\x30\x00") == (level, "sensor-\u00e9")  # the next packet
-    assert capture.parse_mqtt_connect(bytearray(packet)) == capture.parse_mqtt_connect(memoryview(packet))
+    assert mqtt.parse_mqtt_connect(packet) == (level, "sensor-\u00e9")
+    assert mqtt.parse_mqtt_connect(packet + b"\x30\x00") == (level, "sensor-\u00e9")  # the next packet
+    assert mqtt.parse_mqtt_connect(bytearray(packet)) == mqtt.parse_mqtt_connect(memoryview(packet))
     # The header and level are enough to say it is a CONNECT; the client id needs the whole packet.
-    assert capture.parse_mqtt_connect(packet[:-1]) == (level, None)
+    assert mqtt.parse_mqtt_connect(packet[:-1]) == (level, None)
 
 
-def test_mqtt_connect_properties_come_before_the_client_id(capture):
+def test_mqtt_connect_properties_come_before_the_client_id(mqtt):
     properties = b"\x05\x11\x00\x00\x00\x3c"  # Session Expiry Interval, 60
-    assert capture.parse_mqtt_connect(mqtt_connect(5, b"c1", properties)) == (5, "c1")
+    assert mqtt.parse_mqtt_connect(mqtt_connect(5, b"c1", properties)) == (5, "c1")
     # Properties longer than the packet, or a length of more than four bytes or not in its shortest
     # form: no client id.
-    assert capture.parse_mqtt_connect(mqtt_connect(5, b"c1", b"\x7f")) == (5, None)
-    assert capture.parse_mqtt_connect(mqtt_connect(5, b"c1", b"\x80\x80\x80\x80\x00")) == (5, None)
-    assert capture.parse_mqtt_connect(mqtt_connect(5, b"c1", b"\x80\x00")) == (5, None)
+    assert mqtt.parse_mqtt_connect(mqtt_connect(5, b"c1", b"\x7f")) == (5, None)
+    assert mqtt.parse_mqtt_connect(mqtt_connect(5, b"c1", b"\x80\x80\x80\x80\x00")) == (5, None)
+    assert mqtt.parse_mqtt_connect(mqtt_connect(5, b"c1", b"\x80\x00")) == (5, None)
 
 
 @pytest.mark.parametrize("data, expected", [
@@ -303,20 +303,20 @@ def test_mqtt_connect_properties_come_before_the_client_id(capture):
     (b"\x10\x0c\x00\x06MQIsdp\x04", False),  # MQIsdp with level 4
     (b"\x10\x0c\x00\x04mqtt\x04", False),
 ])
-def test_mqtt_connect_undecided_or_not_a_connect(capture, data, expected):
-    assert capture.parse_mqtt_connect(data) is expected
+def test_mqtt_connect_undecided_or_not_a_connect(mqtt, data, expected):
+    assert mqtt.parse_mqtt_connect(data) is expected
 
 
-def test_mqtt_connect_client_id_must_be_utf8_and_inside_the_packet(capture):
-    assert capture.parse_mqtt_connect(mqtt_connect(4, b"\xff\xfe")) == (4, None)
+def test_mqtt_connect_client_id_must_be_utf8_and_inside_the_packet(mqtt):
+    assert mqtt.parse_mqtt_connect(mqtt_connect(4, b"\xff\xfe")) == (4, None)
     packet = bytearray(mqtt_connect(4, b"abc"))
     packet[1] -= 1  # the client id's last byte is past the packet's end
-    assert capture.parse_mqtt_connect(bytes(packet)) == (4, None)
+    assert mqtt.parse_mqtt_connect(bytes(packet)) == (4, None)
 
 
-def test_mqtt_connect_needs_bytes(capture):
+def test_mqtt_connect_needs_bytes(mqtt):
     with pytest.raises(TypeError):
-        capture.parse_mqtt_connect("\x10\x00")
+        mqtt.parse_mqtt_connect("\x10\x00")
 
 
 CONNECT_BYTES = st.builds(
@@ -326,6 +326,6 @@ CONNECT_BYTES = st.builds(
 
 
 @given(data=st.one_of(st.binary(max_size=40), CONNECT_BYTES, st.binary(max_size=30).map(lambda b: b"\x10" + b)))
-def test_backends_agree_on_mqtt_connects(capture_both, data):
-    compiled, pure = capture_both
+def test_backends_agree_on_mqtt_connects(mqtt_both, data):
+    compiled, pure = mqtt_both
     assert compiled.parse_mqtt_connect(data) == pure.parse_mqtt_connect(data)

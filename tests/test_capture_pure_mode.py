@@ -25,15 +25,14 @@ from typing import Any, Dict, List
 import pytest
 
 import closecodec
-from closecodec.capture import reassembly as capture, records as closes
+from closecodec.capture import reassembly, records
 
-from capture_helpers import DATA
-from test_capture_closes import ALL_CAPTURES, MQTT_PORTS
+from helpers import ALL_CAPTURES, DATA, MQTT_PORTS, generate_capture, use_backend, without_lanes
 
 PURE_MODE = ("capture/reassembly", "capture/records")  # the modules compiled from their .py that this test checks
 
 pytestmark = pytest.mark.skipif(
-    any(Path(module.__file__).suffix == ".py" for module in (capture, closes)),
+    any(Path(module.__file__).suffix == ".py" for module in (reassembly, records)),
     reason="capture/reassembly.py and capture/records.py are not compiled in this install (no compiler, or the pure-Python build)",
 )
 
@@ -41,8 +40,8 @@ pytestmark = pytest.mark.skipif(
 CHILD = """
 import json, sys
 from pathlib import Path
-from closecodec.capture import reassembly as capture, records as closes
-assert all(Path(m.__file__).suffix == ".py" for m in (capture, closes)), "compiled modules imported"
+from closecodec.capture import reassembly, records
+assert all(Path(m.__file__).suffix == ".py" for m in (reassembly, records)), "compiled modules imported"
 sys.path.insert(0, sys.argv[1])
 from test_capture_pure_mode import report
 print(json.dumps([report(path, options) for path, options in json.loads(sys.stdin.read())]))
@@ -50,11 +49,14 @@ print(json.dumps([report(path, options) for path, options in json.loads(sys.stdi
 
 
 def report(path: str, options: Dict[str, Any]) -> Any:
-    """Everything the readers report on a capture, in JSON form."""
-    reader = closes.CloseRecordReader(path, **options)
-    records = [record.to_dict() for record in reader]
-    events = [repr(event) for event in capture.TcpStreamReader(path)]
-    text = json.dumps([records, dict(reader.stats), reader.errors, dict(reader.skipped),
+    """Everything the readers report on a capture, in JSON form (``side`` and ``lanes`` choose the path)."""
+    options = dict(options)
+    side, lanes = options.pop("side", closecodec.BACKEND), options.pop("lanes", True)
+    with use_backend(side):
+        reader = records.CloseRecordReader(path, **options) if lanes else without_lanes(path, **options)
+    found = [record.to_dict() for record in reader]
+    events = [repr(event) for event in reassembly.TcpStreamReader(path)]
+    text = json.dumps([found, dict(reader.stats), reader.errors, dict(reader.skipped),
                        dict(reader.reassembler.stats), repr(reader.error), events], sort_keys=True)
     return json.loads(text)
 
@@ -81,7 +83,7 @@ def damaged(data: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def interpreted_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the installed package without the compiled capture and closes modules."""
+    """A copy of the installed package without the compiled reassembly and records modules."""
     root = tmp_path_factory.mktemp("interpreted")
     package = root / "closecodec"
     shutil.copytree(Path(closecodec.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -92,8 +94,6 @@ def interpreted_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_compiled_and_interpreted_modules_report_the_same(interpreted_package: Path, tmp_path: Path):
-    from benchmarks.capture import generate_capture
-
     traffic = tmp_path / "traffic.pcap"
     generate_capture(traffic, 400_000, seed=5)
     (tmp_path / "damaged.pcap").write_bytes(damaged(traffic.read_bytes()))
@@ -101,7 +101,7 @@ def test_compiled_and_interpreted_modules_report_the_same(interpreted_package: P
     jobs += [(str(DATA / name), {"decode_as": MQTT_PORTS}) for name in ALL_CAPTURES]
     for name in ("traffic.pcap", "damaged.pcap"):
         jobs += [(str(tmp_path / name), {}), (str(tmp_path / name), {"max_connections": 40}),
-                 (str(tmp_path / name), {"lanes": False, "backend": "py"})]
+                 (str(tmp_path / name), {"lanes": False, "side": "py"})]
     jobs = [(path, {**options, "decode_as": {str(k): v for k, v in options.get("decode_as", {}).items()}})
             for path, options in jobs]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 import tracemalloc
@@ -13,8 +12,8 @@ import pytest
 from closecodec import capture as public
 from closecodec.errors import IncompleteError, MalformedError
 
-from capture_helpers import (
-    DATA, _or_skip, block, capture, capture_both, epb, ether, idb, ipv4, null, option, pb, pcap_file, shb, spb, tcp,
+from helpers import (
+    DATA, backend_module, block, epb, ether, idb, ipv4, null, option, pb, pcap_file, shb, spb, tcp,
 )
 
 PKT = ether(ipv4(tcp(1000, 2000, 1, payload=b"hello")))
@@ -176,7 +175,7 @@ class BoastingFile(ReadOnlyFile):
 
 def test_a_file_that_claims_more_than_it_was_given_is_an_error_not_a_read_past_the_block():
     # Only the compiled reader has the file fill its blocks in place.
-    reader = _or_skip("c").PacketReader(BoastingFile(b"", 1))
+    reader = backend_module("capture", "c").PacketReader(BoastingFile(b"", 1))
     with pytest.raises(OSError, match="readinto"):
         list(reader)
 
@@ -349,14 +348,3 @@ def test_constant_memory_on_a_capture_far_larger_than_the_peak(capture):
         tracemalloc.stop()
     assert n == count and total > 50_000_000
     assert peak < 4 << 20, peak
-
-
-def test_capture_backends_expose_the_same_names_and_the_selector_picks_one():
-    from closecodec import _capture_py, _codec
-
-    compiled = __import__("capture_helpers").CAPTURES["c"][0]
-    if compiled is not None:
-        assert set(compiled.__all__) == set(_capture_py.__all__)
-    assert _codec.PacketReader is _codec.capture_backend.PacketReader
-    assert _codec.capture_backend.__name__ == f"closecodec._capture_{_codec.BACKEND}"
-    assert public.PacketReader is _codec.PacketReader and public.parse_packet is _codec.parse_packet

@@ -17,7 +17,7 @@ from closecodec.capture import (
 )
 from closecodec.frames import TcpSegment
 
-from capture_helpers import A4, ACK, B4, DATA, FIN, RST, SYN, ether, ipv4, pcap_file, tcp
+from helpers import A4, ACK, B4, DATA, FIN, RST, SYN, ether, ipv4, pcap_file, tcp
 
 C, S = (A4, 40000), (B4, 80)
 

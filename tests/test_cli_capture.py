@@ -23,7 +23,7 @@ from closecodec import cli
 from closecodec.cli import main
 from closecodec.capture.records import CloseRecordReader
 
-from capture_helpers import DATA
+from helpers import DATA
 
 WS_PCAP = DATA / "websocket-close-codes.pcap"
 WS_PCAPNG = DATA / "websocket-close-codes.pcapng"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from closecodec import SessionId
-from closecodec.errors import DecodeError, EncodeError
+
+from helpers import outcome
 
 PRIMITIVE_DECODERS = [
     "decode_int32",
@@ -23,16 +24,8 @@ PRIMITIVE_DECODERS = [
 ]
 
 
-def outcome(call: Callable[[], Any]) -> Any:
-    """A comparable summary of what a call did: its result, or its decode/encode error."""
-    try:
-        return ("ok", call())
-    except (DecodeError, EncodeError) as error:
-        return ("error", type(error), str(error), getattr(error, "offset", None))
-
-
-def assert_agree(both, name: str, *args: Any) -> Any:
-    compiled, pure = both
+def assert_agree(diffusion_both, name: str, *args: Any) -> Any:
+    compiled, pure = diffusion_both
     result_c = outcome(lambda: getattr(compiled, name)(*args))
     result_py = outcome(lambda: getattr(pure, name)(*args))
     assert result_c == result_py
@@ -48,15 +41,15 @@ EDGY_BYTES = st.lists(
 
 @pytest.mark.parametrize("name", PRIMITIVE_DECODERS)
 @given(data=st.one_of(st.binary(max_size=40), EDGY_BYTES), offset=st.integers(0, 4))
-def test_decoders_agree_on_arbitrary_bytes(both, name, data, offset):
+def test_decoders_agree_on_arbitrary_bytes(diffusion_both, name, data, offset):
     if offset > len(data):
         offset = len(data)
-    assert_agree(both, name, data, offset)
+    assert_agree(diffusion_both, name, data, offset)
 
 
 @given(data=EDGY_BYTES)
-def test_collection_decoders_agree(both, data):
-    compiled, pure = both
+def test_collection_decoders_agree(diffusion_both, data):
+    compiled, pure = diffusion_both
     result_c = outcome(lambda: compiled.decode_collection(data, 0, compiled.decode_string))
     result_py = outcome(lambda: pure.decode_collection(data, 0, pure.decode_string))
     assert result_c == result_py
@@ -89,17 +82,17 @@ ANY_VALUE = st.one_of(
     ],
 )
 @given(value=ANY_VALUE)
-def test_encoders_agree_byte_for_byte(both, name, value):
-    assert_agree(both, name, value)
+def test_encoders_agree_byte_for_byte(diffusion_both, name, value):
+    assert_agree(diffusion_both, name, value)
 
 
 @given(st.text())
-def test_lone_surrogate_text_agrees(both, text):
-    assert_agree(both, "encode_string", text + "\udc80")
+def test_lone_surrogate_text_agrees(diffusion_both, text):
+    assert_agree(diffusion_both, "encode_string", text + "\udc80")
 
 
 @given(st.lists(st.tuples(st.text(), st.text()), max_size=6))
-def test_cross_backend_round_trips(both, pairs):
-    compiled, pure = both
+def test_cross_backend_round_trips(diffusion_both, pairs):
+    compiled, pure = diffusion_both
     assert pure.decode_string_dict(compiled.encode_string_dict(pairs))[0] == tuple(pairs)
     assert compiled.decode_string_dict(pure.encode_string_dict(pairs))[0] == tuple(pairs)

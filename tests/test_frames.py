@@ -29,7 +29,7 @@ from closecodec.frames import (
 from closecodec.protocol import EntryType, UpdateType
 from closecodec.reasons import ClientCloseReason, ReasonNumbering
 
-from test_differential import outcome
+from helpers import outcome
 
 SESSION_IDS = st.builds(SessionId, st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
 PAIRS = st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), max_size=5)
@@ -57,32 +57,32 @@ MESSAGES = st.one_of(
 
 
 @given(MESSAGES)
-def test_message_round_trip(codec, message):
-    encoded = codec.encode_message(message)
-    assert codec.decode_message(encoded) == message
-    assert codec.decode_message(b"\xff\xff" + encoded, 2) == message
+def test_message_round_trip(diffusion, message):
+    encoded = diffusion.encode_message(message)
+    assert diffusion.decode_message(encoded) == message
+    assert diffusion.decode_message(b"\xff\xff" + encoded, 2) == message
 
 
 @given(BATCHES)
-def test_batch_round_trip_and_close_scan(codec, batch):
-    encoded = codec.encode_event_batch(batch)
-    assert codec.decode_event_batch(encoded) == (batch, len(encoded))
-    message = codec.encode_message(ServiceRequest(82, 7, batch))
+def test_batch_round_trip_and_close_scan(diffusion, batch):
+    encoded = diffusion.encode_event_batch(batch)
+    assert diffusion.decode_event_batch(encoded) == (batch, len(encoded))
+    message = diffusion.encode_message(ServiceRequest(82, 7, batch))
     closes = [event for event in batch.events if type(event) is CloseEvent]
-    assert codec.scan_close_events(message) == closes
-    assert codec.scan_close_events(message, properties=False) == [
+    assert diffusion.scan_close_events(message) == closes
+    assert diffusion.scan_close_events(message, properties=False) == [
         CloseEvent(event.session_id, event.reason, None) for event in closes
     ]
 
 
-def test_close_events_without_decoded_properties_cannot_be_encoded(codec):
+def test_close_events_without_decoded_properties_cannot_be_encoded(diffusion):
     with pytest.raises(EncodeError, match="not decoded"):
-        codec.encode_event(CloseEvent(SessionId(1, 2), 4, None))
+        diffusion.encode_event(CloseEvent(SessionId(1, 2), 4, None))
 
 
 @given(MESSAGES)
-def test_backends_encode_alike_and_read_each_other(both, message):
-    compiled, pure = both
+def test_backends_encode_alike_and_read_each_other(diffusion_both, message):
+    compiled, pure = diffusion_both
     encoded = pure.encode_message(message)
     assert compiled.encode_message(message) == encoded
     assert compiled.decode_message(encoded) == pure.decode_message(encoded) == message
@@ -90,14 +90,14 @@ def test_backends_encode_alike_and_read_each_other(both, message):
 
 @pytest.mark.parametrize("name", ["decode_message", "scan_close_events", "decode_connection_response"])
 @given(data=st.binary(max_size=60))
-def test_backends_agree_on_arbitrary_bytes(both, name, data):
-    compiled, pure = both
+def test_backends_agree_on_arbitrary_bytes(diffusion_both, name, data):
+    compiled, pure = diffusion_both
     assert outcome(lambda: getattr(compiled, name)(data)) == outcome(lambda: getattr(pure, name)(data))
 
 
 @given(message=MESSAGES, data=st.data())
-def test_backends_agree_on_truncations_and_corruptions(both, message, data):
-    compiled, pure = both
+def test_backends_agree_on_truncations_and_corruptions(diffusion_both, message, data):
+    compiled, pure = diffusion_both
     encoded = pure.encode_message(message)
     cut = data.draw(st.integers(0, len(encoded)))
     mutated = bytearray(encoded)
@@ -115,75 +115,75 @@ def test_backends_agree_on_truncations_and_corruptions(both, message, data):
         )
 
 
-def test_every_truncation_of_a_message_is_incomplete(codec):
+def test_every_truncation_of_a_message_is_incomplete(diffusion):
     batch = EventBatch(1, [CloseEvent(SessionId(1, 2), 11, {"$Principal": "alice", "k": "é"})])
-    encoded = codec.encode_message(ServiceRequest(82, 0, batch))
+    encoded = diffusion.encode_message(ServiceRequest(82, 0, batch))
     for cut in range(len(encoded)):
         with pytest.raises(IncompleteError):
-            codec.decode_message(encoded[:cut])
+            diffusion.decode_message(encoded[:cut])
 
 
-def test_compressed_service_message_is_inflated(codec):
+def test_compressed_service_message_is_inflated(diffusion):
     batch = EventBatch(1, [CloseEvent(SessionId(1, 2), 4)])
-    plain = codec.encode_message(ServiceRequest(82, 5, batch))
+    plain = diffusion.encode_message(ServiceRequest(82, 5, batch))
     flagged = bytes((0x80,)) + zlib.compress(plain[1:])
-    assert codec.decode_message(flagged) == ServiceRequest(82, 5, batch, compressed=True)
+    assert diffusion.decode_message(flagged) == ServiceRequest(82, 5, batch, compressed=True)
 
 
-def test_zlib_bomb_is_refused(codec):
+def test_zlib_bomb_is_refused(diffusion):
     bomb = bytes((0x84,)) + zlib.compress(b"\x00" * 2_000_000)
     with pytest.raises(MalformedError, match="limit") as caught:
-        codec.decode_message(bomb, max_inflated=1_000_000)
+        diffusion.decode_message(bomb, max_inflated=1_000_000)
     assert caught.value.offset == 1
 
 
-def test_errors_inside_an_inflated_body_point_at_the_body(codec):
+def test_errors_inside_an_inflated_body_point_at_the_body(diffusion):
     broken = bytes((0x80,)) + zlib.compress(b"\x52\x00\x01\x01")
     with pytest.raises(MalformedError, match="in the inflated body") as caught:
-        codec.decode_message(broken)
+        diffusion.decode_message(broken)
     assert caught.value.offset == 1
 
 
-def test_abort_and_close_request(codec):
-    assert codec.decode_message(b"\x1c") == AbortNotification()
-    assert codec.decode_message(b"\x1d") == CloseRequest()
+def test_abort_and_close_request(diffusion):
+    assert diffusion.decode_message(b"\x1c") == AbortNotification()
+    assert diffusion.decode_message(b"\x1d") == CloseRequest()
     assert AbortNotification().close_reason.name == "CLOSED_BY_SERVER"
     assert CloseRequest().close_reason.name == "CLOSED_BY_CLIENT"
     with pytest.raises(MalformedError, match="after the end"):
-        codec.decode_message(b"\x1c\x00")
+        diffusion.decode_message(b"\x1c\x00")
 
 
-def test_unknown_message_type_and_encoding_are_malformed(codec):
+def test_unknown_message_type_and_encoding_are_malformed(diffusion):
     with pytest.raises(MalformedError, match="unknown message type 35"):
-        codec.decode_message(b"\x23\x1d\x74")
+        diffusion.decode_message(b"\x23\x1d\x74")
     with pytest.raises(MalformedError, match="encoding bits 0x40"):
-        codec.decode_message(b"\x40")
+        diffusion.decode_message(b"\x40")
 
 
-def test_published_numbering_on_request(codec):
+def test_published_numbering_on_request(diffusion):
     event = CloseEvent(SessionId(1, 2), ClientCloseReason.SESSION_TAKEN_OVER)
-    wire = codec.encode_event(event)
-    published = codec.encode_event(event, numbering=ReasonNumbering.PUBLISHED)
+    wire = diffusion.encode_event(event)
+    published = diffusion.encode_event(event, numbering=ReasonNumbering.PUBLISHED)
     assert wire[3] == 15 and published[3] == 12
-    assert codec.decode_event(published, numbering=ReasonNumbering.PUBLISHED)[0] == event
+    assert diffusion.decode_event(published, numbering=ReasonNumbering.PUBLISHED)[0] == event
     with pytest.raises(EncodeError):
-        codec.encode_event(CloseEvent(SessionId(1, 2), ClientCloseReason.EXPIRED), numbering=ReasonNumbering.PUBLISHED)
+        diffusion.encode_event(CloseEvent(SessionId(1, 2), ClientCloseReason.EXPIRED), numbering=ReasonNumbering.PUBLISHED)
 
 
 CONNECTION_OK = bytes.fromhex("231d64") + bytes.fromhex("8000cafe00000001" "0000000000001002") + b"T" * 24 + (5000).to_bytes(8, "big") + (1048576).to_bytes(4, "big")
 
 
-def test_connection_responses(codec):
-    response, end = codec.decode_connection_response(CONNECTION_OK)
+def test_connection_responses(diffusion):
+    response, end = diffusion.decode_connection_response(CONNECTION_OK)
     assert end == 55 and response.close_reason is None
     assert response == ConnectionResponse(29, 100, SessionId.parse("8000cafe00000001-0000000000001002"), b"T" * 24, 5000, 1048576)
-    assert codec.encode_connection_response(response) == CONNECTION_OK
-    rejected, end = codec.decode_connection_response(bytes.fromhex("231d74"))
+    assert diffusion.encode_connection_response(response) == CONNECTION_OK
+    rejected, end = diffusion.decode_connection_response(bytes.fromhex("231d74"))
     assert end == 3 and rejected.close_reason.name == "ACCESS_DENIED"
     with pytest.raises(IncompleteError):
-        codec.decode_connection_response(CONNECTION_OK[:54])
+        diffusion.decode_connection_response(CONNECTION_OK[:54])
     with pytest.raises(MalformedError, match="protocol byte"):
-        codec.decode_connection_response(b"\x24\x1d\x64")
+        diffusion.decode_connection_response(b"\x24\x1d\x64")
 
 
 def run_cli(*argv, stdin=""):
@@ -220,11 +220,11 @@ def test_cli_reasons_table_lists_every_reason():
     assert status == 0 and [row["name"] for row in lines] == [reason.name for reason in ClientCloseReason]
 
 
-def test_numbering_by_name_and_bad_numbering(codec):
+def test_numbering_by_name_and_bad_numbering(diffusion):
     event = CloseEvent(SessionId(1, 2), ClientCloseReason.FAILED_OVER)
-    published = codec.encode_event(event, numbering="published")
-    assert codec.decode_event(published, numbering="published")[0] == event
+    published = diffusion.encode_event(event, numbering="published")
+    assert diffusion.decode_event(published, numbering="published")[0] == event
     with pytest.raises(ValueError):
-        codec.decode_event(published, numbering="other")
+        diffusion.decode_event(published, numbering="other")
     with pytest.raises(ValueError):
-        codec.encode_event(event, numbering="other")
+        diffusion.encode_event(event, numbering="other")

@@ -7,21 +7,16 @@ atheris nor the fuzz/ directory.
 
 from __future__ import annotations
 
+import io
 from types import ModuleType
 from typing import Any, Callable, Tuple
 
 import pytest
 
+from closecodec.capture.records import CloseRecordReader
 from closecodec.errors import DecodeError, WebSocketFrameError
 
-from conftest import _load, _or_skip
-
-STREAMS = {"c": _load("_stream_c"), "py": _load("_stream_py")}
-
-
-@pytest.fixture(params=["c", "py"], scope="module")
-def stream(request: pytest.FixtureRequest) -> ModuleType:
-    return _or_skip(STREAMS, request.param)
+from helpers import A4, ACK, B4, PSH, SYN, ether, ipv4, pcap_file, tcp
 
 
 def feed_all(make: Callable[[], Any], *chunks: bytes) -> Tuple[Any, Any]:
@@ -38,7 +33,7 @@ def feed_all(make: Callable[[], Any], *chunks: bytes) -> Tuple[Any, Any]:
 # -- ws_stream / diffusion_stream: `buffered` after a header that fails ----------------
 # The compiled WebSocketStream counted the bytes of a header gathered across chunks as
 # buffered even when that header was invalid; the pure one did not (it keeps what it
-# held before the failing chunk). Fixed in _stream_c.pyx (WebSocketStream.process).
+# held before the failing chunk). Fixed in websocket/_c.pyx (WebSocketStream.process).
 
 
 @pytest.mark.parametrize(
@@ -53,17 +48,17 @@ def feed_all(make: Callable[[], Any], *chunks: bytes) -> Tuple[Any, Any]:
     ],
     ids=["rsv1-split", "close-length-cut", "close-length-split"],
 )
-def test_a_failing_header_leaves_buffered_as_it_was(stream: ModuleType, chunks: Tuple[bytes, ...], message: str,
+def test_a_failing_header_leaves_buffered_as_it_was(websocket: ModuleType, chunks: Tuple[bytes, ...], message: str,
                                                     offset: int, buffered: int) -> None:
-    target, error = feed_all(stream.WebSocketStream, *chunks)
+    target, error = feed_all(websocket.WebSocketStream, *chunks)
     assert error == (WebSocketFrameError, f"{message} at byte {offset}", offset)
     assert target.buffered == buffered
 
 
-def test_a_failing_header_in_a_diffusion_stream(stream: ModuleType) -> None:
+def test_a_failing_header_in_a_diffusion_stream(diffusion: ModuleType) -> None:
     # The diffusion_stream reproducer: a masked CLOSE_REQUEST message, then the cut CLOSE header.
     data = bytes.fromhex("82812b1d050436" "88ff4e914bf34d79")
-    target = stream.DiffusionStream(connection_response=False)
+    target = diffusion.DiffusionStream(connection_response=False)
     values = target.feed(data, offsets=True)
     assert [(end, type(value).__name__) for end, value in values] == [(7, "CloseRequest")]
     assert isinstance(target.error, WebSocketFrameError) and target.error.offset == 8
@@ -73,13 +68,11 @@ def test_a_failing_header_in_a_diffusion_stream(stream: ModuleType) -> None:
 # -- closes: an HTTP status with a Latin-1 superscript digit -------------------------
 # CloseRecordReader decodes HTTP heads as Latin-1 and took the status code when
 # str.isdigit() said so, which is true for "¹²³" (bytes B9, B2, B3), and int() then
-# raised ValueError out of the reader. Fixed in closes.py (CloseRecordReader._upgrade):
+# raised ValueError out of the reader. Fixed in capture/records.py (CloseRecordReader._upgrade):
 # such a status is an HTTP error, counted, and the connection is ignored.
 
 
 def _upgrade_capture(status: bytes) -> bytes:
-    from capture_helpers import ACK, PSH, SYN, A4, B4, ether, ipv4, pcap_file, tcp
-
     request = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
     response = b"HTTP/1.1 " + status + b" Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
     packets = [
@@ -91,28 +84,14 @@ def _upgrade_capture(status: bytes) -> bytes:
     return pcap_file([(i * 1000, ether(p), None) for i, p in enumerate(packets)])
 
 
-@pytest.mark.parametrize("backend", ["c", "py"])
 @pytest.mark.parametrize("status", [b"10\xb9", b"\xb2\xb3\xb9", b"1O1"])
-def test_a_non_ascii_digit_http_status_is_an_http_error(backend: str, status: bytes) -> None:
-    import io
-
-    from closecodec.capture.records import CloseRecordReader
-
-    if backend == "c":
-        _or_skip(STREAMS, "c")
-    reader = CloseRecordReader(io.BytesIO(_upgrade_capture(status)), backend=backend)
+def test_a_non_ascii_digit_http_status_is_an_http_error(side: str, status: bytes) -> None:
+    reader = CloseRecordReader(io.BytesIO(_upgrade_capture(status)))
     records = list(reader)
     assert reader.stats["http_errors"] == 1
     assert [record.kind for record in records] == []
 
 
-@pytest.mark.parametrize("backend", ["c", "py"])
-def test_an_ascii_http_status_still_decodes(backend: str) -> None:
-    import io
-
-    from closecodec.capture.records import CloseRecordReader
-
-    if backend == "c":
-        _or_skip(STREAMS, "c")
-    records = list(CloseRecordReader(io.BytesIO(_upgrade_capture(b"403")), backend=backend))
+def test_an_ascii_http_status_still_decodes(side: str) -> None:
+    records = list(CloseRecordReader(io.BytesIO(_upgrade_capture(b"403"))))
     assert [(record.kind, record.code) for record in records] == [("ws_rejected", 403)]

@@ -40,8 +40,8 @@ def as_unsigned(value: int) -> int:
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**63 - 1), st.lists(EVENTS, min_size=1, max_size=4))
-def test_vendor_sdk_reads_what_we_encode(codec, conversation_id, events):
-    payload = codec.encode_event_batch(EventBatch(conversation_id, events))
+def test_vendor_sdk_reads_what_we_encode(diffusion, conversation_id, events):
+    payload = diffusion.encode_event_batch(EventBatch(conversation_id, events))
     read_cid, read_events = vendor_read(payload)
     assert read_cid == conversation_id
     assert len(read_events) == len(events)
@@ -71,6 +71,6 @@ def vendor_write(conversation_id: int, events) -> bytes:
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**63 - 1), st.lists(EVENTS, min_size=1, max_size=4))
-def test_we_decode_what_the_vendor_sdk_writes(codec, conversation_id, events):
+def test_we_decode_what_the_vendor_sdk_writes(diffusion, conversation_id, events):
     payload = vendor_write(conversation_id, events)
-    assert codec.decode_event_batch(payload) == (EventBatch(conversation_id, events), len(payload))
+    assert diffusion.decode_event_batch(payload) == (EventBatch(conversation_id, events), len(payload))

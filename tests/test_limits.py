@@ -30,11 +30,10 @@ from closecodec.capture import (
     DEFAULT_BLOCK_SIZE, DEFAULT_MAX_BUFFER_PER_DIRECTION, DEFAULT_MAX_BUFFER_TOTAL, DEFAULT_MAX_CLOSED,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RECORD, StreamData, StreamEnd, StreamGap, StreamStart, TcpReassembler,
 )
-from closecodec.capture.records import MAX_HANDSHAKE, MAX_INFLATED, CloseRecordReader
+from closecodec.capture.records import MAX_HANDSHAKE, CloseRecordReader
 from closecodec.errors import IncompleteError, MalformedError, MqttPacketError, WebSocketFrameError
 
-from capture_helpers import ACK, SYN, capture, ether, ipv4, pcap_file, shb, tcp  # noqa: F401 (fixture)
-from conftest import _load, _or_skip
+from helpers import ACK, SIDES, SYN, backend_module, ether, ipv4, pcap_file, shb, tcp, use_backend
 
 KiB, MiB = 1 << 10, 1 << 20
 #: What a call that fails at once may allocate, whatever its input claims: the
@@ -42,15 +41,6 @@ KiB, MiB = 1 << 10, 1 << 20
 SMALL = 64 * KiB
 #: The largest Int32 length: 2**31-1 as a varint (ff ff ff ff 07).
 HUGE_INT32 = bytes.fromhex("ffffffff07")
-
-STREAMS = {"c": _load("_stream_c"), "py": _load("_stream_py")}
-
-
-@pytest.fixture(params=["c", "py"], scope="session")
-def stream(request: pytest.FixtureRequest) -> ModuleType:
-    """Each streaming backend in turn (as in test_stream.py)."""
-    return _or_skip(STREAMS, request.param)
-
 
 def measure(call: Callable[[], Any]) -> Tuple[Any, int]:
     """Run ``call``; return its value (or the exception it raised) and the peak traced bytes during it."""
@@ -69,35 +59,31 @@ def measure(call: Callable[[], Any]) -> Tuple[Any, int]:
     return outcome, peak
 
 
-def backend_name(module: ModuleType) -> str:
-    return "c" if module.__name__.endswith("_c") else "py"
-
-
 # -- huge length prefixes ------------------------------------------------------------------
 
 # (what, decoder call, input, offset of the claim). Every claim is 2**31-1 items or
 # bytes, on an input of about ten bytes.
-def _length_cases(codec: ModuleType) -> List[Tuple[str, Callable[[bytes], Any], bytes, int]]:
+def _length_cases(diffusion: ModuleType) -> List[Tuple[str, Callable[[bytes], Any], bytes, int]]:
     pad = b"\x00" * 5
     return [
-        ("String", codec.decode_string, HUGE_INT32 + pad, 0),
-        ("Bytes", codec.decode_bytes, HUGE_INT32 + pad, 0),
-        ("Collection", lambda b: codec.decode_collection(b, 0, codec.decode_int32), HUGE_INT32 + pad, 0),
-        ("Dictionary", codec.decode_string_dict, HUGE_INT32 + pad, 0),
+        ("String", diffusion.decode_string, HUGE_INT32 + pad, 0),
+        ("Bytes", diffusion.decode_bytes, HUGE_INT32 + pad, 0),
+        ("Collection", lambda b: diffusion.decode_collection(b, 0, diffusion.decode_int32), HUGE_INT32 + pad, 0),
+        ("Dictionary", diffusion.decode_string_dict, HUGE_INT32 + pad, 0),
         # A close event's properties: session id 1-2, CLOSE (2), reason 11, then the count.
-        ("Dictionary", codec.decode_event, b"\x01\x02\x02\x0b" + HUGE_INT32 + pad, 4),
+        ("Dictionary", diffusion.decode_event, b"\x01\x02\x02\x0b" + HUGE_INT32 + pad, 4),
         # An UPDATE event's entries: session id 1-2, UPDATE (1), update type 0, then the count.
-        ("UPDATE entries", codec.decode_event, b"\x01\x02\x01\x00" + HUGE_INT32 + pad, 4),
+        ("UPDATE entries", diffusion.decode_event, b"\x01\x02\x01\x00" + HUGE_INT32 + pad, 4),
         # A batch's event count: conversation id 1, then the count.
-        ("event batch", codec.decode_event_batch, b"\x01" + HUGE_INT32 + pad, 1),
+        ("event batch", diffusion.decode_event_batch, b"\x01" + HUGE_INT32 + pad, 1),
         # The same inside a whole message: SERVICE_REQUEST, service 82, conversation 1.
-        ("event batch", codec.decode_message, b"\x00\x52\x01\x01" + HUGE_INT32 + pad, 4),
+        ("event batch", diffusion.decode_message, b"\x00\x52\x01\x01" + HUGE_INT32 + pad, 4),
     ]
 
 
 @pytest.mark.parametrize("case", range(8))
-def test_huge_diffusion_length_prefix_fails_at_once(codec, case):
-    what, decode, data, at = _length_cases(codec)[case]
+def test_huge_diffusion_length_prefix_fails_at_once(diffusion, case):
+    what, decode, data, at = _length_cases(diffusion)[case]
     outcome, peak = measure(lambda: decode(data))
     # Documented (README, "Lengths and counts"): checked against the rest of the
     # input before anything is allocated, so a valid prefix that ends too soon.
@@ -107,30 +93,30 @@ def test_huge_diffusion_length_prefix_fails_at_once(codec, case):
 
 
 @pytest.mark.parametrize("scan", [False, True])
-def test_a_batch_claiming_millions_of_events_fails_at_once(codec, scan):
+def test_a_batch_claiming_millions_of_events_fails_at_once(diffusion, scan):
     # Two real close events, then nothing: the count (5,000,000, each event at
     # least 4 bytes) cannot fit in the input, so no event is decoded at all.
     event = b"\x01\x02\x02\x0b\x00"
     count = bytes.fromhex("c096b102")  # 5,000,000 as a varint
-    assert codec.decode_int32(count) == (5_000_000, 4)
+    assert diffusion.decode_int32(count) == (5_000_000, 4)
     message = b"\x00\x52\x01\x01" + count + event * 2
     if scan:
-        outcome, peak = measure(lambda: codec.scan_close_events(message, properties=False))
+        outcome, peak = measure(lambda: diffusion.scan_close_events(message, properties=False))
     else:
-        outcome, peak = measure(lambda: codec.decode_message(message))
+        outcome, peak = measure(lambda: diffusion.decode_message(message))
     assert type(outcome) is IncompleteError and outcome.offset == 4, outcome
     assert peak < SMALL
 
 
-def test_scanning_very_many_events_builds_only_the_closes(codec):
+def test_scanning_very_many_events_builds_only_the_closes(diffusion):
     # 100,000 real OPEN events (6 bytes each) and one CLOSE: a scan walks the
     # OPEN events without building them, so its memory does not follow their number.
     n = 100_000
     opened = b"\x01\x02\x00\x01\x00\x00"  # session 1-2, OPEN, one pair ("", "")
     close = b"\x03\x04\x02\x0b\x00"
-    count = codec.encode_int32(n + 1)
+    count = diffusion.encode_int32(n + 1)
     message = b"\x00\x52\x01\x01" + count + opened * n + close
-    outcome, peak = measure(lambda: codec.scan_close_events(message))
+    outcome, peak = measure(lambda: diffusion.scan_close_events(message))
     assert [str(event.session_id) for event in outcome] == ["0000000000000003-0000000000000004"]
     assert peak < len(message) // 4 + SMALL  # building the OPEN events would take ~30x the input
 
@@ -138,33 +124,33 @@ def test_scanning_very_many_events_builds_only_the_closes(codec):
 # -- WebSocket and MQTT lengths ---------------------------------------------------------------
 
 
-def test_websocket_64_bit_length_fails_at_once(transport):
+def test_websocket_64_bit_length_fails_at_once(websocket):
     frame = bytes.fromhex("827f7fffffffffffffff") + b"x" * 10  # BINARY, length 2**63-1
-    outcome, peak = measure(lambda: transport.decode_ws_frame(frame))
+    outcome, peak = measure(lambda: websocket.decode_ws_frame(frame))
     assert type(outcome) is WebSocketFrameError and outcome.close_code == 1009 and outcome.offset == 2
     assert "payload of 9223372036854775807 bytes is over the 16777216-byte limit" in str(outcome)
     assert peak < SMALL
     # Without a limit, the claim is checked against the input before any copy.
-    outcome, peak = measure(lambda: transport.decode_ws_frame(frame, max_payload=None))
+    outcome, peak = measure(lambda: websocket.decode_ws_frame(frame, max_payload=None))
     assert type(outcome) is IncompleteError and outcome.offset == 0 and peak < SMALL
     # A header alone allocates nothing for its payload.
-    (header, at), peak = measure(lambda: transport.decode_ws_header(frame))
+    (header, at), peak = measure(lambda: websocket.decode_ws_header(frame))
     assert header.length == 2**63 - 1 and at == 10 and peak < SMALL
     # The 64-bit length's top bit: malformed (1002) at its first byte.
-    outcome, _ = measure(lambda: transport.decode_ws_frame(bytes.fromhex("827f8000000000000000")))
+    outcome, _ = measure(lambda: websocket.decode_ws_frame(bytes.fromhex("827f8000000000000000")))
     assert type(outcome) is WebSocketFrameError and outcome.close_code == 1002 and outcome.offset == 2
 
 
 @pytest.mark.parametrize("first", [0x30, 0xE0], ids=["PUBLISH", "DISCONNECT"])
-def test_mqtt_huge_remaining_length_fails_at_once(transport, first):
+def test_mqtt_huge_remaining_length_fails_at_once(mqtt, first):
     packet = bytes([first]) + bytes.fromhex("ffffff7f") + b"x" * 10  # Remaining Length 268,435,455
-    outcome, peak = measure(lambda: transport.decode_mqtt_packet(packet))
+    outcome, peak = measure(lambda: mqtt.decode_mqtt_packet(packet))
     assert type(outcome) is IncompleteError and outcome.offset == 0 and peak < SMALL
-    outcome, peak = measure(lambda: transport.decode_mqtt_packet(packet, max_packet_size=MiB))
+    outcome, peak = measure(lambda: mqtt.decode_mqtt_packet(packet, max_packet_size=MiB))
     assert type(outcome) is MqttPacketError and outcome.reason_code == 0x95 and outcome.offset == 0
     assert "packet of 268435460 bytes is over the 1048576-byte limit" in str(outcome) and peak < SMALL
     # A fifth length byte is malformed (MQTT 5 §1.5.5), at that byte.
-    outcome, _ = measure(lambda: transport.decode_mqtt_packet(bytes([first]) + bytes.fromhex("ffffffff7f")))
+    outcome, _ = measure(lambda: mqtt.decode_mqtt_packet(bytes([first]) + bytes.fromhex("ffffffff7f")))
     assert type(outcome) is MqttPacketError and outcome.reason_code == 0x81 and outcome.offset == 4
 
 
@@ -213,13 +199,13 @@ BOMB_64_MIB = _bomb(64 * MiB)  # ~65 KB
 
 @pytest.mark.parametrize("kind", ["topic value", "service request", "scan"])
 @pytest.mark.parametrize("limit", [MiB, 0])
-def test_zlib_bomb_stops_at_max_inflated(codec, kind, limit):
+def test_zlib_bomb_stops_at_max_inflated(diffusion, kind, limit):
     if kind == "topic value":  # TOPIC_VALUE (4): the flag always means a zlib body
-        decode, message = codec.decode_message, b"\x84" + BOMB_64_MIB
+        decode, message = diffusion.decode_message, b"\x84" + BOMB_64_MIB
     elif kind == "service request":  # SERVICE_REQUEST (0): inflated when the body is zlib
-        decode, message = codec.decode_message, b"\x80" + BOMB_64_MIB
+        decode, message = diffusion.decode_message, b"\x80" + BOMB_64_MIB
     else:
-        decode, message = codec.scan_close_events, b"\x80" + BOMB_64_MIB
+        decode, message = diffusion.scan_close_events, b"\x80" + BOMB_64_MIB
     outcome, peak = measure(lambda: decode(message, max_inflated=limit))
     assert type(outcome) is MalformedError and outcome.offset == 1, outcome
     assert str(outcome) == f"compressed message inflates past the {limit}-byte limit at byte 1"
@@ -228,32 +214,32 @@ def test_zlib_bomb_stops_at_max_inflated(codec, kind, limit):
     assert peak < 2 * limit + 4 * len(message) + SMALL
 
 
-def test_zlib_bomb_default_limit(codec):
+def test_zlib_bomb_default_limit(diffusion):
     message = b"\x84" + _bomb(256 * MiB)
-    outcome, peak = measure(lambda: codec.decode_message(message))
+    outcome, peak = measure(lambda: diffusion.decode_message(message))
     assert type(outcome) is MalformedError and outcome.offset == 1
     limit = buffer.DEFAULT_MAX_INFLATED
     assert str(outcome) == f"compressed message inflates past the {limit}-byte limit at byte 1"
     assert limit <= peak < 2 * limit + 4 * len(message) + SMALL  # the peak does see the inflated bytes
 
 
-def test_max_inflated_must_be_an_int_of_at_least_0(codec):
+def test_max_inflated_must_be_an_int_of_at_least_0(diffusion):
     message = b"\x84" + zlib.compress(b"x")
     with pytest.raises(ValueError, match="max_inflated"):
-        codec.decode_message(message, max_inflated=-1)
+        diffusion.decode_message(message, max_inflated=-1)
     with pytest.raises(TypeError):
-        codec.decode_message(message, max_inflated=None)
-    assert codec.decode_message(message, max_inflated=1).body == b"x"
+        diffusion.decode_message(message, max_inflated=None)
+    assert diffusion.decode_message(message, max_inflated=1).body == b"x"
 
 
-def test_zlib_bomb_in_a_diffusion_stream(stream):
-    # One Diffusion message in one unmasked binary WebSocket frame: the stream
+def test_zlib_bomb_in_a_diffusion_stream(diffusion):
+    # One Diffusion message in one unmasked binary WebSocket frame: the diffusion
     # fails with the decoder's error at the WebSocket message's offset (its
     # first frame's first byte), the text saying where in the message.
     message = b"\x84" + BOMB_64_MIB
     assert 125 < len(message) < 65536
     frame = b"\x82\x7e" + struct.pack(">H", len(message)) + message
-    decoder = stream.DiffusionStream(connection_response=False, max_inflated=MiB)
+    decoder = diffusion.DiffusionStream(connection_response=False, max_inflated=MiB)
     outcome, peak = measure(lambda: decoder.feed(frame))
     assert type(outcome) is MalformedError and outcome.offset == 0, outcome
     assert str(outcome) == ("Diffusion message: compressed message inflates past the 1048576-byte limit "
@@ -272,10 +258,11 @@ def _fragments(size: int) -> Iterator[bytes]:
         yield b"\x00\x7e" + struct.pack(">H", size) + payload
 
 
-@pytest.mark.parametrize("kind", ["WebSocketStream", "DiffusionStream"])
-def test_never_ending_fragmented_message_fails_past_max_message_size(stream, kind):
+@pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("room, kind", [("websocket", "WebSocketStream"), ("diffusion", "DiffusionStream")])
+def test_never_ending_fragmented_message_fails_past_max_message_size(room, kind, side):
     limit, size = MiB, 60_000
-    decoder = getattr(stream, kind)(max_message_size=limit)
+    decoder = getattr(backend_module(room, side), kind)(max_message_size=limit)
     sent = 0
 
     def feed() -> None:
@@ -302,8 +289,8 @@ def test_never_ending_fragmented_message_fails_past_max_message_size(stream, kin
     assert decoder.position == position
 
 
-def test_a_frame_claiming_2_63_bytes_fails_a_stream_at_once(stream):
-    decoder = stream.WebSocketStream()
+def test_a_frame_claiming_2_63_bytes_fails_a_stream_at_once(websocket):
+    decoder = websocket.WebSocketStream()
     outcome, peak = measure(lambda: decoder.feed(bytes.fromhex("827f7fffffffffffffff") + b"x" * 100))
     assert type(outcome) is WebSocketFrameError and outcome.close_code == 1009 and outcome.offset == 2
     assert peak < SMALL
@@ -311,8 +298,8 @@ def test_a_frame_claiming_2_63_bytes_fails_a_stream_at_once(stream):
 
 @pytest.mark.parametrize("first", [0x30, 0xE0], ids=["PUBLISH", "DISCONNECT"])
 @pytest.mark.parametrize("keep_bodies", [False, True])
-def test_mqtt_stream_with_a_huge_remaining_length_fails_at_once(stream, first, keep_bodies):
-    decoder = stream.MqttStream(keep_bodies=keep_bodies)  # max_packet_size: 16 MiB
+def test_mqtt_stream_with_a_huge_remaining_length_fails_at_once(mqtt, first, keep_bodies):
+    decoder = mqtt.MqttStream(keep_bodies=keep_bodies)  # max_packet_size: 16 MiB
     outcome, peak = measure(lambda: decoder.feed(bytes([first]) + bytes.fromhex("ffffff7f") + b"x" * 100))
     assert type(outcome) is MqttPacketError and outcome.reason_code == 0x95 and outcome.offset == 0, outcome
     assert "packet of 268435460 bytes is over the 16777216-byte limit" in str(outcome)
@@ -329,10 +316,10 @@ def vbi(value: int) -> bytes:
             return bytes(out)
 
 
-def test_mqtt_stream_skips_a_large_packet_without_buffering_it(stream):
+def test_mqtt_stream_skips_a_large_packet_without_buffering_it(mqtt):
     # A 200 MB PUBLISH within a raised limit: its body is skipped, not buffered.
     size = 200_000_000
-    decoder = stream.MqttStream(max_packet_size=256 * MiB)
+    decoder = mqtt.MqttStream(max_packet_size=256 * MiB)
     chunk = b"\x00" * (256 * KiB)
 
     def feed() -> list:
@@ -438,8 +425,8 @@ def test_thousands_of_half_open_connections_are_evicted_in_bounded_memory(captur
 
             _events(capture, path, reassembler, block, on_event)
     else:
-        reader = CloseRecordReader(str(path), backend=backend_name(capture), block_size=block,
-                                   max_connections=limit, max_closed=limit)
+        with use_backend(capture.__name__.rpartition("._")[2]):
+            reader = CloseRecordReader(str(path), block_size=block, max_connections=limit, max_closed=limit)
         reassembler = reader.reassembler
 
         def run() -> None:
@@ -469,7 +456,6 @@ def test_documented_defaults():
     from pathlib import Path
 
     import closecodec
-    from closecodec.capture.records import DEFAULT_MAX_MESSAGE_SIZE as CAPTURE_MAX_MESSAGE
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "robustness.md").read_text()
     limits = doc[doc.index("\n## Limits"):]
@@ -487,5 +473,3 @@ def test_documented_defaults():
         "max_closed": DEFAULT_MAX_CLOSED,
         "MAX_HANDSHAKE": MAX_HANDSHAKE,
     }
-    # The capture decoders use the same defaults as the API's.
-    assert (MAX_INFLATED, CAPTURE_MAX_MESSAGE) == (buffer.DEFAULT_MAX_INFLATED, closecodec.DEFAULT_MAX_MESSAGE_SIZE)

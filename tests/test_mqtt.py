@@ -12,7 +12,7 @@ from closecodec.errors import EncodeError, IncompleteError, MqttPacketError
 from closecodec.frames import MqttConnack, MqttDisconnect, MqttOtherPacket, MqttPacketType, MqttPropertyId as P
 from closecodec.reasons import MqttConnackReturnCode, MqttReasonCode
 
-from test_websocket import capture_frames
+from helpers import capture_frames
 
 MQTT_CAPTURE = capture_frames("mqtt")
 
@@ -23,9 +23,9 @@ def string(text: str) -> bytes:
 
 
 @pytest.mark.parametrize("row", MQTT_CAPTURE, ids=lambda row: f"{row['capture']}:{row['frame']}")
-def test_capture_disconnects_decode_as_tshark_did(transport, row):
+def test_capture_disconnects_decode_as_tshark_did(mqtt, row):
     data = bytes.fromhex(row["tcp_payload_hex"])
-    packet, end = transport.decode_mqtt_packet(data, version=row["mqtt_version"])
+    packet, end = mqtt.decode_mqtt_packet(data, version=row["mqtt_version"])
     assert end == len(data) == 2 + row["mqtt_remaining_length"]
     assert type(packet) is MqttDisconnect and packet.version == row["mqtt_version"]
     if row["mqtt_version"] == 5:
@@ -37,10 +37,10 @@ def test_capture_disconnects_decode_as_tshark_did(transport, row):
         (p["id"], p["value"]) for p in row["mqtt_properties"]
     ]
     # Without the version: the same, except that e0 00 cannot say which it is.
-    guessed, _ = transport.decode_mqtt_packet(data)
+    guessed, _ = mqtt.decode_mqtt_packet(data)
     assert guessed.version == (None if data == b"\xe0\x00" else 5)
     # Re-encoded in the shortest form: identical except "e0 01 00", which becomes "e0 00".
-    assert transport.encode_mqtt_packet(packet) == (b"\xe0\x00" if data == b"\xe0\x01\x00" else data)
+    assert mqtt.encode_mqtt_packet(packet) == (b"\xe0\x00" if data == b"\xe0\x01\x00" else data)
 
 
 def test_capture_covers_what_it_should():
@@ -52,56 +52,56 @@ def test_capture_covers_what_it_should():
     "value, hex_bytes",
     [(0, "00"), (127, "7f"), (128, "8001"), (16383, "ff7f"), (16384, "808001"), (268_435_455, "ffffff7f")],
 )
-def test_variable_byte_integer(transport, value, hex_bytes):
-    assert transport.encode_mqtt_varint(value).hex() == hex_bytes
-    assert transport.decode_mqtt_varint(bytes.fromhex(hex_bytes) + b"\x01") == (value, len(hex_bytes) // 2)
+def test_variable_byte_integer(mqtt, value, hex_bytes):
+    assert mqtt.encode_mqtt_varint(value).hex() == hex_bytes
+    assert mqtt.decode_mqtt_varint(bytes.fromhex(hex_bytes) + b"\x01") == (value, len(hex_bytes) // 2)
 
 
 @pytest.mark.parametrize("hex_bytes, offset, text", [("ffffffff", 3, "longer than 4"), ("8000", 1, "shortest"), ("ff8000", 2, "shortest")])
-def test_variable_byte_integer_malformed(transport, hex_bytes, offset, text):
+def test_variable_byte_integer_malformed(mqtt, hex_bytes, offset, text):
     with pytest.raises(MqttPacketError, match=text) as caught:
-        transport.decode_mqtt_varint(bytes.fromhex(hex_bytes))
+        mqtt.decode_mqtt_varint(bytes.fromhex(hex_bytes))
     assert (caught.value.offset, caught.value.reason_code) == (offset, 0x81)
 
 
-def test_variable_byte_integer_limits(transport):
+def test_variable_byte_integer_limits(mqtt):
     with pytest.raises(IncompleteError):
-        transport.decode_mqtt_varint(b"\xff\xff")
+        mqtt.decode_mqtt_varint(b"\xff\xff")
     for value in (-1, 268_435_456, "1"):
         with pytest.raises(EncodeError):
-            transport.encode_mqtt_varint(value)
+            mqtt.encode_mqtt_varint(value)
 
 
-def test_short_forms(transport):
-    assert transport.decode_mqtt_packet(b"\xe0\x00") == (MqttDisconnect(0, (), None), 2)
-    assert transport.decode_mqtt_packet(b"\xe0\x00", version=4) == (MqttDisconnect(0, (), 4), 2)
-    assert transport.decode_mqtt_packet(b"\xe0\x00", version=5) == (MqttDisconnect(0, (), 5), 2)
-    assert transport.decode_mqtt_packet(b"\xe0\x01\x8e") == (MqttDisconnect(0x8E), 3)
-    assert transport.decode_mqtt_packet(b"\xe0\x02\x8e\x00") == (MqttDisconnect(0x8E), 4)
-    assert transport.encode_mqtt_packet(MqttDisconnect(0x8E)) == b"\xe0\x01\x8e"
-    assert transport.encode_mqtt_packet(MqttDisconnect()) == b"\xe0\x00"
-    assert transport.encode_mqtt_packet(MqttDisconnect(version=4)) == b"\xe0\x00"
+def test_short_forms(mqtt):
+    assert mqtt.decode_mqtt_packet(b"\xe0\x00") == (MqttDisconnect(0, (), None), 2)
+    assert mqtt.decode_mqtt_packet(b"\xe0\x00", version=4) == (MqttDisconnect(0, (), 4), 2)
+    assert mqtt.decode_mqtt_packet(b"\xe0\x00", version=5) == (MqttDisconnect(0, (), 5), 2)
+    assert mqtt.decode_mqtt_packet(b"\xe0\x01\x8e") == (MqttDisconnect(0x8E), 3)
+    assert mqtt.decode_mqtt_packet(b"\xe0\x02\x8e\x00") == (MqttDisconnect(0x8E), 4)
+    assert mqtt.encode_mqtt_packet(MqttDisconnect(0x8E)) == b"\xe0\x01\x8e"
+    assert mqtt.encode_mqtt_packet(MqttDisconnect()) == b"\xe0\x00"
+    assert mqtt.encode_mqtt_packet(MqttDisconnect(version=4)) == b"\xe0\x00"
     with pytest.raises(MqttPacketError, match="3.1.1 DISCONNECT has no body"):
-        transport.decode_mqtt_packet(b"\xe0\x01\x00", version=4)
+        mqtt.decode_mqtt_packet(b"\xe0\x01\x00", version=4)
 
 
-def test_disconnect_with_every_property(transport):
+def test_disconnect_with_every_property(mqtt):
     packet = MqttDisconnect(
         MqttReasonCode.SERVER_MOVED,
         [(P.SESSION_EXPIRY_INTERVAL, 30), (P.REASON_STRING, "moved ✓"), (P.USER_PROPERTY, ("k", "v")),
          (P.USER_PROPERTY, ("k", "w")), (P.SERVER_REFERENCE, "other:1883")],
     )
-    data = transport.encode_mqtt_packet(packet)
-    assert transport.decode_mqtt_packet(data) == (packet, len(data))
+    data = mqtt.encode_mqtt_packet(packet)
+    assert mqtt.decode_mqtt_packet(data) == (packet, len(data))
     assert packet.user_properties == (("k", "v"), ("k", "w"))
     assert (packet.server_reference, packet.session_expiry_interval) == ("other:1883", 30)
 
 
-def test_spec_examples(transport):
+def test_spec_examples(mqtt):
     taken = b"\xe0\x17\x8e\x15\x1f" + string("Session taken over")
-    assert transport.decode_mqtt_packet(taken)[0] == MqttDisconnect(0x8E, [(P.REASON_STRING, "Session taken over")])
+    assert mqtt.decode_mqtt_packet(taken)[0] == MqttDisconnect(0x8E, [(P.REASON_STRING, "Session taken over")])
     going = b"\xe0\x1d\x04\x1b\x1f" + string("client going away") + b"\x26" + string("k") + string("v")
-    packet, _ = transport.decode_mqtt_packet(going)
+    packet, _ = mqtt.decode_mqtt_packet(going)
     assert packet.reason_code == MqttReasonCode.DISCONNECT_WITH_WILL_MESSAGE
     assert packet.reason_string == "client going away" and packet.user_properties == (("k", "v"),)
 
@@ -127,79 +127,79 @@ def props(body: bytes) -> bytes:
         (b"\x00" + props(b"\x11\x00\x00\x00\x01\x11\x00\x00\x00\x02"), 9, 0x82, "appears more than once"),
     ],
 )
-def test_malformed_and_protocol_errors(transport, body, offset, reason_code, text):
+def test_malformed_and_protocol_errors(mqtt, body, offset, reason_code, text):
     data = b"\xe0" + bytes((len(body),)) + body
     with pytest.raises(MqttPacketError, match=text) as caught:
-        transport.decode_mqtt_packet(data)
+        mqtt.decode_mqtt_packet(data)
     assert (caught.value.offset, caught.value.reason_code) == (offset, reason_code)
 
 
-def test_malformed_wins_over_an_earlier_protocol_error(transport):
+def test_malformed_wins_over_an_earlier_protocol_error(mqtt):
     # A repeated Reason String (0x82) followed by an unknown property (0x81): the
     # packet cannot be parsed at all, so it is malformed (MQTT 5 §4.13).
     body = b"\x00" + props(b"\x1f\x00\x00\x1f\x00\x00\x7f")
     with pytest.raises(MqttPacketError) as caught:
-        transport.decode_mqtt_packet(b"\xe0" + bytes((len(body),)) + body)
+        mqtt.decode_mqtt_packet(b"\xe0" + bytes((len(body),)) + body)
     assert caught.value.reason_code == 0x81
 
 
-def test_fixed_header_errors(transport):
+def test_fixed_header_errors(mqtt):
     for data, offset, text in ((b"\xe2\x00", 0, "flags"), (b"\x21\x02\x00\x00", 0, "flags"), (b"\x00\x00", 0, "reserved")):
         with pytest.raises(MqttPacketError, match=text) as caught:
-            transport.decode_mqtt_packet(data)
+            mqtt.decode_mqtt_packet(data)
         assert (caught.value.offset, caught.value.reason_code) == (offset, 0x81)
     for data in (b"", b"\xe0", b"\xe0\x80", b"\xe0\x02\x8e"):
         with pytest.raises(IncompleteError):
-            transport.decode_mqtt_packet(data)
+            mqtt.decode_mqtt_packet(data)
 
 
-def test_packet_size_limit(transport):
+def test_packet_size_limit(mqtt):
     with pytest.raises(MqttPacketError, match="over the 100-byte limit") as caught:
-        transport.decode_mqtt_packet(b"\x30\xff\xff\xff\x7f", max_packet_size=100)
+        mqtt.decode_mqtt_packet(b"\x30\xff\xff\xff\x7f", max_packet_size=100)
     assert caught.value.reason_code == 0x95
     with pytest.raises(IncompleteError):  # 256 MiB claimed, nothing allocated
-        transport.decode_mqtt_packet(b"\x30\xff\xff\xff\x7f")
+        mqtt.decode_mqtt_packet(b"\x30\xff\xff\xff\x7f")
 
 
-def test_unknown_reason_codes_decode_unless_strict(transport):
+def test_unknown_reason_codes_decode_unless_strict(mqtt):
     for code in (0x84, 0x01, 0x70):
         data = bytes((0xE0, 1, code))
-        assert transport.decode_mqtt_packet(data)[0].reason_code == code
+        assert mqtt.decode_mqtt_packet(data)[0].reason_code == code
         with pytest.raises(MqttPacketError, match="not a DISCONNECT reason code") as caught:
-            transport.decode_mqtt_packet(data, strict=True)
+            mqtt.decode_mqtt_packet(data, strict=True)
         assert caught.value.reason_code == 0x82
-    assert not transport.decode_mqtt_packet(b"\xe0\x01\x70")[0].reason_code.known
-    assert transport.decode_mqtt_packet(b"\xe0\x01\x8c", strict=True)[0].reason_code == 0x8C
+    assert not mqtt.decode_mqtt_packet(b"\xe0\x01\x70")[0].reason_code.known
+    assert mqtt.decode_mqtt_packet(b"\xe0\x01\x8c", strict=True)[0].reason_code == 0x8C
     with pytest.raises(EncodeError, match="may not be sent in a DISCONNECT"):
-        transport.encode_mqtt_packet(MqttDisconnect(0x84))
+        mqtt.encode_mqtt_packet(MqttDisconnect(0x84))
 
 
-def test_connack_3_1_1(transport):
+def test_connack_3_1_1(mqtt):
     for code in range(6):
         data = bytes((0x20, 2, 0, code))
-        packet, _ = transport.decode_mqtt_packet(data)
+        packet, _ = mqtt.decode_mqtt_packet(data)
         assert packet == MqttConnack(code, False, (), 4) and type(packet.reason_code) is MqttConnackReturnCode
-        assert transport.encode_mqtt_packet(packet) == data
-    assert transport.decode_mqtt_packet(b"\x20\x02\x01\x00")[0].session_present
-    assert not transport.decode_mqtt_packet(b"\x20\x02\x00\x09")[0].reason_code.known
+        assert mqtt.encode_mqtt_packet(packet) == data
+    assert mqtt.decode_mqtt_packet(b"\x20\x02\x01\x00")[0].session_present
+    assert not mqtt.decode_mqtt_packet(b"\x20\x02\x00\x09")[0].reason_code.known
     with pytest.raises(MqttPacketError):
-        transport.decode_mqtt_packet(b"\x20\x02\x00\x09", strict=True)
+        mqtt.decode_mqtt_packet(b"\x20\x02\x00\x09", strict=True)
     with pytest.raises(MqttPacketError, match="too short"):
-        transport.decode_mqtt_packet(b"\x20\x02\x00\x00", version=5)
+        mqtt.decode_mqtt_packet(b"\x20\x02\x00\x00", version=5)
     with pytest.raises(EncodeError, match="reserved"):
-        transport.encode_mqtt_packet(MqttConnack(9, version=4))
+        mqtt.encode_mqtt_packet(MqttConnack(9, version=4))
 
 
-def test_connack_5(transport):
+def test_connack_5(mqtt):
     packet = MqttConnack(
         0, True,
         [(P.RECEIVE_MAXIMUM, 10), (P.MAXIMUM_QOS, 1), (P.RETAIN_AVAILABLE, 0), (P.MAXIMUM_PACKET_SIZE, 2048),
          (P.ASSIGNED_CLIENT_IDENTIFIER, "auto-1"), (P.SERVER_KEEP_ALIVE, 30), (P.AUTHENTICATION_DATA, b"\x00\x01"),
          (P.USER_PROPERTY, ("a", "b"))],
     )
-    data = transport.encode_mqtt_packet(packet)
-    assert transport.decode_mqtt_packet(data) == (packet, len(data))
-    assert transport.decode_mqtt_packet(b"\x20\x03\x00\x87\x00")[0] == MqttConnack(MqttReasonCode.NOT_AUTHORIZED)
+    data = mqtt.encode_mqtt_packet(packet)
+    assert mqtt.decode_mqtt_packet(data) == (packet, len(data))
+    assert mqtt.decode_mqtt_packet(b"\x20\x03\x00\x87\x00")[0] == MqttConnack(MqttReasonCode.NOT_AUTHORIZED)
     cases = [
         (b"\x01\x87\x00", "Session Present is set on a refusal"),
         (b"\x00\x00" + props(b"\x24\x02"), "not 0 or 1"),
@@ -208,27 +208,27 @@ def test_connack_5(transport):
     ]
     for body, text in cases:
         with pytest.raises(MqttPacketError, match=text) as caught:
-            transport.decode_mqtt_packet(b"\x20" + bytes((len(body),)) + body)
+            mqtt.decode_mqtt_packet(b"\x20" + bytes((len(body),)) + body)
         assert caught.value.reason_code == 0x82
     with pytest.raises(MqttPacketError, match="reserved bits") as caught:
-        transport.decode_mqtt_packet(b"\x20\x03\x02\x00\x00")
+        mqtt.decode_mqtt_packet(b"\x20\x03\x02\x00\x00")
     assert caught.value.reason_code == 0x81
     with pytest.raises(MqttPacketError, match="not allowed in CONNACK"):
-        transport.decode_mqtt_packet(b"\x20\x04\x00\x00" + props(b"\x23"))
+        mqtt.decode_mqtt_packet(b"\x20\x04\x00\x00" + props(b"\x23"))
     for bad in (MqttConnack(0x04), MqttConnack(0x87, True), MqttConnack(0, False, [(P.MAXIMUM_QOS, 2)]),
                 MqttConnack(0, False, [(P.REASON_STRING, "a"), (P.REASON_STRING, "b")])):
         with pytest.raises(EncodeError):
-            transport.encode_mqtt_packet(bad)
+            mqtt.encode_mqtt_packet(bad)
 
 
-def test_other_packets_are_kept_whole(transport):
+def test_other_packets_are_kept_whole(mqtt):
     publish = b"\x32\x05\x00\x01t\x00\x07"
-    assert transport.decode_mqtt_packet(publish + b"\xc0\x00") == (MqttOtherPacket(MqttPacketType.PUBLISH, 2, publish[2:]), 7)
-    assert transport.decode_mqtt_packet(publish + b"\xc0\x00", 7) == (MqttOtherPacket(12), 9)
-    assert transport.encode_mqtt_packet(MqttOtherPacket(3, 2, publish[2:])) == publish
+    assert mqtt.decode_mqtt_packet(publish + b"\xc0\x00") == (MqttOtherPacket(MqttPacketType.PUBLISH, 2, publish[2:]), 7)
+    assert mqtt.decode_mqtt_packet(publish + b"\xc0\x00", 7) == (MqttOtherPacket(12), 9)
+    assert mqtt.encode_mqtt_packet(MqttOtherPacket(3, 2, publish[2:])) == publish
 
 
-def test_encoder_refuses_what_may_not_be_sent(transport):
+def test_encoder_refuses_what_may_not_be_sent(mqtt):
     bad = [
         MqttDisconnect(0x8E, [(P.RECEIVE_MAXIMUM, 5)]),
         MqttDisconnect(0x8E, [(P.REASON_STRING, "a"), (P.REASON_STRING, "b")]),
@@ -239,7 +239,7 @@ def test_encoder_refuses_what_may_not_be_sent(transport):
     ]
     for packet in bad:
         with pytest.raises(EncodeError):
-            transport.encode_mqtt_packet(packet)
+            mqtt.encode_mqtt_packet(packet)
 
 
 def test_packet_values():

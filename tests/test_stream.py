@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import importlib
 from types import ModuleType
 from typing import Any, List, Optional, Tuple
 
@@ -11,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import closecodec
-from closecodec import _codec_py, _transport_py
+from closecodec.diffusion import _py as diffusion_py
+from closecodec.mqtt import _py as mqtt_py
+from closecodec.websocket import _py as websocket_py
 from closecodec.errors import DecodeError, MalformedError, MqttPacketError, WebSocketFrameError
 from closecodec.frames import (
     AbortNotification,
@@ -34,25 +37,15 @@ from closecodec.frames import (
 )
 from closecodec.reasons import ResponseCode
 
-from conftest import _load, _or_skip
+from helpers import installed
 
-STREAMS = {"c": _load("_stream_c"), "py": _load("_stream_py")}
-
-
-@pytest.fixture(params=["c", "py"], scope="session")
-def stream(request: pytest.FixtureRequest) -> ModuleType:
-    """Each streaming backend in turn; ``c`` skips, with the import error, where it is not built."""
-    return _or_skip(STREAMS, request.param)
+#: Each stream class's room.
+STREAM_ROOMS = {"WebSocketStream": "websocket", "DiffusionStream": "diffusion", "MqttStream": "mqtt"}
 
 
-@pytest.fixture(scope="session")
-def stream_both() -> "tuple[ModuleType, ModuleType]":
-    return _or_skip(STREAMS, "c"), _or_skip(STREAMS, "py")
-
-
-def both_or_pure() -> List[ModuleType]:
-    """The backends that this install has, for property tests (no fixture: Hypothesis)."""
-    return [module for module, _ in STREAMS.values() if module is not None]
+def stream_classes(name: str) -> List[Any]:
+    """The stream class ``name`` of each backend this install has, for property tests (no fixture: Hypothesis)."""
+    return [getattr(module, name) for module in installed(STREAM_ROOMS[name])]
 
 
 # -- running a stream ----------------------------------------------------------------
@@ -114,7 +107,7 @@ def ws_streams(draw: Any, masked: Optional[bool] = None) -> Tuple[bytes, List[Tu
         return draw(KEYS) if m else None
 
     def put(frame: Any) -> None:
-        out.extend(_transport_py.encode_ws_frame(frame))
+        out.extend(websocket_py.encode_ws_frame(frame))
 
     def control() -> None:
         frame = WebSocketFrame(draw(st.sampled_from([9, 10])), draw(st.binary(max_size=125)), mask_key=key())
@@ -149,7 +142,7 @@ def ws_streams(draw: Any, masked: Optional[bool] = None) -> Tuple[bytes, List[Tu
 def test_websocket_any_chunking_masked(generated: Any, cuts: List[int], data: Any) -> None:
     stream_bytes, expected = generated
     cuts += data.draw(st.lists(st.integers(1, max(1, len(stream_bytes))), max_size=20))
-    factories = [lambda m=m: m.WebSocketStream(expect_masked=True) for m in both_or_pure()]
+    factories = [lambda cls=cls: cls(expect_masked=True) for cls in stream_classes("WebSocketStream")]
     values, error = check_chunkings(factories, stream_bytes, cuts)
     assert error is None
     assert values == expected
@@ -159,7 +152,7 @@ def test_websocket_any_chunking_masked(generated: Any, cuts: List[int], data: An
 @given(ws_streams(masked=False), cuts_strategy)
 def test_websocket_any_chunking_unmasked(generated: Any, cuts: List[int]) -> None:
     stream_bytes, expected = generated
-    factories = [lambda m=m: m.WebSocketStream(expect_masked=False) for m in both_or_pure()]
+    factories = [lambda cls=cls: cls(expect_masked=False) for cls in stream_classes("WebSocketStream")]
     values, error = check_chunkings(factories, stream_bytes, cuts)
     assert error is None
     assert values == expected
@@ -173,13 +166,13 @@ def _ws_message_mask_agnostic(values: list) -> list:
 @given(ws_streams(), cuts_strategy)
 def test_websocket_any_chunking_mixed_masking(generated: Any, cuts: List[int]) -> None:
     stream_bytes, expected = generated
-    factories = [lambda m=m: m.WebSocketStream() for m in both_or_pure()]
+    factories = [lambda cls=cls: cls() for cls in stream_classes("WebSocketStream")]
     values, error = check_chunkings(factories, stream_bytes, cuts)
     assert error is None
     assert _ws_message_mask_agnostic(values) == _ws_message_mask_agnostic(expected)
 
 
-def test_websocket_byte_by_byte(stream: ModuleType) -> None:
+def test_websocket_byte_by_byte(websocket: ModuleType) -> None:
     key = b"\x11\x22\x33\x44"
     frames = [
         WebSocketFrame(1, b"hel", fin=False, mask_key=key),
@@ -188,8 +181,8 @@ def test_websocket_byte_by_byte(stream: ModuleType) -> None:
         WebSocketFrame(2, bytes(range(256)) * 300, mask_key=key),
         WebSocketClose(1001, "going away", key),
     ]
-    data = b"".join(_transport_py.encode_ws_frame(f) for f in frames)
-    ws = stream.WebSocketStream(expect_masked=True)
+    data = b"".join(websocket_py.encode_ws_frame(f) for f in frames)
+    ws = websocket.WebSocketStream(expect_masked=True)
     out = []
     for i in range(len(data)):
         out += ws.feed(data[i:i + 1])
@@ -204,23 +197,23 @@ def test_websocket_byte_by_byte(stream: ModuleType) -> None:
 
 
 @pytest.mark.parametrize("kind", [bytes, bytearray, memoryview, lambda b: array.array("B", b)])
-def test_feed_takes_any_buffer(stream: ModuleType, kind: Any) -> None:
-    data = _transport_py.encode_ws_frame(WebSocketFrame(2, b"abc")) + _transport_py.encode_ws_frame(WebSocketClose(1000))
-    assert stream.WebSocketStream().feed(kind(data)) == [WebSocketMessage(2, b"abc"), WebSocketClose(1000)]
+def test_feed_takes_any_buffer(websocket: ModuleType, kind: Any) -> None:
+    data = websocket_py.encode_ws_frame(WebSocketFrame(2, b"abc")) + websocket_py.encode_ws_frame(WebSocketClose(1000))
+    assert websocket.WebSocketStream().feed(kind(data)) == [WebSocketMessage(2, b"abc"), WebSocketClose(1000)]
     with pytest.raises(TypeError, match="bytes-like object is required"):
-        stream.WebSocketStream().feed("text")
+        websocket.WebSocketStream().feed("text")
 
 
 # -- errors: where the stream stands afterwards ------------------------------------------
 
 
 def ws_bytes(*frames: Any) -> bytes:
-    return b"".join(_transport_py.encode_ws_frame(f) for f in frames)
+    return b"".join(websocket_py.encode_ws_frame(f) for f in frames)
 
 
-def test_values_before_an_error_come_first_then_the_error_stays(stream: ModuleType) -> None:
+def test_values_before_an_error_come_first_then_the_error_stays(websocket: ModuleType) -> None:
     data = ws_bytes(WebSocketFrame(2, b"x"), WebSocketClose(1000, "bye")) + b"\x81\x00"
-    ws = stream.WebSocketStream()
+    ws = websocket.WebSocketStream()
     assert ws.feed(data, offsets=True) == [(3, WebSocketMessage(2, b"x")), (10, WebSocketClose(1000, "bye"))]
     error = ws.error
     assert type(error) is WebSocketFrameError and error.offset == 10 and error.close_code == 1002
@@ -240,13 +233,13 @@ def test_values_before_an_error_come_first_then_the_error_stays(stream: ModuleTy
     ]
 
 
-def test_an_error_with_nothing_before_it_is_raised_at_once(stream: ModuleType) -> None:
-    ws = stream.WebSocketStream()
+def test_an_error_with_nothing_before_it_is_raised_at_once(websocket: ModuleType) -> None:
+    ws = websocket.WebSocketStream()
     with pytest.raises(WebSocketFrameError, match="continuation frame with no message to continue at byte 0"):
         ws.feed(b"\x80\x00")
     with pytest.raises(WebSocketFrameError):
         ws.feed(ws_bytes(WebSocketFrame(1, b"ok")))
-    assert ws.position == 2  # a failed stream takes no more bytes
+    assert ws.position == 2  # a failed websocket takes no more bytes
 
 
 @pytest.mark.parametrize(
@@ -263,35 +256,35 @@ def test_an_error_with_nothing_before_it_is_raised_at_once(stream: ModuleType) -
         (b"\xc1\x00", "RSV bits 0x4 are set and no negotiated extension allows them", 0, 1002),
     ],
 )
-def test_websocket_errors(stream: ModuleType, data: bytes, message: str, offset: int, code: int) -> None:
+def test_websocket_errors(websocket: ModuleType, data: bytes, message: str, offset: int, code: int) -> None:
     for cuts in ([], list(range(1, len(data)))):
-        values, error = run(lambda: stream.WebSocketStream(), b"\x8a\x00" + data, cuts)
+        values, error = run(lambda: websocket.WebSocketStream(), b"\x8a\x00" + data, cuts)
         assert values == [(2, WebSocketFrame(10, b""))]
         assert error[1:4] == (f"{message} at byte {offset + 2}", offset + 2, code)
 
 
-def test_masking_side_is_checked(stream: ModuleType) -> None:
+def test_masking_side_is_checked(websocket: ModuleType) -> None:
     masked = ws_bytes(WebSocketFrame(2, b"x", mask_key=b"abcd"))
     with pytest.raises(WebSocketFrameError, match="masked frame where masking is forbidden at byte 1"):
-        stream.WebSocketStream(expect_masked=False).feed(masked)
+        websocket.WebSocketStream(expect_masked=False).feed(masked)
     with pytest.raises(WebSocketFrameError, match="unmasked frame where masking is required at byte 1"):
-        stream.WebSocketStream(expect_masked=True).feed(ws_bytes(WebSocketFrame(2, b"x")))
+        websocket.WebSocketStream(expect_masked=True).feed(ws_bytes(WebSocketFrame(2, b"x")))
 
 
-def test_rsv_allowed_passes_bits_through(stream: ModuleType) -> None:
+def test_rsv_allowed_passes_bits_through(websocket: ModuleType) -> None:
     data = ws_bytes(WebSocketFrame(2, b"z", fin=False, rsv=4), WebSocketFrame(0, b"z"))
-    assert stream.WebSocketStream(rsv_allowed=4).feed(data) == [WebSocketMessage(2, b"zz", 4)]
+    assert websocket.WebSocketStream(rsv_allowed=4).feed(data) == [WebSocketMessage(2, b"zz", 4)]
     with pytest.raises(ValueError, match="rsv_allowed"):
-        stream.WebSocketStream(rsv_allowed=8)
+        websocket.WebSocketStream(rsv_allowed=8)
 
 
 # -- bounded memory --------------------------------------------------------------------
 
 
-def test_never_ending_fragmented_message_fails_at_the_limit(stream: ModuleType) -> None:
+def test_never_ending_fragmented_message_fails_at_the_limit(websocket: ModuleType) -> None:
     limit = 10_000
     key = b"\x01\x02\x03\x04"
-    ws = stream.WebSocketStream(max_message_size=limit)
+    ws = websocket.WebSocketStream(max_message_size=limit)
     fragment = ws_bytes(WebSocketFrame(0, b"y" * 999, fin=False, mask_key=key))
     assert ws.feed(ws_bytes(WebSocketFrame(1, b"x" * 999, fin=False, mask_key=key))) == []
     with pytest.raises(WebSocketFrameError) as raised:
@@ -308,8 +301,8 @@ def test_never_ending_fragmented_message_fails_at_the_limit(stream: ModuleType) 
     assert ws.buffered <= limit + 14
 
 
-def test_a_header_claiming_a_huge_frame_fails_before_buffering(stream: ModuleType) -> None:
-    ws = stream.WebSocketStream(max_message_size=1 << 20)
+def test_a_header_claiming_a_huge_frame_fails_before_buffering(websocket: ModuleType) -> None:
+    ws = websocket.WebSocketStream(max_message_size=1 << 20)
     header = b"\x82\x7f" + (1 << 40).to_bytes(8, "big")
     with pytest.raises(WebSocketFrameError) as raised:
         ws.feed(header + b"\x00" * 100)
@@ -317,17 +310,21 @@ def test_a_header_claiming_a_huge_frame_fails_before_buffering(stream: ModuleTyp
     assert ws.buffered == 0
 
 
-def test_limits_are_checked(stream: ModuleType) -> None:
+def test_websocket_limits_are_checked(websocket: ModuleType) -> None:
     for bad in (-1, "1", 1.0, None):
         with pytest.raises(ValueError, match="max_message_size"):
-            stream.WebSocketStream(max_message_size=bad)
+            websocket.WebSocketStream(max_message_size=bad)
+    assert websocket.WebSocketStream().max_message_size == closecodec.DEFAULT_MAX_MESSAGE_SIZE == 16 * 1024 * 1024
+
+
+def test_mqtt_limits_are_checked(mqtt: ModuleType) -> None:
+    for bad in (-1, "1", 1.0, None):
         with pytest.raises(ValueError, match="max_packet_size"):
-            stream.MqttStream(max_packet_size=bad)
-    assert stream.WebSocketStream().max_message_size == stream.DEFAULT_MAX_MESSAGE_SIZE == 16 * 1024 * 1024
+            mqtt.MqttStream(max_packet_size=bad)
 
 
-def test_mqtt_packet_over_the_limit_fails_from_its_header(stream: ModuleType) -> None:
-    mq = stream.MqttStream(max_packet_size=100)
+def test_mqtt_packet_over_the_limit_fails_from_its_header(mqtt: ModuleType) -> None:
+    mq = mqtt.MqttStream(max_packet_size=100)
     # PINGREQ, then a 2 MB PUBLISH header: the PINGREQ comes out, the error on the next call.
     assert mq.feed(b"\xc0\x00\x30\xff\xff\x7f") == [MqttOtherPacket(MqttPacketType.PINGREQ)]
     with pytest.raises(MqttPacketError) as raised:
@@ -336,8 +333,8 @@ def test_mqtt_packet_over_the_limit_fails_from_its_header(stream: ModuleType) ->
     assert str(raised.value) == "packet of 2097155 bytes is over the 100-byte limit at byte 2"
 
 
-def test_mqtt_skipped_bodies_are_not_buffered(stream: ModuleType) -> None:
-    mq = stream.MqttStream()
+def test_mqtt_skipped_bodies_are_not_buffered(mqtt: ModuleType) -> None:
+    mq = mqtt.MqttStream()
     out = mq.feed(b"\x30\xff\xff\x03")  # a PUBLISH of 65,535 bytes
     for _ in range(63):
         out += mq.feed(b"\x00" * 1024)
@@ -363,13 +360,13 @@ def diffusion_streams(draw: Any) -> Tuple[bytes, List[Tuple[int, Any]]]:
         for i, piece in enumerate(pieces):
             if i and draw(st.booleans()):
                 ping = WebSocketFrame(9, draw(st.binary(max_size=10)))
-                out.extend(_transport_py.encode_ws_frame(ping))
+                out.extend(websocket_py.encode_ws_frame(ping))
                 expected.append((len(out), ping))
-            out.extend(_transport_py.encode_ws_frame(WebSocketFrame(0 if i else 2, piece, fin=i == len(pieces) - 1)))
+            out.extend(websocket_py.encode_ws_frame(WebSocketFrame(0 if i else 2, piece, fin=i == len(pieces) - 1)))
         expected.append((len(out), value))
 
     response = draw(st.sampled_from([OK_RESPONSE, ConnectionResponse(29, ResponseCode.AUTHENTICATION_FAILED)]))
-    binary(_codec_py.encode_connection_response(response), response)
+    binary(diffusion_py.encode_connection_response(response), response)
     reasons = st.integers(0, 15).filter(lambda r: r != 10)
     for _ in range(draw(st.integers(0, 5))):
         events = [CloseEvent(SessionId(draw(st.integers(0, 2**64 - 1)), i), draw(reasons), [("$Principal", "alice")])
@@ -380,10 +377,10 @@ def diffusion_streams(draw: Any) -> Tuple[bytes, List[Tuple[int, Any]]]:
             CloseRequest(),
             ServiceRequest(5, 1, b"payload"),
         ]))
-        binary(_codec_py.encode_message(message), _codec_py.decode_message(_codec_py.encode_message(message)))
+        binary(diffusion_py.encode_message(message), diffusion_py.decode_message(diffusion_py.encode_message(message)))
     if draw(st.booleans()):
         close = WebSocketClose(1000, "session closed")
-        out.extend(_transport_py.encode_ws_frame(close))
+        out.extend(websocket_py.encode_ws_frame(close))
         expected.append((len(out), close))
     return bytes(out), expected
 
@@ -392,21 +389,21 @@ def diffusion_streams(draw: Any) -> Tuple[bytes, List[Tuple[int, Any]]]:
 @given(diffusion_streams(), cuts_strategy)
 def test_diffusion_any_chunking(generated: Any, cuts: List[int]) -> None:
     stream_bytes, expected = generated
-    factories = [lambda m=m: m.DiffusionStream(expect_masked=False) for m in both_or_pure()]
+    factories = [lambda cls=cls: cls(expect_masked=False) for cls in stream_classes("DiffusionStream")]
     values, error = check_chunkings(factories, stream_bytes, cuts)
     assert error is None
     assert values == expected
 
 
-def test_diffusion_stream_surfaces_close_events(stream: ModuleType) -> None:
+def test_diffusion_stream_surfaces_close_events(diffusion: ModuleType) -> None:
     batch = EventBatch(1, [CloseEvent(SESSION, 11, {"$Principal": "alice"})])
     data = ws_bytes(
-        WebSocketFrame(2, _codec_py.encode_connection_response(OK_RESPONSE)),
-        WebSocketFrame(2, _codec_py.encode_message(ServiceRequest(82, 0, batch))),
-        WebSocketFrame(2, _codec_py.encode_message(AbortNotification())),
+        WebSocketFrame(2, diffusion_py.encode_connection_response(OK_RESPONSE)),
+        WebSocketFrame(2, diffusion_py.encode_message(ServiceRequest(82, 0, batch))),
+        WebSocketFrame(2, diffusion_py.encode_message(AbortNotification())),
         WebSocketClose(1011, "bye"),
     )
-    ds = stream.DiffusionStream(expect_masked=False)
+    ds = diffusion.DiffusionStream(expect_masked=False)
     out = []
     for i in range(0, len(data), 3):
         out += ds.feed(data[i:i + 3])
@@ -414,25 +411,25 @@ def test_diffusion_stream_surfaces_close_events(stream: ModuleType) -> None:
     assert ds.response == OK_RESPONSE and ds.closed
 
 
-def test_diffusion_client_direction_has_no_response(stream: ModuleType) -> None:
+def test_diffusion_client_direction_has_no_response(diffusion: ModuleType) -> None:
     data = ws_bytes(WebSocketFrame(2, b"\x1d", mask_key=b"abcd"))
-    assert stream.DiffusionStream(connection_response=False, expect_masked=True).feed(data) == [CloseRequest()]
+    assert diffusion.DiffusionStream(connection_response=False, expect_masked=True).feed(data) == [CloseRequest()]
 
 
-def test_diffusion_errors(stream: ModuleType) -> None:
-    head = ws_bytes(WebSocketFrame(2, _codec_py.encode_connection_response(OK_RESPONSE)))
-    ds = stream.DiffusionStream()
+def test_diffusion_errors(diffusion: ModuleType) -> None:
+    head = ws_bytes(WebSocketFrame(2, diffusion_py.encode_connection_response(OK_RESPONSE)))
+    ds = diffusion.DiffusionStream()
     assert ds.feed(head + ws_bytes(WebSocketFrame(1, b"text"))) == [OK_RESPONSE]
     assert type(ds.error) is WebSocketFrameError and ds.error.close_code == 1003 and ds.error.offset == len(head)
     assert ds.response == OK_RESPONSE
-    ds = stream.DiffusionStream()
+    ds = diffusion.DiffusionStream()
     assert ds.feed(head + ws_bytes(WebSocketFrame(2, b"\x1c\x00"))) == [OK_RESPONSE]
     with pytest.raises(MalformedError) as raised:
         ds.feed(b"")
     assert str(raised.value) == (
         f"Diffusion message: 1 bytes after the end of the message (byte 1 of the message) at byte {len(head)}"
     )
-    ds = stream.DiffusionStream()
+    ds = diffusion.DiffusionStream()
     with pytest.raises(MalformedError) as raised:
         ds.feed(ws_bytes(WebSocketFrame(2, b"\x23\x1d")))
     assert type(raised.value) is MalformedError  # incomplete inside a whole message is malformed
@@ -460,26 +457,26 @@ def test_mqtt_any_chunking(packets: List[Any], cuts: List[int], keep: bool) -> N
     data = b""
     expected = []
     for packet in packets:
-        data += _transport_py.encode_mqtt_packet(packet)
+        data += mqtt_py.encode_mqtt_packet(packet)
         if type(packet) is MqttOtherPacket and not keep:
             packet = MqttOtherPacket(packet.packet_type, packet.flags, b"")
         expected.append((len(data), packet))
-    factories = [lambda m=m: m.MqttStream(keep_bodies=keep) for m in both_or_pure()]
+    factories = [lambda cls=cls: cls(keep_bodies=keep) for cls in stream_classes("MqttStream")]
     values, error = check_chunkings(factories, data, cuts)
     assert error is None
     assert values == expected
 
 
-def test_mqtt_errors_are_at_stream_offsets(stream: ModuleType) -> None:
+def test_mqtt_errors_are_at_stream_offsets(mqtt: ModuleType) -> None:
     data = b"\xc0\x00" + b"\xe0\x03\x81\x01\x00"  # PINGREQ, then a DISCONNECT with an unknown property 0
-    values, error = run(lambda: stream.MqttStream(), data, [3, 5])
+    values, error = run(lambda: mqtt.MqttStream(), data, [3, 5])
     assert values == [(2, MqttOtherPacket(MqttPacketType.PINGREQ))]
     assert error == ("MqttPacketError", "unknown property identifier 0x00 at byte 6", 6, None, 0x81)
-    _, error = run(lambda: stream.MqttStream(), b"\xe1\x00", [1])
+    _, error = run(lambda: mqtt.MqttStream(), b"\xe1\x00", [1])
     assert error[1] == "DISCONNECT flags 0x1 are not 0 at byte 0"
-    _, error = run(lambda: stream.MqttStream(), b"\x30\x80\x80\x80\x80", [2])
+    _, error = run(lambda: mqtt.MqttStream(), b"\x30\x80\x80\x80\x80", [2])
     assert error[1] == "Remaining Length is longer than 4 bytes at byte 4"
-    _, error = run(lambda: stream.MqttStream(version=4), b"\xc0\x00\xe0\x01\x00", [])
+    _, error = run(lambda: mqtt.MqttStream(version=4), b"\xc0\x00\xe0\x01\x00", [])
     assert error[1].startswith("an MQTT 3.1.1 DISCONNECT has no body") and error[2] == 4
 
 
@@ -498,7 +495,7 @@ STREAM_KINDS = [
 @given(st.sampled_from(STREAM_KINDS), st.binary(max_size=400), cuts_strategy)
 def test_arbitrary_bytes_agree(kind: Any, data: bytes, cuts: List[int]) -> None:
     name, options = kind
-    factories = [lambda m=m: getattr(m, name)(**options) for m in both_or_pure()]
+    factories = [lambda cls=cls: cls(**options) for cls in stream_classes(name)]
     check_chunkings(factories, data, cuts)
 
 
@@ -510,7 +507,7 @@ def test_damaged_websocket_streams_agree(generated: Any, data: Any, cuts: List[i
     damaged = bytearray(stream_bytes)
     for _ in range(data.draw(st.integers(1, 3))):
         damaged[data.draw(st.integers(0, len(damaged) - 1))] = data.draw(st.integers(0, 255))
-    factories = [lambda m=m: m.WebSocketStream(max_message_size=100_000) for m in both_or_pure()]
+    factories = [lambda cls=cls: cls(max_message_size=100_000) for cls in stream_classes("WebSocketStream")]
     check_chunkings(factories, bytes(damaged), cuts)
 
 
@@ -520,7 +517,7 @@ def test_damaged_diffusion_streams_agree(generated: Any, data: Any, cuts: List[i
     damaged = bytearray(stream_bytes)
     for _ in range(data.draw(st.integers(1, 3))):
         damaged[data.draw(st.integers(0, len(damaged) - 1))] = data.draw(st.integers(0, 255))
-    factories = [lambda m=m: m.DiffusionStream() for m in both_or_pure()]
+    factories = [lambda cls=cls: cls() for cls in stream_classes("DiffusionStream")]
     check_chunkings(factories, bytes(damaged), cuts)
 
 
@@ -528,11 +525,9 @@ def test_damaged_diffusion_streams_agree(generated: Any, data: Any, cuts: List[i
 
 
 def test_package_exports_the_active_backend() -> None:
-    module = STREAMS[closecodec.BACKEND][0]
-    assert closecodec.WebSocketStream is module.WebSocketStream
-    assert closecodec.DiffusionStream is module.DiffusionStream
-    assert closecodec.MqttStream is module.MqttStream
-    assert set(module.__all__) == set(STREAMS["py"][0].__all__) <= set(closecodec.__all__)
+    for name, room in STREAM_ROOMS.items():
+        module = importlib.import_module(f"closecodec.{room}._{closecodec.BACKEND}")
+        assert getattr(closecodec, name) is getattr(module, name)
     assert issubclass(closecodec.DiffusionStream, closecodec.WebSocketStream)
 
 
@@ -564,9 +559,9 @@ CLOSES_ONLY_KINDS = [
 
 def check_closes_only(name: str, options: dict, data: bytes, cuts: List[int]) -> None:
     """closes_only returns the full decode's closes, with the same spans and the same error."""
-    for module in both_or_pure():
-        full = run_spans(lambda: getattr(module, name)(**options), data, [])
-        closes = run_spans(lambda: getattr(module, name)(closes_only=True, **options), data, cuts)
+    for cls in stream_classes(name):
+        full = run_spans(lambda: cls(**options), data, [])
+        closes = run_spans(lambda: cls(closes_only=True, **options), data, cuts)
         assert closes == ([span for span in full[0] if type(span[2]) in CLOSE_VALUES], full[1])
 
 
@@ -588,40 +583,43 @@ def test_closes_only_is_the_full_decode_filtered_on_websocket_streams(generated:
 
 @given(st.lists(MQTT_PACKETS, max_size=8), cuts_strategy)
 def test_closes_only_is_the_full_decode_filtered_on_mqtt_streams(packets: List[Any], cuts: List[int]) -> None:
-    data = b"".join(_transport_py.encode_mqtt_packet(packet) for packet in packets)
+    data = b"".join(mqtt_py.encode_mqtt_packet(packet) for packet in packets)
     check_closes_only("MqttStream", {}, data, cuts)
 
 
 @given(ws_streams(masked=False), cuts_strategy)
 def test_spans_start_where_the_value_starts(generated: Any, cuts: List[int]) -> None:
     data, expected = generated
-    for module in both_or_pure():
-        values, error = run_spans(lambda: module.WebSocketStream(), data, cuts)
+    for cls in stream_classes("WebSocketStream"):
+        values, error = run_spans(lambda: cls(), data, cuts)
         assert error is None
         assert [(end, value) for _, end, value in values] == expected
         for start, end, value in values:
             # The span alone decodes to the value (after the control frames inside a fragmented message).
-            assert module.WebSocketStream().feed(data[start:end])[-1] == value
+            assert cls().feed(data[start:end])[-1] == value
 
 
-def test_spans_of_a_fragmented_message_and_a_close(stream: ModuleType) -> None:
+def test_spans_of_a_fragmented_message_and_a_close(websocket: ModuleType) -> None:
     data = ws_bytes(WebSocketFrame(WebSocketOpcode.BINARY, b"ab", False),
                     WebSocketFrame(WebSocketOpcode.PING, b"p"),
                     WebSocketFrame(WebSocketOpcode.CONTINUATION, b"cd"),
                     WebSocketClose(1000, "bye"))
-    values = stream.WebSocketStream().feed(data, spans=True)
+    values = websocket.WebSocketStream().feed(data, spans=True)
     assert [(start, end) for start, end, _ in values] == [(4, 7), (0, 11), (11, 18)]
-    closes = stream.WebSocketStream(closes_only=True).feed(data, spans=True)
+    closes = websocket.WebSocketStream(closes_only=True).feed(data, spans=True)
     assert closes == [values[-1]]
-    mqtt = b"\xc0\x00" + b"\xe0\x00" + b"\xe0\x01\x8e"
-    assert [(s, e) for s, e, _ in stream.MqttStream(version=5, closes_only=True).feed(mqtt, spans=True)] == \
+
+
+def test_spans_of_mqtt_closes(mqtt: ModuleType) -> None:
+    data = b"\xc0\x00" + b"\xe0\x00" + b"\xe0\x01\x8e"
+    assert [(s, e) for s, e, _ in mqtt.MqttStream(version=5, closes_only=True).feed(data, spans=True)] == \
         [(2, 4), (4, 7)]
 
 
-def test_closes_only_applies_from_the_next_message(stream: ModuleType) -> None:
+def test_closes_only_applies_from_the_next_message(websocket: ModuleType) -> None:
     first = ws_bytes(WebSocketFrame(WebSocketOpcode.BINARY, b"ab", False))
     rest = ws_bytes(WebSocketFrame(WebSocketOpcode.CONTINUATION, b"cd"), WebSocketFrame(WebSocketOpcode.TEXT, b"x"))
-    ws = stream.WebSocketStream()
+    ws = websocket.WebSocketStream()
     assert ws.feed(first) == []
     ws.closes_only = True
     assert ws.feed(rest) == [WebSocketMessage(WebSocketOpcode.BINARY, b"abcd")]  # started before the change
@@ -629,6 +627,6 @@ def test_closes_only_applies_from_the_next_message(stream: ModuleType) -> None:
     assert ws.feed(rest[4:]) == [WebSocketMessage(WebSocketOpcode.TEXT, b"x")]
 
 
-def test_offsets_and_spans_are_exclusive(stream: ModuleType) -> None:
+def test_offsets_and_spans_are_exclusive(mqtt: ModuleType) -> None:
     with pytest.raises(ValueError, match="exclusive"):
-        stream.MqttStream().feed(b"", offsets=True, spans=True)
+        mqtt.MqttStream().feed(b"", offsets=True, spans=True)

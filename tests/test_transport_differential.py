@@ -1,4 +1,4 @@
-"""The two transport backends agree: same value and offset, or same error, on any input."""
+"""The two WebSocket and the two MQTT backends agree: same value and offset, or same error, on any input."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from closecodec.frames import (
     WebSocketOpcode,
 )
 
-from test_websocket import capture_frames
+from helpers import backend_module, capture_frames
 
 
 def outcome(call: Callable[[], Any]) -> Any:
@@ -35,8 +35,9 @@ def outcome(call: Callable[[], Any]) -> Any:
         )
 
 
-def assert_agree(transport_both, name: str, *args: Any, **options: Any) -> Any:
-    compiled, pure = transport_both
+def assert_agree(name: str, *args: Any, **options: Any) -> Any:
+    room = "mqtt" if "_mqtt_" in name else "websocket"
+    compiled, pure = backend_module(room, "c"), backend_module(room, "py")
     result_c = outcome(lambda: getattr(compiled, name)(*args, **options))
     result_py = outcome(lambda: getattr(pure, name)(*args, **options))
     assert result_c == result_py
@@ -65,19 +66,19 @@ DECODERS = ["decode_ws_frame", "decode_ws_header", "decode_mqtt_packet", "decode
 
 @pytest.mark.parametrize("name", DECODERS)
 @given(data=st.one_of(st.binary(max_size=48), EDGY), offset=st.integers(0, 3))
-def test_decoders_agree_on_arbitrary_bytes(transport_both, name, data, offset):
-    assert_agree(transport_both, name, data, min(offset, len(data)))
+def test_decoders_agree_on_arbitrary_bytes(name, data, offset):
+    assert_agree(name, data, min(offset, len(data)))
 
 
 @given(data=EDGY, options=WS_OPTIONS)
-def test_ws_options_agree(transport_both, data, options):
-    assert_agree(transport_both, "decode_ws_frame", data, **options)
-    assert_agree(transport_both, "decode_ws_header", data, **options)
+def test_ws_options_agree(data, options):
+    assert_agree("decode_ws_frame", data, **options)
+    assert_agree("decode_ws_header", data, **options)
 
 
 @given(data=EDGY, options=MQTT_OPTIONS)
-def test_mqtt_options_agree(transport_both, data, options):
-    assert_agree(transport_both, "decode_mqtt_packet", data, **options)
+def test_mqtt_options_agree(data, options):
+    assert_agree("decode_mqtt_packet", data, **options)
 
 
 KEYS = st.one_of(st.none(), st.binary(min_size=4, max_size=4))
@@ -116,22 +117,22 @@ OTHERS = st.builds(MqttOtherPacket, st.sampled_from([t for t in MqttPacketType i
 
 
 @given(frame=CLOSES | DATA_FRAMES)
-def test_ws_encoders_agree_and_round_trip(transport_both, frame):
-    result = assert_agree(transport_both, "encode_ws_frame", frame)
+def test_ws_encoders_agree_and_round_trip(websocket_both, frame):
+    result = assert_agree("encode_ws_frame", frame)
     if result[0] == "ok":
         data = result[1]
-        for transport in transport_both:
+        for module in websocket_both:
             # Decoded by either backend, with the options the frame needs.
-            assert transport.decode_ws_frame(data, rsv_allowed=7) == (frame, len(data))
+            assert module.decode_ws_frame(data, rsv_allowed=7) == (frame, len(data))
 
 
 @given(packet=DISCONNECTS | CONNACKS | OTHERS)
-def test_mqtt_encoders_agree_and_round_trip(transport_both, packet):
-    result = assert_agree(transport_both, "encode_mqtt_packet", packet)
+def test_mqtt_encoders_agree_and_round_trip(mqtt_both, packet):
+    result = assert_agree("encode_mqtt_packet", packet)
     if result[0] == "ok":
         data = result[1]
-        for transport in transport_both:
-            decoded, end = transport.decode_mqtt_packet(data, version=getattr(packet, "version", None))
+        for module in mqtt_both:
+            decoded, end = module.decode_mqtt_packet(data, version=getattr(packet, "version", None))
             assert end == len(data)
             if type(packet) is MqttDisconnect and packet.version == 5 and not packet.properties and packet.reason_code == 0:
                 assert decoded == MqttDisconnect(0, (), 5)
@@ -144,16 +145,16 @@ VALID = [bytes.fromhex(row["tcp_payload_hex"]) for row in capture_frames("websoc
 
 @pytest.mark.parametrize("data", VALID, ids=lambda data: data[:6].hex())
 @given(position=st.integers(0, 200), value=st.integers(1, 255))
-def test_truncations_and_corruptions_agree(transport_both, data, position, value):
+def test_truncations_and_corruptions_agree(data, position, value):
     name = "decode_ws_frame" if data[0] & 0x0F == 8 and data[0] & 0xF0 != 0xE0 else "decode_mqtt_packet"
     cut = position % (len(data) + 1)
-    assert_agree(transport_both, name, data[:cut])
+    assert_agree(name, data[:cut])
     corrupt = bytearray(data)
     corrupt[position % len(data)] ^= value
-    assert_agree(transport_both, name, bytes(corrupt))
+    assert_agree(name, bytes(corrupt))
 
 
 @given(data=st.binary(max_size=2000), key=st.binary(min_size=4, max_size=4), phase=st.integers(0, 3))
-def test_unmask_agrees(transport_both, data, key, phase):
-    compiled, pure = transport_both
+def test_unmask_agrees(websocket_both, data, key, phase):
+    compiled, pure = websocket_both
     assert compiled.unmask_ws_payload(data, key, phase) == pure.unmask_ws_payload(data, key, phase)

@@ -51,43 +51,43 @@ POLICY = {
 TRUNCATION_FIELD_STARTS = {2: 2, 4: 2, 6: 2, 8: 3, 11: 3, 24: 24, 25: 24, 42: 42}
 
 
-def decode(codec, kind, data):
+def decode(diffusion, kind, data):
     """Decode a vector's bytes as its codec says; return (value, end)."""
     if kind == "message":
-        return codec.decode_message(data), len(data)
+        return diffusion.decode_message(data), len(data)
     return {
-        "event-core": codec.decode_event,
-        "event-batch": codec.decode_event_batch,
-        "close-client-request": codec.decode_close_client_request,
-        "session-id": codec.decode_session_id,
-        "int32": codec.decode_int32,
-        "int64": codec.decode_int64,
-        "byte": codec.decode_byte,
-        "string": codec.decode_string,
+        "event-core": diffusion.decode_event,
+        "event-batch": diffusion.decode_event_batch,
+        "close-client-request": diffusion.decode_close_client_request,
+        "session-id": diffusion.decode_session_id,
+        "int32": diffusion.decode_int32,
+        "int64": diffusion.decode_int64,
+        "byte": diffusion.decode_byte,
+        "string": diffusion.decode_string,
     }[kind](data)
 
 
-def encode(codec, kind, value):
+def encode(diffusion, kind, value):
     return {
-        "message": codec.encode_message,
-        "event-core": codec.encode_event,
-        "event-batch": codec.encode_event_batch,
-        "close-client-request": codec.encode_close_client_request,
-        "session-id": codec.encode_session_id,
-        "int32": codec.encode_int32,
-        "int64": codec.encode_int64,
-        "byte": codec.encode_byte,
-        "string": codec.encode_string,
+        "message": diffusion.encode_message,
+        "event-core": diffusion.encode_event,
+        "event-batch": diffusion.encode_event_batch,
+        "close-client-request": diffusion.encode_close_client_request,
+        "session-id": diffusion.encode_session_id,
+        "int32": diffusion.encode_int32,
+        "int64": diffusion.encode_int64,
+        "byte": diffusion.encode_byte,
+        "string": diffusion.encode_string,
     }[kind](value)
 
 
 @pytest.mark.parametrize("vector", [v for v in VECTORS if v["validity"] == "valid"], ids=lambda v: v["name"])
-def test_valid_vector_decodes_and_reencodes(codec, vector):
+def test_valid_vector_decodes_and_reencodes(diffusion, vector):
     data = bytes.fromhex(vector["hex"])
-    value, end = decode(codec, vector["codec"], data)
+    value, end = decode(diffusion, vector["codec"], data)
     assert end == len(data)
     assert to_json_as(vector["codec"], value) == vector["expected"]
-    assert encode(codec, vector["codec"], value) == data
+    assert encode(diffusion, vector["codec"], value) == data
 
 
 def test_every_invalid_and_edge_vector_has_a_policy():
@@ -97,14 +97,14 @@ def test_every_invalid_and_edge_vector_has_a_policy():
 
 
 @pytest.mark.parametrize("vector", [v for v in VECTORS if v["validity"] != "valid"], ids=lambda v: v["name"])
-def test_invalid_and_edge_vectors_follow_the_policy(codec, vector):
+def test_invalid_and_edge_vectors_follow_the_policy(diffusion, vector):
     data = bytes.fromhex(vector["hex"])
     name = vector["name"]
     if name.startswith("truncated/"):
         length = len(data)
         offset = TRUNCATION_FIELD_STARTS.get(length, 12 if length < 24 else None)
         with pytest.raises(IncompleteError) as caught:
-            decode(codec, vector["codec"], data)
+            decode(diffusion, vector["codec"], data)
         if offset is not None:
             assert caught.value.offset == offset
         assert caught.value.offset <= length
@@ -112,11 +112,11 @@ def test_invalid_and_edge_vectors_follow_the_policy(codec, vector):
     outcome, detail = POLICY[name]
     if outcome in (MalformedError, IncompleteError):
         with pytest.raises(outcome) as caught:
-            decode(codec, vector["codec"], data)
+            decode(diffusion, vector["codec"], data)
         assert type(caught.value) is outcome
         assert caught.value.offset == detail
         return
-    value, end = decode(codec, vector["codec"], data)
+    value, end = decode(diffusion, vector["codec"], data)
     if outcome == "trailing":
         assert end == detail < len(data)
     else:
@@ -127,18 +127,18 @@ def test_invalid_and_edge_vectors_follow_the_policy(codec, vector):
         assert unknown.name == "UNKNOWN" and not unknown.known and int(unknown) == detail
 
 
-def test_strict_mode_refuses_an_unknown_reason(codec):
+def test_strict_mode_refuses_an_unknown_reason(diffusion):
     from closecodec.errors import UnknownValueError
 
     vector = next(v for v in VECTORS if v["name"] == "close-reason/16")
     with pytest.raises(UnknownValueError) as caught:
-        codec.decode_event_batch(bytes.fromhex(vector["hex"]), strict=True)
+        diffusion.decode_event_batch(bytes.fromhex(vector["hex"]), strict=True)
     assert caught.value.offset == 23
 
 
-def test_duplicate_keys_are_kept_in_wire_order(codec):
+def test_duplicate_keys_are_kept_in_wire_order(diffusion):
     vector = next(v for v in VECTORS if v["name"] == "properties/duplicate-key")
-    batch, _ = codec.decode_event_batch(bytes.fromhex(vector["hex"]))
+    batch, _ = diffusion.decode_event_batch(bytes.fromhex(vector["hex"]))
     assert batch.events[0].properties == (("k", "first"), ("k", "second"))
 
 
@@ -146,10 +146,10 @@ MESSAGE_AND_BATCH_VECTORS = [v for v in VECTORS if v["validity"] == "valid" and 
 
 
 @pytest.mark.parametrize("vector", MESSAGE_AND_BATCH_VECTORS, ids=lambda v: v["name"])
-def test_backends_agree_on_every_truncation_and_corruption(both, vector):
-    from test_differential import outcome
+def test_backends_agree_on_every_truncation_and_corruption(diffusion_both, vector):
+    from helpers import outcome
 
-    compiled, pure = both
+    compiled, pure = diffusion_both
     data = bytes.fromhex(vector["hex"])
     variants = [data[:cut] for cut in range(len(data))]
     for index in range(len(data)):

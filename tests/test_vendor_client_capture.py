@@ -23,9 +23,9 @@ MESSAGES = [t for t in TRUTH if t["kind"] == "diffusion_message"]
 
 
 @pytest.mark.parametrize("truth", RESPONSES, ids=lambda t: f"frame-{t['frame']}")
-def test_connection_responses_decode_as_the_client_read_them(codec, truth):
+def test_connection_responses_decode_as_the_client_read_them(diffusion, truth):
     data = bytes.fromhex(truth["message_hex"])
-    response, end = codec.decode_connection_response(data)
+    response, end = diffusion.decode_connection_response(data)
     decoded = truth["decoded"]
     assert end == len(data)
     assert (response.version, int(response.code), response.code.name) == (
@@ -43,14 +43,14 @@ def test_connection_responses_decode_as_the_client_read_them(codec, truth):
     else:
         reported = truth["client_reported"]["close_reason"]
         assert (int(response.close_reason), response.close_reason.name) == (reported["id"], reported["name"])
-    assert codec.encode_connection_response(response) == data
+    assert diffusion.encode_connection_response(response) == data
 
 
 @pytest.mark.parametrize("truth", MESSAGES, ids=lambda t: f"frame-{t['frame']}")
-def test_session_ending_messages_give_the_reason_the_client_reported(codec, truth):
+def test_session_ending_messages_give_the_reason_the_client_reported(diffusion, truth):
     data = bytes.fromhex(truth["message_hex"])
-    message = codec.decode_message(data)
+    message = diffusion.decode_message(data)
     assert type(message) in (AbortNotification, CloseRequest)
     assert int(message.close_reason) == truth["client_reported"]["close_reason"]["id"]
     assert message.close_reason.name == truth["client_reported"]["close_reason"]["name"]
-    assert codec.encode_message(message) == data
+    assert diffusion.encode_message(message) == data

@@ -1,11 +1,10 @@
-"""WebSocket frames (RFC 6455 §5.2, §5.5.1, §7.4), run once per transport backend."""
+"""WebSocket frames (RFC 6455 §5.2, §5.5.1, §7.4), run once per backend."""
 
 from __future__ import annotations
 
 import array
 import io
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -16,31 +15,25 @@ from closecodec.errors import EncodeError, IncompleteError, WebSocketFrameError
 from closecodec.frames import WebSocketClose, WebSocketFrame, WebSocketHeader, WebSocketOpcode
 from closecodec.reasons import WebSocketCloseCode, websocket_close_code_allowed_on_wire
 
-DATA = Path(__file__).parent / "data" / "transport-close-frames.json"
+from helpers import capture_frames
+
 KEY = b"\x11\x22\x33\x44"
-
-
-def capture_frames(protocol: str):
-    """The ground truth's close frames with their bytes (tests/data/README.md)."""
-    frames = json.loads(DATA.read_text(encoding="utf-8"))["frames"]
-    return [frame for frame in frames if frame["protocol"] == protocol]
-
 
 WS_CAPTURE = capture_frames("websocket")
 
 
-def test_spec_example(transport):
+def test_spec_example(websocket):
     # RFC 6455 §5.2, §5.3, §5.5.1: close 1000 "bye", masked with 11 22 33 44, and unmasked.
     masked = bytes.fromhex("88851122334412ca513d74")
-    assert transport.decode_ws_frame(masked) == (WebSocketClose(1000, "bye", KEY), 11)
-    assert transport.encode_ws_frame(WebSocketClose(1000, "bye", KEY)) == masked
-    assert transport.encode_ws_frame(WebSocketClose(1000, "bye")).hex() == "880503e8627965"
+    assert websocket.decode_ws_frame(masked) == (WebSocketClose(1000, "bye", KEY), 11)
+    assert websocket.encode_ws_frame(WebSocketClose(1000, "bye", KEY)) == masked
+    assert websocket.encode_ws_frame(WebSocketClose(1000, "bye")).hex() == "880503e8627965"
 
 
 @pytest.mark.parametrize("row", WS_CAPTURE, ids=lambda row: f"{row['capture']}:{row['frame']}")
-def test_capture_close_frames_decode_as_tshark_did(transport, row):
+def test_capture_close_frames_decode_as_tshark_did(websocket, row):
     data = bytes.fromhex(row["tcp_payload_hex"])
-    close, end = transport.decode_ws_frame(data)
+    close, end = websocket.decode_ws_frame(data)
     assert end == len(data)
     assert type(close) is WebSocketClose
     assert close.fin is row["ws_fin"] and close.opcode == row["ws_opcode"] == 8
@@ -50,7 +43,7 @@ def test_capture_close_frames_decode_as_tshark_did(transport, row):
     assert (None if close.code is None else int(close.code)) == row["ws_status_code"]
     # tshark shows no reason both for an empty body and for a bare code.
     assert (close.reason or None) == row["ws_reason"]
-    assert transport.encode_ws_frame(close) == data
+    assert websocket.encode_ws_frame(close) == data
 
 
 def test_capture_covers_what_it_should():
@@ -60,53 +53,53 @@ def test_capture_covers_what_it_should():
     assert max(row["ws_payload_length"] for row in WS_CAPTURE) == 125
 
 
-def test_any_buffer_and_offset(transport):
+def test_any_buffer_and_offset(websocket):
     frame = bytes.fromhex("88851122334412ca513d74")
     expected = WebSocketClose(1000, "bye", KEY)
     for buf in (bytearray(frame), memoryview(frame), array.array("B", frame)):
-        assert transport.decode_ws_frame(buf) == (expected, 11)
-    assert transport.decode_ws_frame(b"xyz" + frame + b"rest", 3) == (expected, 14)
+        assert websocket.decode_ws_frame(buf) == (expected, 11)
+    assert websocket.decode_ws_frame(b"xyz" + frame + b"rest", 3) == (expected, 14)
     with pytest.raises(ValueError, match="outside the buffer"):
-        transport.decode_ws_frame(frame, 12)
+        websocket.decode_ws_frame(frame, 12)
     with pytest.raises(TypeError):
-        transport.decode_ws_frame("88")
+        websocket.decode_ws_frame("88")
 
 
-def test_empty_close_means_no_status(transport):
-    close, _ = transport.decode_ws_frame(b"\x88\x00")
+def test_empty_close_means_no_status(websocket):
+    close, _ = websocket.decode_ws_frame(b"\x88\x00")
     assert close.code is None and close.reason == "" and close.effective_code == 1005
-    assert transport.encode_ws_frame(WebSocketClose()) == b"\x88\x00"
+    assert websocket.encode_ws_frame(WebSocketClose()) == b"\x88\x00"
 
 
 @pytest.mark.parametrize(
     "code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4321, 4999]
 )
-def test_codes_allowed_on_the_wire_round_trip(transport, code):
-    data = transport.encode_ws_frame(WebSocketClose(code, "r"))
-    close, _ = transport.decode_ws_frame(data)
+def test_codes_allowed_on_the_wire_round_trip(websocket, code):
+    data = websocket.encode_ws_frame(WebSocketClose(code, "r"))
+    close, _ = websocket.decode_ws_frame(data)
     assert close.code == code and type(close.code) is WebSocketCloseCode
     assert close.code.known == (code <= 1015)
 
 
 @pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535])
-def test_codes_never_on_the_wire(transport, code):
+def test_codes_never_on_the_wire(websocket, code):
     with pytest.raises(WebSocketFrameError) as caught:
-        transport.decode_ws_frame(b"\x88\x02" + code.to_bytes(2, "big"))
+        websocket.decode_ws_frame(b"\x88\x02" + code.to_bytes(2, "big"))
     assert caught.value.close_code == 1002 and caught.value.offset == 2
     with pytest.raises(EncodeError, match="may not be sent"):
-        transport.encode_ws_frame(WebSocketClose(code))
+        websocket.encode_ws_frame(WebSocketClose(code))
 
 
 @given(st.integers(0, 65535))
-def test_decode_and_encode_follow_the_registry(transport, code):
+def test_decode_and_encode_follow_the_registry(websocket, code):
     allowed = websocket_close_code_allowed_on_wire(code)
     data = b"\x88\x02" + code.to_bytes(2, "big")
     if allowed:
-        assert transport.decode_ws_frame(data)[0].code == code
-        assert transport.encode_ws_frame(WebSocketClose(code)) == data
+        assert websocket.decode_ws_frame(data)[0].code == code
+        assert websocket.encode_ws_frame(WebSocketClose(code)) == data
     else:
         with pytest.raises(WebSocketFrameError):
-            transport.decode_ws_frame(data)
+            websocket.decode_ws_frame(data)
 
 
 @pytest.mark.parametrize(
@@ -127,115 +120,115 @@ def test_decode_and_encode_follow_the_registry(transport, code):
         ("827f80", 2, 1002, "most significant bit"),
     ],
 )
-def test_invalid_frames_carry_the_answer_code(transport, hex_frame, offset, close_code, text):
+def test_invalid_frames_carry_the_answer_code(websocket, hex_frame, offset, close_code, text):
     with pytest.raises(WebSocketFrameError, match=text) as caught:
-        transport.decode_ws_frame(bytes.fromhex(hex_frame))
+        websocket.decode_ws_frame(bytes.fromhex(hex_frame))
     assert (caught.value.offset, caught.value.close_code) == (offset, close_code)
     assert f"at byte {offset}" in str(caught.value)
 
 
-def test_reason_length_limit(transport):
+def test_reason_length_limit(websocket):
     reason = "x" * 123
-    data = transport.encode_ws_frame(WebSocketClose(1000, reason, KEY))
-    assert transport.decode_ws_frame(data)[0].reason == reason
+    data = websocket.encode_ws_frame(WebSocketClose(1000, reason, KEY))
+    assert websocket.decode_ws_frame(data)[0].reason == reason
     with pytest.raises(EncodeError, match="123-byte limit"):
-        transport.encode_ws_frame(WebSocketClose(1000, "x" * 124))
+        websocket.encode_ws_frame(WebSocketClose(1000, "x" * 124))
     with pytest.raises(EncodeError, match="123-byte limit"):
-        transport.encode_ws_frame(WebSocketClose(1000, "é" * 62))
+        websocket.encode_ws_frame(WebSocketClose(1000, "é" * 62))
     with pytest.raises(EncodeError, match="lone surrogate"):
-        transport.encode_ws_frame(WebSocketClose(1000, "\udc80"))
+        websocket.encode_ws_frame(WebSocketClose(1000, "\udc80"))
     # 124 bytes of reason make a 126-byte control frame: refused by its length.
     with pytest.raises(WebSocketFrameError, match="longer than 125") as caught:
-        transport.decode_ws_frame(b"\x88\x7e\x00\x7e\x03\xe8" + b"x" * 124)
+        websocket.decode_ws_frame(b"\x88\x7e\x00\x7e\x03\xe8" + b"x" * 124)
     assert caught.value.close_code == 1002
 
 
-def test_every_prefix_is_incomplete_at_the_frame_start(transport):
-    data = b"\x00\x00" + transport.encode_ws_frame(WebSocketFrame(WebSocketOpcode.BINARY, bytes(300), mask_key=KEY))
+def test_every_prefix_is_incomplete_at_the_frame_start(websocket):
+    data = b"\x00\x00" + websocket.encode_ws_frame(WebSocketFrame(WebSocketOpcode.BINARY, bytes(300), mask_key=KEY))
     for end in range(2, len(data)):
         with pytest.raises(IncompleteError) as caught:
-            transport.decode_ws_frame(data[:end], 2)
+            websocket.decode_ws_frame(data[:end], 2)
         assert caught.value.offset == 2
         assert isinstance(caught.value, EOFError)
 
 
-def test_large_length_fails_at_once_without_allocating(transport):
+def test_large_length_fails_at_once_without_allocating(websocket):
     huge = b"\x82\x7f" + (2**62).to_bytes(8, "big")
     with pytest.raises(WebSocketFrameError, match="over the 16777216-byte limit") as caught:
-        transport.decode_ws_frame(huge)
+        websocket.decode_ws_frame(huge)
     assert (caught.value.close_code, caught.value.offset) == (1009, 2)
     with pytest.raises(IncompleteError):
-        transport.decode_ws_frame(huge, max_payload=None)
+        websocket.decode_ws_frame(huge, max_payload=None)
     with pytest.raises(WebSocketFrameError, match="over the 10-byte limit") as caught:
-        transport.decode_ws_frame(b"\x82\x0b" + bytes(11), max_payload=10)
+        websocket.decode_ws_frame(b"\x82\x0b" + bytes(11), max_payload=10)
     assert caught.value.offset == 1
-    header, at = transport.decode_ws_header(huge)
+    header, at = websocket.decode_ws_header(huge)
     assert (header.length, at) == (2**62, 10)
 
 
-def test_expect_masked_states_the_side(transport):
-    masked = transport.encode_ws_frame(WebSocketClose(1000, "", KEY))
-    plain = transport.encode_ws_frame(WebSocketClose(1000))
-    assert transport.decode_ws_frame(masked, expect_masked=True)[0].masked
-    assert not transport.decode_ws_frame(plain, expect_masked=False)[0].masked
+def test_expect_masked_states_the_side(websocket):
+    masked = websocket.encode_ws_frame(WebSocketClose(1000, "", KEY))
+    plain = websocket.encode_ws_frame(WebSocketClose(1000))
+    assert websocket.decode_ws_frame(masked, expect_masked=True)[0].masked
+    assert not websocket.decode_ws_frame(plain, expect_masked=False)[0].masked
     for data, side in ((plain, True), (masked, False)):
         with pytest.raises(WebSocketFrameError, match="mask") as caught:
-            transport.decode_ws_frame(data, expect_masked=side)
+            websocket.decode_ws_frame(data, expect_masked=side)
         assert (caught.value.offset, caught.value.close_code) == (1, 1002)
 
 
-def test_non_minimal_length_on_request(transport):
+def test_non_minimal_length_on_request(websocket):
     data = b"\x82\x7e\x00\x03abc"
-    frame, end = transport.decode_ws_frame(data, minimal_length=False)
+    frame, end = websocket.decode_ws_frame(data, minimal_length=False)
     assert (frame.payload, end) == (b"abc", 7)
-    assert transport.encode_ws_frame(frame) == b"\x82\x03abc"
+    assert websocket.encode_ws_frame(frame) == b"\x82\x03abc"
 
 
-def test_rsv_bits_on_request(transport):
-    frame, _ = transport.decode_ws_frame(b"\xc1\x01x", rsv_allowed=4)
+def test_rsv_bits_on_request(websocket):
+    frame, _ = websocket.decode_ws_frame(b"\xc1\x01x", rsv_allowed=4)
     assert (frame.rsv, frame.opcode, frame.payload) == (4, WebSocketOpcode.TEXT, b"x")
-    assert transport.encode_ws_frame(frame) == b"\xc1\x01x"
+    assert websocket.encode_ws_frame(frame) == b"\xc1\x01x"
     with pytest.raises(WebSocketFrameError, match="control frame"):
-        transport.decode_ws_frame(b"\xc8\x00", rsv_allowed=4)
+        websocket.decode_ws_frame(b"\xc8\x00", rsv_allowed=4)
     with pytest.raises(ValueError):
-        transport.decode_ws_frame(b"\x88\x00", rsv_allowed=8)
+        websocket.decode_ws_frame(b"\x88\x00", rsv_allowed=8)
 
 
 @pytest.mark.parametrize("length", [0, 1, 125, 126, 65535, 65536, 70000])
-def test_data_frames_round_trip_with_every_length_form(transport, length):
+def test_data_frames_round_trip_with_every_length_form(websocket, length):
     payload = bytes(range(256)) * (length // 256) + bytes(range(length % 256))
     for mask_key in (None, KEY):
         frame = WebSocketFrame(WebSocketOpcode.BINARY, payload, fin=False, mask_key=mask_key)
-        data = transport.encode_ws_frame(frame)
-        assert transport.decode_ws_frame(data) == (frame, len(data))
-        header, at = transport.decode_ws_header(data)
+        data = websocket.encode_ws_frame(frame)
+        assert websocket.decode_ws_frame(data) == (frame, len(data))
+        header, at = websocket.decode_ws_header(data)
         assert header == WebSocketHeader(False, 0, 2, mask_key, length)
         assert at == len(data) - length
 
 
-def test_control_frames_refused_by_the_encoder(transport):
+def test_control_frames_refused_by_the_encoder(websocket):
     with pytest.raises(EncodeError, match="fragmented"):
-        transport.encode_ws_frame(WebSocketFrame(WebSocketOpcode.PING, b"", fin=False))
+        websocket.encode_ws_frame(WebSocketFrame(WebSocketOpcode.PING, b"", fin=False))
     with pytest.raises(EncodeError, match="125-byte limit"):
-        transport.encode_ws_frame(WebSocketFrame(WebSocketOpcode.PONG, bytes(126)))
+        websocket.encode_ws_frame(WebSocketFrame(WebSocketOpcode.PONG, bytes(126)))
     with pytest.raises(EncodeError, match="RSV"):
-        transport.encode_ws_frame(WebSocketFrame(WebSocketOpcode.PING, b"", rsv=4))
+        websocket.encode_ws_frame(WebSocketFrame(WebSocketOpcode.PING, b"", rsv=4))
     with pytest.raises(EncodeError, match="not str"):
-        transport.encode_ws_frame("close")
+        websocket.encode_ws_frame("close")
 
 
-def test_unmask(transport):
+def test_unmask(websocket):
     data = bytes(range(256)) * 5
-    once = transport.unmask_ws_payload(data, KEY)
+    once = websocket.unmask_ws_payload(data, KEY)
     assert once == bytes(b ^ KEY[i % 4] for i, b in enumerate(data))
-    assert transport.unmask_ws_payload(once, KEY) == data
+    assert websocket.unmask_ws_payload(once, KEY) == data
     # In pieces, with the phase carried over.
-    assert transport.unmask_ws_payload(data[:7], KEY) + transport.unmask_ws_payload(data[7:], KEY, 3) == once
-    assert transport.unmask_ws_payload(b"", KEY) == b""
+    assert websocket.unmask_ws_payload(data[:7], KEY) + websocket.unmask_ws_payload(data[7:], KEY, 3) == once
+    assert websocket.unmask_ws_payload(b"", KEY) == b""
     with pytest.raises(TypeError):
-        transport.unmask_ws_payload(data, b"abc")
+        websocket.unmask_ws_payload(data, b"abc")
     with pytest.raises(ValueError):
-        transport.unmask_ws_payload(data, KEY, 4)
+        websocket.unmask_ws_payload(data, KEY, 4)
 
 
 def test_frame_values():

@@ -8,9 +8,8 @@ one is in use (``"c"`` or ``"py"``).
 
 import os as _os
 
-from ._codec import (
+from ._backend import (
     BACKEND,
-    DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_WS_PAYLOAD,
     DiffusionStream,
     MqttStream,
@@ -53,7 +52,7 @@ from ._codec import (
     scan_close_events,
     unmask_ws_payload,
 )
-from .buffer import encode_into
+from .buffer import DEFAULT_MAX_MESSAGE_SIZE, encode_into
 from ._version import __version__
 from .errors import (
     DecodeError,
@@ -64,35 +63,22 @@ from .errors import (
     UnknownValueError,
     WebSocketFrameError,
 )
-from .frames import (
+from .diffusion.protocol import EntryType, MessageType, UpdateType
+from .diffusion.values import (
     AbortNotification,
     CloseClientRequest,
     CloseEvent,
     CloseRequest,
     ConnectionResponse,
     EventBatch,
-    MqttConnack,
-    MqttDisconnect,
-    MqttOtherPacket,
-    MqttPacketType,
-    MqttPropertyId,
     OpenEvent,
     OtherMessage,
     PropertyChange,
     ServiceRequest,
     SessionId,
     UpdateEvent,
-    WebSocketClose,
-    WebSocketFrame,
-    WebSocketHeader,
-    WebSocketMessage,
-    WebSocketOpcode,
 )
-from .protocol import (
-    EntryType,
-    MessageType,
-    UpdateType,
-)
+from .mqtt.values import MqttConnack, MqttDisconnect, MqttOtherPacket, MqttPacketType, MqttPropertyId
 from .reasons import (
     ClientCloseReason,
     CloseReason,
@@ -102,6 +88,7 @@ from .reasons import (
     ResponseCode,
     WebSocketCloseCode,
 )
+from .websocket.values import WebSocketClose, WebSocketFrame, WebSocketHeader, WebSocketMessage, WebSocketOpcode
 
 __all__ = [
     "AbortNotification",
@@ -195,9 +182,9 @@ __all__ = [
 def get_include() -> str:
     """The directory that holds the ``closecodec`` package's ``.pxd`` files' package.
 
-    Add it to a Cython build's include path to ``cimport closecodec._codec_c``,
-    ``closecodec._transport_c`` or ``closecodec._stream_c`` (their C-level API is
-    described in docs/streaming.md), as ``numpy.get_include()`` is used:
+    Add it to a Cython build's include path to ``cimport`` the C-level API of
+    ``closecodec.websocket._c``, ``closecodec.mqtt._c``, ``closecodec.diffusion._c``
+    and ``closecodec.buffer._c`` (docs/streaming.md), as ``numpy.get_include()`` is used:
     ``cythonize(..., include_path=[closecodec.get_include()])``. The compiled
     backend must be installed for the module to run.
     """

@@ -25,7 +25,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, TextIO, Tuple
 
-from . import BACKEND, __version__, _codec
+from . import BACKEND, __version__, _backend
 from .errors import DecodeError, EncodeError, MalformedError
 from .jsonform import from_json, to_json_as
 from .reasons import ReasonNumbering, reason_table
@@ -56,40 +56,42 @@ def _plain(decode: Callable[..., Any]) -> Callable[..., Any]:
 # kind -> (decode(data, numbering, strict), encode(value, numbering))
 KINDS: Dict[str, Any] = {
     "message": (
-        _with_reasons(_codec.decode_message),
-        lambda value, numbering: _codec.encode_message(value, numbering=numbering),
+        _with_reasons(_backend.decode_message),
+        lambda value, numbering: _backend.encode_message(value, numbering=numbering),
     ),
     "event-batch": (
-        _with_reasons(_whole(_codec.decode_event_batch)),
-        lambda value, numbering: _codec.encode_event_batch(value, numbering=numbering),
+        _with_reasons(_whole(_backend.decode_event_batch)),
+        lambda value, numbering: _backend.encode_event_batch(value, numbering=numbering),
     ),
     "event-core": (
-        _with_reasons(_whole(_codec.decode_event)),
-        lambda value, numbering: _codec.encode_event(value, numbering=numbering),
+        _with_reasons(_whole(_backend.decode_event)),
+        lambda value, numbering: _backend.encode_event(value, numbering=numbering),
     ),
     "close-client-request": (
-        _plain(_whole(_codec.decode_close_client_request)),
-        lambda value, numbering: _codec.encode_close_client_request(value),
+        _plain(_whole(_backend.decode_close_client_request)),
+        lambda value, numbering: _backend.encode_close_client_request(value),
     ),
     "connection-response": (
-        lambda data, numbering, strict: _whole(_codec.decode_connection_response)(data, strict=strict),
-        lambda value, numbering: _codec.encode_connection_response(value),
+        lambda data, numbering, strict: _whole(_backend.decode_connection_response)(data, strict=strict),
+        lambda value, numbering: _backend.encode_connection_response(value),
     ),
-    "ws-frame": (_plain(_whole(_codec.decode_ws_frame)), lambda value, numbering: _codec.encode_ws_frame(value)),
+    "ws-frame": (_plain(_whole(_backend.decode_ws_frame)), lambda value, numbering: _backend.encode_ws_frame(value)),
     "mqtt-packet": (
-        lambda data, numbering, strict: _whole(_codec.decode_mqtt_packet)(data, strict=strict),
-        lambda value, numbering: _codec.encode_mqtt_packet(value),
+        lambda data, numbering, strict: _whole(_backend.decode_mqtt_packet)(data, strict=strict),
+        lambda value, numbering: _backend.encode_mqtt_packet(value),
     ),
-    "session-id": (_plain(_whole(_codec.decode_session_id)), lambda value, numbering: _codec.encode_session_id(value)),
-    "int32": (_plain(_whole(_codec.decode_int32)), lambda value, numbering: _codec.encode_int32(value)),
-    "int64": (_plain(_whole(_codec.decode_int64)), lambda value, numbering: _codec.encode_int64(value)),
-    "byte": (_plain(_whole(_codec.decode_byte)), lambda value, numbering: _codec.encode_byte(value)),
-    "string": (_plain(_whole(_codec.decode_string)), lambda value, numbering: _codec.encode_string(value)),
+    "session-id": (_plain(_whole(_backend.decode_session_id)), lambda value, numbering: _backend.encode_session_id(value)),
+    "int32": (_plain(_whole(_backend.decode_int32)), lambda value, numbering: _backend.encode_int32(value)),
+    "int64": (_plain(_whole(_backend.decode_int64)), lambda value, numbering: _backend.encode_int64(value)),
+    "byte": (_plain(_whole(_backend.decode_byte)), lambda value, numbering: _backend.encode_byte(value)),
+    "string": (_plain(_whole(_backend.decode_string)), lambda value, numbering: _backend.encode_string(value)),
 }
 
 
 def version_line() -> str:
-    return f"closecodec {__version__} (backend {BACKEND}: {BACKEND_NAMES[BACKEND]})"
+    """The version, the backend, and the module each room's byte loops come from."""
+    modules = ", ".join(f"{room} {name.rpartition('.')[2]}" for room, name in _backend.MODULES.items())
+    return f"closecodec {__version__} (backend {BACKEND}: {BACKEND_NAMES[BACKEND]}; {modules})"
 
 
 # The code a peer answers a bad frame with, in the error objects of these kinds.

@@ -33,6 +33,8 @@ from .mqtt.values import (
 from .websocket.values import WebSocketClose, WebSocketFrame, WebSocketHeader, WebSocketMessage, WebSocketOpcode
 
 __all__ = [
+    "MQTT_PACKET_PROPERTIES",
+    "MQTT_PROPERTY_TYPES",
     "AbortNotification",
     "CloseClientRequest",
     "CloseEvent",

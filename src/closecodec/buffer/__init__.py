@@ -119,6 +119,9 @@ def pairs_of(value: Any) -> Pairs:
     return pairs
 
 
+#: Default ``max_message_size`` / ``max_packet_size`` of the streams and the capture reader: 16 MiB.
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
 #: Default bound on an inflated (zlib) message body, in bytes.
 DEFAULT_MAX_INFLATED = 16 * 1024 * 1024
 

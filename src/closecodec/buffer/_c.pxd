@@ -2,14 +2,14 @@
 #
 # A Reader is (pointer, size, position) over a buffer the caller holds; every
 # function that reads checks its bounds against ``size`` before touching a byte.
-# A Writer is a growable byte array. Everything here is inline, so it compiles
-# into each module that cimports it: there is no extension module behind this
-# file, and no call across modules on a hot path.
+# A Writer is a growable byte array. These functions are inline, so they compile
+# into each module that cimports them: no call across modules on a hot path.
+# Stream, the base of every incremental decoder, is defined in _c.pyx.
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Realloc
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 
@@ -33,6 +33,37 @@ cdef enum:
     CLOSECODEC_WRONG_TYPE = 3  # a valid frame, packet or event of another type
 
 
+# What Stream.feed_into appends: bare values, (end, value) or (start, end, value).
+cdef enum:
+    SHAPE_VALUES = 0
+    SHAPE_OFFSETS = 1
+    SHAPE_SPANS = 2
+    # A stream's message or packet buffer larger than this is freed once its value is out.
+    KEEP_BUFFER = 65536
+
+
+cdef class Stream:
+    cdef int64_t _position
+    cdef object _error
+
+    cdef int feed_into(self, const unsigned char* data, Py_ssize_t n, list out, int shape) except -1
+    cdef int process(self, const unsigned char* data, Py_ssize_t n, int64_t base, list out, int shape) except -1
+    cdef void clear(self) noexcept
+
+
+# A stream's size limit, checked: an int from 0 to sys.maxsize.
+cdef Py_ssize_t check_limit(object value, str name) except -1
+# ``error`` with its offset moved by ``delta`` (from a buffer's to the stream's).
+cdef object shifted(object error, int64_t delta)
+
+
+cdef inline int parse_error(Py_ssize_t* error_offset, int* answer, Py_ssize_t offset, int code) noexcept nogil:
+    """A nogil parser's MALFORMED verdict: where, and the code to answer with."""
+    error_offset[0] = offset
+    answer[0] = code
+    return CLOSECODEC_MALFORMED
+
+
 cdef inline int open_reader(Reader* r, object buf, Py_ssize_t offset, Py_buffer* view) except -1:
     """Acquire ``buf``'s bytes into ``view`` and point ``r`` at ``offset``."""
     try:
@@ -48,6 +79,15 @@ cdef inline int open_reader(Reader* r, object buf, Py_ssize_t offset, Py_buffer*
         raise ValueError(f"offset {offset} is outside the buffer (0..{r.size})")
     r.pos = offset
     return 0
+
+
+# Big-endian (network order) integers from two or four bytes the caller has checked are there.
+cdef inline uint32_t be16(const unsigned char* p) noexcept nogil:
+    return <uint32_t>p[0] << 8 | p[1]
+
+
+cdef inline uint32_t be32(const unsigned char* p) noexcept nogil:
+    return <uint32_t>p[0] << 24 | <uint32_t>p[1] << 16 | <uint32_t>p[2] << 8 | p[3]
 
 
 cdef inline int writer_reserve(Writer* w, Py_ssize_t extra) except -1:

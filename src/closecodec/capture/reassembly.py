@@ -51,8 +51,7 @@ from ipaddress import ip_address
 from os import PathLike, fspath
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
-from .._codec import BACKEND, PacketReader, parse_packet
-from .._codec import capture_backend as _backend
+from .._backend import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_RECORD, PacketReader, parse_packet
 from ..errors import IncompleteError
 from .values import Packet, TcpSegment
 
@@ -78,8 +77,6 @@ __all__ = [
     "parse_packet",
 ]
 
-DEFAULT_BLOCK_SIZE: int = _backend.DEFAULT_BLOCK_SIZE
-DEFAULT_MAX_RECORD: int = _backend.DEFAULT_MAX_RECORD
 #: Out-of-order bytes held for one direction before its first hole is skipped: 1 MiB.
 DEFAULT_MAX_BUFFER_PER_DIRECTION = 1 << 20
 #: Out-of-order bytes held across all connections: 64 MiB.

@@ -60,8 +60,9 @@ cdef _plain_websocket(_Conn conn)
 cdef class CloseRecordReader(SourceReader):
     cdef public object _ports
     cdef public object _capture
-    cdef public object _stream
-    cdef public object _codec
+    cdef public object _websocket
+    cdef public object _mqtt
+    cdef public object _diffusion
     cdef public object _max_message
     cdef public object _progress
     cdef public TcpReassembler reassembler
@@ -72,7 +73,6 @@ cdef class CloseRecordReader(SourceReader):
     cdef public dict _conns
     cdef public dict _by_lane
     cdef public list _out
-    cdef public object _lanes
 
     @cython.locals(conn=_Conn)
     cdef _event(self, event, segment)

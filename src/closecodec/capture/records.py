@@ -45,14 +45,12 @@ all of it is freed when the connection ends.
 
 from __future__ import annotations
 
-import importlib
 import zlib
 from collections import Counter
 from os import PathLike
-from types import ModuleType
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
-from .. import _codec
+from .. import _backend
 from .reassembly import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_MAX_BUFFER_PER_DIRECTION,
@@ -71,6 +69,7 @@ from .reassembly import (
     SourceReader,
     TupleValue,
 )
+from ..buffer import DEFAULT_MAX_INFLATED, DEFAULT_MAX_MESSAGE_SIZE
 from ..diffusion.values import (
     AbortNotification,
     CloseClientRequest,
@@ -98,10 +97,6 @@ __all__ = [
 MAX_HANDSHAKE = 64 * 1024
 #: What ``decode_as`` may say a port carries.
 DECODE_AS_KINDS = ("websocket", "mqtt", "diffusion")
-#: Largest WebSocket message or MQTT packet the capture decoders reassemble: 16 MiB.
-DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
-#: Largest inflated permessage-deflate message (Diffusion or MQTT over WebSocket).
-MAX_INFLATED = 16 * 1024 * 1024
 
 _DIRECTIONS = ("client_to_server", "server_to_client")
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.2
@@ -327,15 +322,6 @@ def _plain_websocket(conn: _Conn) -> None:
             half.ws.closes_only = True
 
 
-def _backend_modules(backend: Optional[str]) -> Tuple[ModuleType, ModuleType, ModuleType]:
-    if backend is None:
-        return _codec.capture_backend, _codec.stream, _codec.backend
-    if backend not in ("c", "py"):
-        raise ValueError(f"backend must be 'c', 'py' or None, not {backend!r}")
-    return tuple(importlib.import_module(f"closecodec._{name}_{backend}")  # type: ignore[return-value]
-                 for name in ("capture", "stream", "codec"))
-
-
 class CloseRecordReader(SourceReader):
     """The close records of a capture, lazily, in constant memory.
 
@@ -352,14 +338,9 @@ class CloseRecordReader(SourceReader):
             reassembled; a larger one is a decode error (counted).
         progress: called with the file offset read so far every few thousand
             packets (for a progress bar).
-        backend: ``"c"`` or ``"py"`` to force a backend (tests and
-            benchmarks); None uses :data:`closecodec.BACKEND`'s.
         block_size, max_record, max_connections, max_buffer_per_direction,
         max_buffer_total, max_closed: as for
             :class:`~closecodec.capture.TcpStreamReader`.
-        lanes: let the segment loop feed in-order bytes of recognised
-            connections to their decoders without the Python reassembler
-            (the fast path; False only to check it gives the same records).
 
     Iterating yields :class:`CloseRecord` values as the capture is read.
 
@@ -386,12 +367,11 @@ class CloseRecordReader(SourceReader):
     def __init__(self, source: Union[str, "PathLike[str]", BinaryIO, None], /, *,
                  decode_as: Union[Mapping[int, str], Iterable[str], None] = None,
                  mqtt_ports: Iterable[int] = (1883,), max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-                 progress: Optional[Callable[[int], None]] = None, backend: Optional[str] = None,
+                 progress: Optional[Callable[[int], None]] = None,
                  block_size: int = DEFAULT_BLOCK_SIZE, max_record: int = DEFAULT_MAX_RECORD,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  max_buffer_per_direction: int = DEFAULT_MAX_BUFFER_PER_DIRECTION,
-                 max_buffer_total: int = DEFAULT_MAX_BUFFER_TOTAL, max_closed: int = DEFAULT_MAX_CLOSED,
-                 lanes: bool = True) -> None:
+                 max_buffer_total: int = DEFAULT_MAX_BUFFER_TOTAL, max_closed: int = DEFAULT_MAX_CLOSED) -> None:
         if decode_as is None:
             ports: Dict[int, str] = {}
         elif isinstance(decode_as, Mapping):
@@ -400,7 +380,9 @@ class CloseRecordReader(SourceReader):
             ports = parse_decode_as(decode_as)
         self._ports = {int(port): "mqtt" for port in mqtt_ports}
         self._ports.update(ports)
-        self._capture, self._stream, self._codec = _backend_modules(backend)
+        # The byte loops as the package selected them when this reader was made (docs/architecture.md).
+        self._capture, self._websocket, self._mqtt, self._diffusion = (
+            _backend.capture, _backend.websocket, _backend.mqtt, _backend.diffusion)
         self._max_message = max_message_size
         self._progress = progress
         self.reassembler = TcpReassembler(max_connections=max_connections,
@@ -414,7 +396,6 @@ class CloseRecordReader(SourceReader):
         self._conns: Dict[int, _Conn] = {}  # by stream number
         self._by_lane: Dict[Any, _Conn] = {}  # the same, by the reassembler's lane (those that have one)
         self._out: List[CloseRecord] = []
-        self._lanes = lanes
 
     @property
     def stats(self) -> Counter:
@@ -436,8 +417,7 @@ class CloseRecordReader(SourceReader):
         # The compiled (or pure) segment loop reads and parses the packets and feeds in-order bytes of
         # recognised connections straight to their decoders; the rest comes here.
         loop = self._capture.SegmentLoop(self.packets, self.skipped, progress)
-        if self._lanes:
-            reassembler.attach(loop)
+        self._attach(loop)
         by_lane = self._by_lane
         try:
             for item in loop:
@@ -464,6 +444,12 @@ class CloseRecordReader(SourceReader):
                 progress(self.packets.offset)
         finally:
             self.close()
+
+    def _attach(self, loop: Any) -> None:
+        """Give the segment loop the reassembler's lanes: in-order bytes of recognised connections go
+        straight to their decoders, not through the reassembler (tests/test_capture_lanes.py compares
+        the two paths by overriding this)."""
+        self.reassembler.attach(loop)
 
     # -- events ----------------------------------------------------------------------
 
@@ -575,13 +561,13 @@ class CloseRecordReader(SourceReader):
 
     def _recognise(self, conn: _Conn) -> None:
         half0, half1 = conn.halves
-        parse_connect = self._capture.parse_mqtt_connect
+        parse_connect = self._mqtt.parse_mqtt_connect
         heads = (_head_of(half0, parse_connect), _head_of(half1, parse_connect))
         kinds = (None if heads[0] is None else heads[0].kind, None if heads[1] is None else heads[1].kind)
         for d in (0, 1):
             head = heads[d]
             if kinds[d] == "request":
-                parsed = head.http(self._capture.parse_http_head)
+                parsed = head.http(self._websocket.parse_http_head)
                 if parsed is None:
                     return  # wait for the rest of the request
                 line, headers, size = parsed
@@ -594,7 +580,7 @@ class CloseRecordReader(SourceReader):
                     self._fallback(conn)
                     return
                 other = heads[1 - d]
-                answer = other.http(self._capture.parse_http_head)
+                answer = other.http(self._websocket.parse_http_head)
                 if answer is None:
                     return
                 self._upgrade(conn, d, line, headers, size, answer)
@@ -662,19 +648,18 @@ class CloseRecordReader(SourceReader):
                skip: Tuple[int, int] = (0, 0)) -> None:
         """Start decoding the connection as ``kind``; feed what was held, past ``skip`` bytes a direction."""
         half: _Half
-        stream = self._stream
         conn.app = kind
         self._tally(kind)
         for d, half in enumerate(conn.halves):
             if ws:
                 # Messages are needed until plain WebSocket is told from Diffusion (_on_websocket), but only
                 # the server's: the client's matter once it is Diffusion.
-                half.ws = stream.WebSocketStream(expect_masked=d == conn.client, rsv_allowed=rsv,
+                half.ws = self._websocket.WebSocketStream(expect_masked=d == conn.client, rsv_allowed=rsv,
                                                  minimal_length=False, max_message_size=self._max_message,
                                                  closes_only=conn.maybe_diffusion and d == conn.client)
             else:
                 version = conn.mqtt_version
-                half.mqtt = stream.MqttStream(version=None if version is None else max(4, version),
+                half.mqtt = self._mqtt.MqttStream(version=None if version is None else max(4, version),
                                               max_packet_size=self._max_message, closes_only=True)
         for d, half in enumerate(conn.halves):
             pending, half.pending, half.held, half.head = half.pending, [], 0, None
@@ -767,7 +752,7 @@ class CloseRecordReader(SourceReader):
                 _plain_websocket(conn)
                 return
             try:
-                response, end = self._codec.decode_connection_response(payload)
+                response, end = self._diffusion.decode_connection_response(payload)
             except DecodeError:
                 _plain_websocket(conn)
                 return
@@ -808,9 +793,9 @@ class CloseRecordReader(SourceReader):
         if half.inflater is None:
             half.inflater = zlib.decompressobj(-15)
         try:
-            data = half.inflater.decompress(payload + _DEFLATE_TAIL, MAX_INFLATED)
+            data = half.inflater.decompress(payload + _DEFLATE_TAIL, DEFAULT_MAX_INFLATED)
             if half.inflater.unconsumed_tail:
-                raise zlib.error(f"inflates to more than {MAX_INFLATED} bytes")
+                raise zlib.error(f"inflates to more than {DEFAULT_MAX_INFLATED} bytes")
         except zlib.error as error:
             half.inflater = False
             self._count("websocket_errors", frame, conn, ValueError(f"permessage-deflate: {error}"))
@@ -819,7 +804,7 @@ class CloseRecordReader(SourceReader):
 
     def _on_diffusion_bytes(self, conn: _Conn, d: int, payload: bytes, frame: int, time: int) -> None:
         half: _Half = conn.halves[d]
-        codec = self._codec
+        codec = self._diffusion
         try:
             if d != conn.client and half.messages == 1 and payload[:1] == b"\x23":
                 value, end = codec.decode_connection_response(payload)
@@ -863,11 +848,11 @@ class CloseRecordReader(SourceReader):
         half: _Half = conn.halves[d]
         if half.mqtt is None:
             if d == conn.client and conn.mqtt_version is None:
-                found = self._capture.parse_mqtt_connect(payload)
+                found = self._mqtt.parse_mqtt_connect(payload)
                 if found:
                     conn.mqtt_version, conn.client_id = found
             version = conn.mqtt_version
-            half.mqtt = self._stream.MqttStream(version=None if version is None else max(4, version),
+            half.mqtt = self._mqtt.MqttStream(version=None if version is None else max(4, version),
                                                 max_packet_size=self._max_message, closes_only=True)
         mqtt = half.mqtt
         try:

@@ -1,65 +1,60 @@
-# Compiled transport backend: WebSocket frames and MQTT packets. Same names,
-# results and errors as _transport_py.py, whose module docstring records the
-# decisions both follow.
+# MQTT (3.1.1 and 5.0), compiled: the packet codec, the stream decoder and the CONNECT
+# that identifies MQTT on any port. Same names, results and errors as _py.py beside
+# it, whose docstring records the decisions both follow (docs/transports.md).
 #
-# Every read is preceded by an explicit comparison with the size of the
-# buffer (or of the packet / property block being read), so indexing below
-# never needs Cython's own bounds checks: boundscheck/wraparound are off for
-# that reason only.
+# Every read is preceded by an explicit comparison with the size of the buffer
+# (or of the packet / property block being read), so indexing below never needs
+# Cython's own bounds checks: boundscheck/wraparound are off for that reason only.
 # cython: boundscheck=False, wraparound=False
 
 from cpython.buffer cimport PyBuffer_Release
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.string cimport memchr, memcpy
+from libc.string cimport memchr, memcmp, memcpy
 
-from closecodec.buffer._c cimport Reader, open_reader, varint_bytes
+from closecodec.buffer._c cimport (
+    CLOSECODEC_INCOMPLETE,
+    CLOSECODEC_MALFORMED,
+    CLOSECODEC_OK,
+    CLOSECODEC_WRONG_TYPE,
+    KEEP_BUFFER,
+    SHAPE_OFFSETS,
+    SHAPE_SPANS,
+    SHAPE_VALUES,
+    Reader,
+    Stream,
+    be16,
+    check_limit,
+    open_reader,
+    parse_error,
+    shifted,
+    utf8_invalid_at,
+    varint_bytes,
+)
 from closecodec.mqtt.values cimport MqttConnack, MqttDisconnect, MqttOtherPacket
-from closecodec.websocket.values cimport WebSocketClose, WebSocketFrame, WebSocketHeader
 
-from operator import index
-
-from closecodec.errors import EncodeError, IncompleteError, MqttPacketError, WebSocketFrameError
-from closecodec.frames import (
-    MQTT_PACKET_PROPERTIES,
-    MQTT_PROPERTY_TYPES,
-    MqttPacketType,
-    MqttPropertyId,
-    WebSocketOpcode,
-)
-from closecodec.reasons import (
-    MqttConnackReturnCode,
-    MqttReasonCode,
-    WebSocketCloseCode,
-    mqtt_disconnect_reason_allowed,
-    websocket_close_code_allowed_on_wire,
-)
+from closecodec.buffer import DEFAULT_MAX_MESSAGE_SIZE
+from closecodec.errors import DecodeError, EncodeError, IncompleteError, MalformedError, MqttPacketError
+from closecodec.mqtt.values import MQTT_PACKET_PROPERTIES, MQTT_PROPERTY_TYPES, MqttPacketType, MqttPropertyId
+from closecodec.reasons import MqttConnackReturnCode, MqttReasonCode, mqtt_disconnect_reason_allowed
 
 __all__ = [
-    "DEFAULT_MAX_WS_PAYLOAD",
+    "MqttStream",
     "decode_mqtt_packet",
     "decode_mqtt_varint",
-    "decode_ws_frame",
-    "decode_ws_header",
     "encode_mqtt_packet",
     "encode_mqtt_varint",
-    "encode_ws_frame",
-    "unmask_ws_payload",
+    "parse_mqtt_connect",
 ]
 
-#: Default ``max_payload`` of :func:`decode_ws_frame`: 16 MiB.
-DEFAULT_MAX_WS_PAYLOAD = 16 * 1024 * 1024
-
 cdef enum:
-    MAX_CONTROL_PAYLOAD = 125
-    MAX_CLOSE_REASON = 123
     MAX_VBI = 268435455
     MALFORMED = 0x81
     PROTOCOL_ERROR = 0x82
     PACKET_TOO_LARGE = 0x95
-    # Above this many bytes the unmask loop runs without the GIL.
-    NOGIL_UNMASK = 4096
+    MAX_MQTT_HEADER = 5  # type byte + a 4-byte Remaining Length (MQTT 5 §2.1.4)
     # Property value kinds (MQTT 5 §2.2.2.2), indexed by identifier below.
     KIND_NONE = 0
     KIND_BYTE = 1
@@ -78,8 +73,6 @@ cdef enum:
     PACKET_DISCONNECT = 14
     PACKET_CONNACK = 2
 
-cdef tuple OPCODES = tuple([WebSocketOpcode(op) if op in (0, 1, 2, 8, 9, 10) else None for op in range(16)])
-cdef object CLOSE = WebSocketOpcode.CLOSE
 cdef object USER_PROPERTY = MqttPropertyId.USER_PROPERTY
 cdef object DISCONNECT = MqttPacketType.DISCONNECT
 cdef object CONNACK = MqttPacketType.CONNACK
@@ -89,7 +82,6 @@ cdef unsigned char PROPERTY_KIND[PROPERTY_SLOTS]
 cdef unsigned char PROPERTY_FLAGS[PROPERTY_SLOTS]
 # Enum values are looked up once and kept: the enum constructors are slow.
 # Filled on first use, so that no pseudo-member exists before it is met.
-cdef list CLOSE_CODES = [None] * 4000  # 1000..4999, every code allowed on the wire
 cdef list REASON_CODES = [None] * 256
 cdef list RETURN_CODES = [None] * 256
 
@@ -121,13 +113,6 @@ cdef void init_property_tables():
 init_property_tables()
 
 
-cdef inline object close_code(int code):
-    cached = CLOSE_CODES[code - 1000]
-    if cached is None:
-        cached = CLOSE_CODES[code - 1000] = WebSocketCloseCode(code)
-    return cached
-
-
 cdef inline object reason_code(int code):
     cached = REASON_CODES[code]
     if cached is None:
@@ -140,354 +125,6 @@ cdef inline object return_code(int code):
     if cached is None:
         cached = RETURN_CODES[code] = MqttConnackReturnCode(code)
     return cached
-
-
-cdef inline bint close_code_allowed(int code) noexcept nogil:
-    # websocket_close_code_allowed_on_wire, inlined for the hot path.
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
-
-
-# -- WebSocket -----------------------------------------------------------------
-
-
-cdef void xor_mask(const unsigned char* src, unsigned char* dst, Py_ssize_t n, const unsigned char* key) noexcept nogil:
-    """dst[i] = src[i] ^ key[i % 4] (RFC 6455 §5.3), eight bytes at a time."""
-    cdef unsigned char key8[8]
-    cdef uint64_t word, mask
-    cdef Py_ssize_t i = 0
-    cdef int j
-    for j in range(8):
-        key8[j] = key[j & 3]
-    memcpy(&mask, key8, 8)
-    while i + 8 <= n:  # i stays a multiple of 8, so key8 lines up with i % 4 == 0
-        memcpy(&word, src + i, 8)
-        word ^= mask
-        memcpy(dst + i, &word, 8)
-        i += 8
-    while i < n:
-        dst[i] = src[i] ^ key[i & 3]
-        i += 1
-
-
-cdef bytes masked_copy(const unsigned char* src, Py_ssize_t n, const unsigned char* key):
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
-    cdef unsigned char* dst = <unsigned char*>PyBytes_AS_STRING(out)
-    if n > NOGIL_UNMASK:
-        with nogil:
-            xor_mask(src, dst, n, key)
-    else:
-        xor_mask(src, dst, n, key)
-    return out
-
-
-def unmask_ws_payload(data, mask_key, phase=0, /):
-    """Unmask (or mask: the same XOR) a WebSocket payload (RFC 6455 §5.3).
-
-    Args:
-        data: the payload bytes, any C-contiguous buffer.
-        mask_key: the frame's 4-byte masking key.
-        phase: the payload position of ``data[0]`` modulo 4, for a payload
-            unmasked in pieces.
-
-    Returns:
-        ``data[i] ^ mask_key[(phase + i) % 4]`` for every byte, as bytes.
-
-    Raises:
-        TypeError: ``mask_key`` is not 4 bytes.
-        ValueError: ``phase`` is not 0..3.
-    """
-    cdef Py_buffer key_view, data_view
-    cdef Reader key_reader, data_reader
-    cdef unsigned char key[4]
-    cdef Py_ssize_t shift, j
-    open_reader(&key_reader, mask_key, 0, &key_view)
-    try:
-        if key_reader.size != 4:
-            raise TypeError("a masking key is 4 bytes")
-        shift = index(phase)
-        if not 0 <= shift <= 3:
-            raise ValueError(f"phase {shift} is not 0..3")
-        for j in range(4):
-            key[j] = key_reader.data[(shift + j) & 3]
-    finally:
-        PyBuffer_Release(&key_view)
-    open_reader(&data_reader, data, 0, &data_view)
-    try:
-        return masked_copy(data_reader.data, data_reader.size, key)
-    finally:
-        PyBuffer_Release(&data_view)
-
-
-cdef int read_ws_header(
-    const unsigned char* data, Py_ssize_t start, Py_ssize_t size, int expect_masked, int rsv_allowed,
-    bint minimal_length, int64_t max_payload, int64_t base, WsHeader* h,
-) except -1:
-    """The header fields, in RFC 6455 §5.2's layout; ``expect_masked`` is -1 for either. An error's
-    offset is ``base`` plus its position in ``data`` (a stream passes where ``data`` starts in it)."""
-    cdef unsigned char byte0, byte1
-    cdef Py_ssize_t pos, length_at
-    cdef int width, j
-    cdef uint64_t length
-    cdef bint control
-    if size - start < 2:
-        raise IncompleteError("WebSocket frame header", base + start)
-    byte0 = data[start]
-    h.fin = byte0 & 0x80 != 0
-    h.rsv = (byte0 >> 4) & 0x07
-    h.opcode = byte0 & 0x0F
-    if OPCODES[h.opcode] is None:
-        raise WebSocketFrameError(f"reserved opcode {h.opcode}", base + start)
-    control = h.opcode >= 8
-    if h.rsv & ~(0 if control else rsv_allowed):
-        what = "on a control frame" if control else "and no negotiated extension allows them"
-        raise WebSocketFrameError(f"RSV bits {h.rsv:#x} are set {what}", base + start)
-    if control and not h.fin:
-        raise WebSocketFrameError(f"control frame (opcode {h.opcode}) is fragmented (FIN clear)", base + start)
-    byte1 = data[start + 1]
-    h.masked = byte1 & 0x80 != 0
-    if expect_masked >= 0 and h.masked != expect_masked:
-        which = "unmasked frame where masking is required" if expect_masked else "masked frame where masking is forbidden"
-        raise WebSocketFrameError(which, base + start + 1)
-    length = byte1 & 0x7F
-    if control and length > MAX_CONTROL_PAYLOAD:
-        raise WebSocketFrameError("control frame payload longer than 125 bytes", base + start + 1)
-    pos = start + 2
-    length_at = start + 1
-    if length >= 126:
-        width = 2 if length == 126 else 8
-        length_at = pos
-        if width == 8 and pos < size and data[pos] & 0x80:
-            raise WebSocketFrameError("64-bit payload length has its most significant bit set", base + pos)
-        if size - pos < width:
-            raise IncompleteError("WebSocket frame header", base + start)
-        length = 0
-        for j in range(width):
-            length = (length << 8) | data[pos + j]
-        if minimal_length and length < (126 if width == 2 else 0x10000):
-            raise WebSocketFrameError(f"payload length {length} is not in its shortest form", base + pos)
-        pos += width
-    if max_payload >= 0 and length > <uint64_t>max_payload:
-        raise WebSocketFrameError(f"payload of {length} bytes is over the {max_payload}-byte limit", base + length_at, 1009)
-    if h.masked:
-        if size - pos < 4:
-            raise IncompleteError("WebSocket frame header", base + start)
-        memcpy(h.key, data + pos, 4)
-        pos += 4
-    h.length = length
-    h.payload_at = pos
-    return 0
-
-
-cdef int64_t payload_limit(object max_payload) except -2:
-    if max_payload is None:
-        return -1
-    if type(max_payload) is not int or max_payload < 0:
-        raise ValueError(f"max_payload must be None or an int >= 0, not {max_payload!r}")
-    # No payload length reaches 2**63, so a larger limit is no limit.
-    return max_payload if max_payload < (1 << 63) else -1
-
-
-cdef int rsv_mask(object rsv_allowed) except -1:
-    if type(rsv_allowed) is not int or not 0 <= rsv_allowed <= 7:
-        raise ValueError(f"rsv_allowed must be 0..7 (RSV1 is 4), not {rsv_allowed!r}")
-    return rsv_allowed
-
-
-cdef inline int masked_side(object expect_masked) except -2:
-    if expect_masked is None:
-        return -1
-    return 1 if expect_masked else 0
-
-
-def decode_ws_header(buf, Py_ssize_t offset=0, /, *, expect_masked=None, rsv_allowed=0,
-                     bint minimal_length=True, max_payload=None):
-    """Decode a WebSocket frame header; return ``(header, payload_offset)``.
-
-    The payload itself is not needed (see :func:`decode_ws_frame` for whole
-    frames); a streaming reader uses this for data frames too large to buffer.
-
-    Args:
-        expect_masked: True if this endpoint is a server (frames must be
-            masked), False if a client (frames must not be), None to accept both.
-        rsv_allowed: the RSV bits a negotiated extension allows on data frames
-            (RSV1 is 4, RSV2 2, RSV3 1); control frames never carry any.
-        minimal_length: refuse lengths not in their shortest form (RFC 6455
-            §5.2 requires it); False accepts them, as some peers do.
-        max_payload: refuse a longer payload with close code 1009; None: no limit.
-
-    Raises:
-        IncompleteError: the header ends early (offset: the frame's first byte).
-        WebSocketFrameError: a header no further bytes can make valid; its
-            ``close_code`` is 1002 (or 1009 over ``max_payload``).
-    """
-    cdef Py_buffer view
-    cdef Reader r
-    cdef WsHeader h
-    cdef WebSocketHeader header
-    open_reader(&r, buf, offset, &view)
-    try:
-        limit = payload_limit(max_payload)
-        read_ws_header(r.data, r.pos, r.size, masked_side(expect_masked), rsv_mask(rsv_allowed), minimal_length, limit,
-                       0, &h)
-        header = WebSocketHeader.__new__(WebSocketHeader)
-        header.fin = h.fin
-        header.rsv = h.rsv
-        header.opcode = OPCODES[h.opcode]
-        header.mask_key = PyBytes_FromStringAndSize(<char*>h.key, 4) if h.masked else None
-        header.length = h.length
-        return header, h.payload_at
-    finally:
-        PyBuffer_Release(&view)
-
-
-def decode_ws_frame(buf, Py_ssize_t offset=0, /, *, expect_masked=None, rsv_allowed=0,
-                    bint minimal_length=True, max_payload=DEFAULT_MAX_WS_PAYLOAD):
-    """Decode one whole WebSocket frame, payload unmasked; return ``(frame, next_offset)``.
-
-    A close frame becomes a :class:`WebSocketClose` whose body is checked (RFC
-    6455 §5.5.1, §7.4); any other frame a :class:`WebSocketFrame`.
-
-    Args:
-        expect_masked, rsv_allowed, minimal_length: as for :func:`decode_ws_header`.
-        max_payload: the longest payload accepted (default
-            :data:`DEFAULT_MAX_WS_PAYLOAD`); longer fails at once, with close
-            code 1009, before anything is allocated. None: no limit.
-
-    Raises:
-        IncompleteError: the frame ends early (offset: the frame's first byte).
-        WebSocketFrameError: the frame can never be valid; ``close_code`` is
-            what to answer: 1002 for a bad header, code or close length, 1007
-            for a close reason that is not UTF-8, 1009 over ``max_payload``.
-    """
-    cdef Py_buffer view
-    cdef Reader r
-    cdef WsHeader h
-    cdef Py_ssize_t length, end
-    cdef WebSocketFrame frame
-    open_reader(&r, buf, offset, &view)
-    try:
-        limit = payload_limit(max_payload)
-        read_ws_header(r.data, r.pos, r.size, masked_side(expect_masked), rsv_mask(rsv_allowed), minimal_length, limit,
-                       0, &h)
-        if <uint64_t>(r.size - h.payload_at) < h.length:
-            raise IncompleteError("WebSocket frame payload", r.pos)
-        length = <Py_ssize_t>h.length
-        end = h.payload_at + length
-        if h.opcode == 8:
-            return read_close(r.data + h.payload_at, length, h.payload_at, &h), end
-        frame = WebSocketFrame.__new__(WebSocketFrame)
-        frame.opcode = OPCODES[h.opcode]
-        frame.fin = h.fin
-        frame.rsv = h.rsv
-        if h.masked:
-            frame.payload = masked_copy(r.data + h.payload_at, length, h.key)
-            frame.mask_key = PyBytes_FromStringAndSize(<char*>h.key, 4)
-        else:
-            frame.payload = PyBytes_FromStringAndSize(<const char*>r.data + h.payload_at, length)
-            frame.mask_key = None
-        return frame, end
-    finally:
-        PyBuffer_Release(&view)
-
-
-cdef WebSocketClose read_close(const unsigned char* src, Py_ssize_t length, Py_ssize_t pos, WsHeader* h):
-    """A close body (RFC 6455 §5.5.1), at most 125 bytes: unmasked on the stack, then read."""
-    cdef unsigned char body[MAX_CONTROL_PAYLOAD]
-    cdef const unsigned char* p = src
-    cdef int code
-    cdef WebSocketClose close = WebSocketClose.__new__(WebSocketClose)
-    close.mask_key = PyBytes_FromStringAndSize(<char*>h.key, 4) if h.masked else None
-    if length == 0:
-        close.code = None
-        close.reason = ""
-        return close
-    if length == 1:
-        raise WebSocketFrameError("close payload of 1 byte (a status code takes 2)", pos)
-    if h.masked:
-        xor_mask(src, body, length, h.key)
-        p = body
-    code = p[0] << 8 | p[1]
-    if not close_code_allowed(code):
-        raise WebSocketFrameError(f"close code {code} may not be sent in a close frame", pos)
-    try:
-        close.reason = PyUnicode_DecodeUTF8(<const char*>p + 2, length - 2, NULL)
-    except UnicodeDecodeError as error:
-        raise WebSocketFrameError("invalid UTF-8 in the close reason", pos + 2 + error.start, 1007) from None
-    close.code = close_code(code)
-    return close
-
-
-cdef bytes ws_header_bytes(int first, bint masked, Py_ssize_t length):
-    cdef unsigned char out[10]
-    cdef int n, j
-    cdef unsigned char mask_bit = 0x80 if masked else 0
-    out[0] = first
-    if length < 126:
-        out[1] = mask_bit | length
-        n = 2
-    elif length < 0x10000:
-        out[1] = mask_bit | 126
-        out[2] = (length >> 8) & 0xFF
-        out[3] = length & 0xFF
-        n = 4
-    else:
-        out[1] = mask_bit | 127
-        for j in range(8):
-            out[2 + j] = (<uint64_t>length >> (56 - 8 * j)) & 0xFF
-        n = 10
-    return PyBytes_FromStringAndSize(<char*>out, n)
-
-
-def encode_ws_frame(frame, /):
-    """Encode a WebSocket frame: header (shortest length form), masking key, masked payload.
-
-    Args:
-        frame: a :class:`WebSocketClose` or :class:`WebSocketFrame`; it is
-            masked with its ``mask_key`` if it has one.
-
-    Raises:
-        EncodeError: not a frame; a close code that may not be sent (1004-1006,
-            1015, below 1000, 1016-2999, 5000 and up); a close reason over 123
-            UTF-8 bytes or not encodable; a control frame that is fragmented,
-            carries RSV bits or has a payload over 125 bytes.
-    """
-    cdef int first
-    cdef bytes payload, mask_key
-    kind = type(frame)
-    if kind is WebSocketClose:
-        code = frame.code
-        if code is None:
-            payload = b""
-        else:
-            if not close_code_allowed(code):
-                raise EncodeError(f"close code {int(code)} may not be sent in a close frame")
-            try:
-                reason = frame.reason.encode("utf-8")
-            except UnicodeEncodeError:
-                raise EncodeError("the close reason is not encodable as UTF-8 (lone surrogate)") from None
-            if len(reason) > MAX_CLOSE_REASON:
-                raise EncodeError(f"close reason of {len(reason)} UTF-8 bytes is over the 123-byte limit")
-            payload = bytes(((code >> 8) & 0xFF, code & 0xFF)) + reason
-        first = 0x88
-    elif kind is WebSocketFrame:
-        payload = frame.payload
-        opcode = frame.opcode
-        if opcode >= 8:
-            if not frame.fin:
-                raise EncodeError(f"a control frame ({opcode.name}) cannot be fragmented")
-            if frame.rsv:
-                raise EncodeError(f"a control frame ({opcode.name}) carries no RSV bits")
-            if len(payload) > MAX_CONTROL_PAYLOAD:
-                raise EncodeError(f"control frame payload of {len(payload)} bytes is over the 125-byte limit")
-        first = (0x80 if frame.fin else 0) | frame.rsv << 4 | int(opcode)
-    else:
-        raise EncodeError(f"a WebSocket frame is a WebSocketFrame or WebSocketClose, not {kind.__name__}")
-    mask_key = frame.mask_key
-    header = ws_header_bytes(first, mask_key is not None, len(payload))
-    if mask_key is None:
-        return header + payload
-    return header + mask_key + masked_copy(<const unsigned char*>PyBytes_AS_STRING(payload), len(payload),
-                                           <const unsigned char*>PyBytes_AS_STRING(mask_key))
 
 
 # -- MQTT ----------------------------------------------------------------------
@@ -893,11 +530,10 @@ def encode_mqtt_packet(packet, /):
 
 # -- C-level API for protocol stacks (docs/streaming.md) ------------------------------
 #
-# The *_parse functions read one frame or packet from a pointer and a length
-# without the GIL: they never raise and never touch a Python object. Their
-# verdict and error offset are those of decode_ws_frame / decode_mqtt_packet on
-# the same bytes (tests/test_c_api.py checks it); the *_from functions return
-# the very values, and raise the very errors, of those decoders.
+# mqtt_disconnect_parse reads one DISCONNECT from a pointer and a length without the GIL:
+# it never raises and never touches a Python object. Its verdict and error offset are
+# those of decode_mqtt_packet on the same bytes (tests/test_c_api.py checks it);
+# mqtt_packet_from returns the very value, and raises the very error, of that decoder.
 
 cdef bint DISCONNECT_CODE_ALLOWED[256]
 
@@ -909,94 +545,6 @@ cdef void init_disconnect_codes():
 
 
 init_disconnect_codes()
-
-
-cdef inline int parse_error(Py_ssize_t* error_offset, int* answer, Py_ssize_t offset, int code) noexcept nogil:
-    error_offset[0] = offset
-    answer[0] = code
-    return CLOSECODEC_MALFORMED
-
-
-cdef int ws_close_parse(const unsigned char* data, Py_ssize_t size, int expect_masked, WsCloseResult* out) noexcept nogil:
-    cdef unsigned char body[MAX_CONTROL_PAYLOAD]
-    cdef unsigned char b0, b1
-    cdef int opcode, code
-    cdef Py_ssize_t pos, length, bad
-    out.size = 0
-    out.error_offset = 0
-    out.answer = 0
-    out.code = -1
-    out.masked = 0
-    out.reason_length = 0
-    if size < 2:
-        out.size = 2
-        return CLOSECODEC_INCOMPLETE
-    # RFC 6455 §5.2, checked in decode_ws_header's order.
-    b0 = data[0]
-    opcode = b0 & 0x0F
-    if opcode != 8:
-        if opcode <= 2 or opcode == 9 or opcode == 10:
-            return CLOSECODEC_WRONG_TYPE
-        return parse_error(&out.error_offset, &out.answer, 0, 1002)
-    if b0 & 0x70 or not b0 & 0x80:  # RSV bits, or FIN clear (§5.5: never fragmented)
-        return parse_error(&out.error_offset, &out.answer, 0, 1002)
-    b1 = data[1]
-    out.masked = b1 & 0x80 != 0
-    if expect_masked >= 0 and out.masked != expect_masked:
-        return parse_error(&out.error_offset, &out.answer, 1, 1002)
-    length = b1 & 0x7F
-    if length > MAX_CONTROL_PAYLOAD:
-        return parse_error(&out.error_offset, &out.answer, 1, 1002)
-    pos = 6 if out.masked else 2
-    if size < pos + length:
-        out.size = pos + length
-        return CLOSECODEC_INCOMPLETE
-    out.size = pos + length
-    if out.masked:
-        memcpy(out.mask_key, data + 2, 4)
-    if length == 0:
-        return CLOSECODEC_OK
-    if length == 1:  # §5.5.1: a status code takes 2 bytes
-        return parse_error(&out.error_offset, &out.answer, pos, 1002)
-    if out.masked:
-        xor_mask(data + pos, body, length, out.mask_key)
-    else:
-        memcpy(body, data + pos, length)
-    code = body[0] << 8 | body[1]
-    if not close_code_allowed(code):
-        return parse_error(&out.error_offset, &out.answer, pos, 1002)
-    bad = utf8_invalid_at(body + 2, length - 2)
-    if bad >= 0:  # §8.1
-        return parse_error(&out.error_offset, &out.answer, pos + 2 + bad, 1007)
-    out.code = code
-    out.reason_length = length - 2
-    memcpy(out.reason, body + 2, length - 2)
-    return CLOSECODEC_OK
-
-
-cdef object ws_frame_from(const unsigned char* data, Py_ssize_t size, int expect_masked, Py_ssize_t* end):
-    """The frame at ``data``, as ``decode_ws_frame(..., expect_masked=...)`` returns it; ``end[0]``: its size."""
-    cdef WsHeader h
-    cdef Py_ssize_t length
-    cdef WebSocketFrame frame
-    read_ws_header(data, 0, size, expect_masked, 0, True, DEFAULT_MAX_WS_PAYLOAD, 0, &h)
-    if <uint64_t>(size - h.payload_at) < h.length:
-        raise IncompleteError("WebSocket frame payload", 0)
-    length = <Py_ssize_t>h.length
-    end[0] = h.payload_at + length
-    if h.opcode == 8:
-        return read_close(data + h.payload_at, length, h.payload_at, &h)
-    frame = WebSocketFrame.__new__(WebSocketFrame)
-    frame.opcode = OPCODES[h.opcode]
-    frame.fin = h.fin
-    frame.rsv = h.rsv
-    if h.masked:
-        frame.payload = masked_copy(data + h.payload_at, length, h.key)
-        frame.mask_key = PyBytes_FromStringAndSize(<char*>h.key, 4)
-    else:
-        frame.payload = PyBytes_FromStringAndSize(<const char*>data + h.payload_at, length)
-        frame.mask_key = None
-    return frame
 
 
 cdef Py_ssize_t vbi_parse(const unsigned char* data, Py_ssize_t pos, Py_ssize_t end, uint64_t* out,
@@ -1180,3 +728,258 @@ cdef object mqtt_packet_from(const unsigned char* data, Py_ssize_t size, object 
     other.flags = flags
     other.body = PyBytes_FromStringAndSize(<const char*>data + pos, stop - pos)
     return other
+
+
+# -- the stream decoder (docs/streaming.md) --------------------------------------------
+
+
+cdef class MqttStream(Stream):
+    """An incremental decoder of one direction of an MQTT connection (MQTT 5.0 §2, 3.1.1 §2).
+
+    Packets are delimited by their Remaining Length. DISCONNECT and CONNACK
+    come out decoded (:class:`MqttDisconnect`, :class:`MqttConnack`); any other
+    packet as an :class:`MqttOtherPacket` whose body is skipped, not buffered
+    (``body`` is empty) unless ``keep_bodies`` is set.
+
+    States: between packets; inside a fixed header (:attr:`buffered` bytes
+    held); inside a body; failed (:attr:`error`).
+
+    Args:
+        version, strict: as for :func:`decode_mqtt_packet`.
+        max_packet_size: the longest packet, fixed header included (default
+            16 MiB); longer fails with reason code 0x95 once its fixed header
+            is read, skipped packets included.
+        keep_bodies: keep the bodies of the other packets (buffered, up to
+            ``max_packet_size``), as :func:`decode_mqtt_packet` returns them.
+        closes_only: return only DISCONNECT and CONNACK; the other packets
+            are delimited and checked as usual but not returned. Also an
+            attribute.
+
+    Raises (from :meth:`feed`):
+        MqttPacketError: as :func:`decode_mqtt_packet` raises it, at the
+            stream offset of the offending byte.
+    """
+
+    def __init__(self, *, version=None, strict=False, max_packet_size=DEFAULT_MAX_MESSAGE_SIZE, keep_bodies=False,
+                 closes_only=False):
+        if version is not None and version not in (4, 5):
+            raise ValueError(f"version must be 4, 5 or None, not {version!r}")
+        self._version = version
+        self._strict = bool(strict)
+        self._max = check_limit(max_packet_size, "max_packet_size")
+        self._keep_bodies = bool(keep_bodies)
+        self.closes_only = closes_only
+        self.clear()
+
+    def __dealloc__(self):
+        PyMem_Free(self._body)
+
+    @property
+    def max_packet_size(self):
+        """The longest packet accepted, fixed header included, in bytes."""
+        return self._max
+
+    @property
+    def buffered(self):
+        """How many bytes the stream holds for an unfinished packet."""
+        return self._header_len + self._body_len
+
+    cdef void clear(self) noexcept:
+        self._header_len = 0
+        self._remaining = -1
+        self._body_len = 0
+        self._keep = False
+        if self._body_cap > KEEP_BUFFER:
+            PyMem_Free(self._body)
+            self._body = NULL
+            self._body_cap = 0
+
+    cdef Py_ssize_t read_fixed_header(self, const unsigned char* data, Py_ssize_t size, int64_t start) except -1:
+        """Checks in decode_mqtt_packet's order; the header's size, or 0 if incomplete."""
+        cdef int number = data[0] >> 4
+        cdef int flags = data[0] & 0x0F
+        cdef uint64_t remaining
+        cdef Py_ssize_t header_size
+        if number == 0:
+            raise MqttPacketError("reserved packet type 0", start)
+        if flags and (number == 2 or number == 14):
+            raise MqttPacketError(f"{PACKET_TYPES[number].name} flags 0x{flags:X} are not 0", start)
+        try:
+            header_size = read_vbi(data, 1, size, "Remaining Length", &remaining)
+        except DecodeError as error:
+            raise shifted(error, start)
+        if header_size < 0:
+            return 0
+        if <uint64_t>header_size + remaining > <uint64_t>self._max:
+            raise MqttPacketError(
+                f"packet of {header_size + remaining} bytes is over the {self._max}-byte limit", start, 0x95
+            )
+        self._remaining = <int64_t>remaining
+        self._first = data[0]
+        self._start = start
+        self._keep = (self._keep_bodies and not self.closes_only) or number == 2 or number == 14
+        return header_size
+
+    cdef int append(self, const unsigned char* data, Py_ssize_t n) except -1:
+        cdef Py_ssize_t needed = self._body_len + n  # at most max_packet_size
+        cdef Py_ssize_t capacity
+        cdef unsigned char* grown
+        if needed > self._body_cap:
+            capacity = max(needed, min(2 * self._body_cap, self._max), 64)
+            grown = <unsigned char*>PyMem_Realloc(self._body, capacity)
+            if grown is NULL:
+                raise MemoryError()
+            self._body = grown
+            self._body_cap = capacity
+        memcpy(self._body + self._body_len, data, n)
+        self._body_len = needed
+        return 0
+
+    cdef int process(self, const unsigned char* data, Py_ssize_t n, int64_t base, list out, int shape) except -1:
+        cdef Py_ssize_t pos = 0
+        cdef Py_ssize_t held, take, header_size, end
+        cdef const unsigned char* packet
+        cdef Py_ssize_t packet_size
+        cdef MqttOtherPacket other
+        while True:
+            packet = NULL
+            if self._remaining < 0:
+                if pos >= n:
+                    return 0
+                held = self._header_len
+                if held == 0:
+                    header_size = self.read_fixed_header(data + pos, min(<Py_ssize_t>MAX_MQTT_HEADER, n - pos), base + pos)
+                    if not header_size:
+                        memcpy(self._header, data + pos, n - pos)
+                        self._header_len = n - pos
+                        return 0
+                    if self._keep and <uint64_t>(n - pos - header_size) >= <uint64_t>self._remaining:
+                        packet = data + pos  # the whole packet is here: decoded in place
+                        packet_size = header_size + <Py_ssize_t>self._remaining
+                    elif self._keep:
+                        self.append(data + pos, header_size)
+                    pos += header_size
+                else:
+                    take = min(MAX_MQTT_HEADER - held, n - pos)
+                    memcpy(self._header + held, data + pos, take)
+                    header_size = self.read_fixed_header(self._header, held + take, base + pos - held)
+                    if not header_size:
+                        self._header_len = held + take
+                        return 0
+                    self._header_len = 0
+                    if self._keep:
+                        self.append(self._header, header_size)
+                    pos += header_size - held
+            if packet is not NULL:
+                pos += <Py_ssize_t>self._remaining
+                self._remaining = 0
+            elif self._remaining:
+                take = <Py_ssize_t>min(<uint64_t>self._remaining, <uint64_t>(n - pos))
+                if take == 0:
+                    return 0
+                if self._keep:
+                    self.append(data + pos, take)
+                pos += take
+                self._remaining -= take
+                if self._remaining:
+                    return 0
+            self._remaining = -1
+            if self._keep:
+                if packet is NULL:
+                    packet = self._body
+                    packet_size = self._body_len
+                    self._body_len = 0
+                try:
+                    value = mqtt_packet_from(packet, packet_size, self._version, self._strict, &end)
+                except DecodeError as error:
+                    raise shifted(error, self._start)
+                if self._body_cap > KEEP_BUFFER:
+                    PyMem_Free(self._body)
+                    self._body = NULL
+                    self._body_cap = 0
+            elif self.closes_only:
+                continue
+            else:
+                other = MqttOtherPacket.__new__(MqttOtherPacket)
+                other.packet_type = PACKET_TYPES[self._first >> 4]
+                other.flags = self._first & 0x0F
+                other.body = b""
+                value = other
+            if shape == SHAPE_VALUES:
+                out.append(value)
+            elif shape == SHAPE_OFFSETS:
+                out.append((base + pos, value))
+            else:
+                out.append((self._start, base + pos, value))
+
+
+# -- MQTT CONNECT (recognising MQTT on any port) ------------------------------
+
+
+def parse_mqtt_connect(data, /):
+    """An MQTT CONNECT at the start of ``data``: ``(protocol level, client id or None)``.
+
+    None if more bytes are needed to tell; False if the bytes are not a
+    CONNECT of MQTT 3.1 (``MQIsdp``, level 3), 3.1.1 (4) or 5.0 (5), or its
+    Remaining Length is not a Variable Byte Integer of at most four bytes in
+    its shortest form (MQTT 5.0 §1.5.5). The client id is given when the whole
+    packet is there and well formed up to it (MQTT 5.0 §3.1.2 and §3.1.3, 3.1.1
+    §3.1), and is valid UTF-8.
+
+    Raises:
+        TypeError: ``data`` is not a bytes-like object.
+    """
+    cdef Reader r
+    cdef Py_buffer view
+    cdef const unsigned char* v
+    cdef Py_ssize_t n, start, name_len, end, at, size
+    cdef uint64_t remaining, length
+    cdef int level
+    open_reader(&r, data, 0, &view)
+    try:
+        v, n = r.data, r.size
+        if n == 0:
+            return None
+        if v[0] != 0x10:
+            return False
+        try:
+            start = read_vbi(v, 1, n, "Remaining Length", &remaining)
+        except MqttPacketError:
+            return False
+        if start < 0:
+            return None
+        if n < start + 2:
+            return None
+        name_len = be16(v + start)
+        if name_len != 4 and name_len != 6:
+            return False
+        if n < start + 2 + name_len + 1:
+            return None
+        level = v[start + 2 + name_len]
+        if not ((name_len == 4 and memcmp(v + start + 2, b"MQTT", 4) == 0 and (level == 4 or level == 5))
+                or (name_len == 6 and memcmp(v + start + 2, b"MQIsdp", 6) == 0 and level == 3)):
+            return False
+        # After the level: flags (1), keep alive (2), [properties], then the client id, a UTF-8 string.
+        end = start + <Py_ssize_t>remaining  # at most 2**28 - 1: four bytes of seven bits
+        at = start + 2 + name_len + 4
+        if n < end:
+            return level, None
+        if level == 5:
+            try:
+                at = read_vbi(v, at, n, "Property Length", &length)
+            except MqttPacketError:
+                return level, None
+            if at < 0:
+                return level, None
+            at += <Py_ssize_t>length
+        if at + 2 > end:
+            return level, None
+        size = be16(v + at)
+        if at + 2 + size > end:
+            return level, None
+        try:
+            return level, PyUnicode_DecodeUTF8(<const char*>v + at + 2, size, NULL)
+        except UnicodeDecodeError:
+            return level, None
+    finally:
+        PyBuffer_Release(&view)

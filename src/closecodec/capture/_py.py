@@ -1,6 +1,6 @@
-"""Pure-Python capture backend: pcap/pcapng records and the link/IP/TCP headers inside them.
+"""The capture room, pure side: pcap/pcapng records, the link/IP/TCP headers inside them, the segment loop.
 
-Same names, results and errors as ``_capture_c``. Format facts:
+Same names, results and errors as ``_c.pyx`` beside it. Format facts:
 draft-ietf-opsawg-pcap, draft-ietf-opsawg-pcapng,
 the link-type registry and RFC 791 / RFC 8200 / RFC 9293. The choices both
 backends follow (docs/capture.md):
@@ -38,11 +38,10 @@ from __future__ import annotations
 import struct
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from .buffer import byte_view
-from ._stream_py import SHAPE_SPANS
-from ._transport_py import _read_vbi
-from .errors import IncompleteError, MalformedError, MqttPacketError
-from .frames import Packet, TcpSegment
+from ..buffer import byte_view
+from ..buffer._py import SHAPE_SPANS
+from ..errors import IncompleteError, MalformedError
+from .values import Packet, TcpSegment
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -50,8 +49,6 @@ __all__ = [
     "Lane",
     "PacketReader",
     "SegmentLoop",
-    "parse_http_head",
-    "parse_mqtt_connect",
     "parse_packet",
 ]
 
@@ -491,103 +488,6 @@ def parse_packet(data: Any, link_type: int, /) -> Union[TcpSegment, str]:
     flags = (view[pos + 12] & 0x0F) << 8 | view[pos + 13]
     payload = memoryview(view)[pos + offset:captured_end]
     return TcpSegment(src, src_port, dst, dst_port, seq, ack, flags, payload, wire_end - captured_end)
-
-
-# -- HTTP heads (WebSocket upgrades) -------------------------------------------------
-
-
-def parse_http_head(data: Any, /, names: Optional[Tuple[bytes, ...]] = None,
-                    ) -> Optional[Tuple[str, Dict[str, str], int]]:
-    """A complete HTTP head at the start of ``data``: ``(first line, headers, size)``, else None.
-
-    The head ends at the first empty line (``\\r\\n\\r\\n``; ``size`` counts
-    it), is decoded as Latin-1 and split into lines at ``\\r\\n``. Headers maps
-    each name (stripped, lowercased) to its value (stripped); repeated names
-    are joined with ``", "``; lines without a colon are left out. ``names``, a
-    tuple of lowercase names as bytes, keeps only those headers.
-
-    Raises:
-        TypeError: ``data`` is not a bytes-like object, or ``names`` not a
-            tuple of bytes.
-    """
-    if names is not None and (type(names) is not tuple or any(type(name) is not bytes for name in names)):
-        raise TypeError("names must be a tuple of bytes")
-    data = bytes(byte_view(data))
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return None
-    lines = data[:end].decode("latin-1").split("\r\n")
-    headers: Dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            key = name.strip().lower()
-            if names is not None and key.encode("latin-1") not in names:
-                continue
-            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    return lines[0], headers, end + 4
-
-
-# -- MQTT CONNECT (recognising MQTT on any port) ------------------------------------
-
-
-def parse_mqtt_connect(data: Any, /) -> Any:
-    """An MQTT CONNECT at the start of ``data``: ``(protocol level, client id or None)``.
-
-    None if more bytes are needed to tell; False if the bytes are not a
-    CONNECT of MQTT 3.1 (``MQIsdp``, level 3), 3.1.1 (4) or 5.0 (5), or its
-    Remaining Length is not a Variable Byte Integer of at most four bytes in
-    its shortest form (MQTT 5.0 §1.5.5). The client id is given when the whole
-    packet is there and well formed up to it (MQTT 5.0 §3.1.2 and §3.1.3, 3.1.1
-    §3.1), and is valid UTF-8.
-
-    Raises:
-        TypeError: ``data`` is not a bytes-like object.
-    """
-    data = bytes(byte_view(data))
-    if not data:
-        return None
-    if data[0] != 0x10:
-        return False
-    try:
-        remaining, start = _read_vbi(data, 1, len(data), "Remaining Length")
-    except MqttPacketError:
-        return False
-    if remaining < 0:
-        return None
-    if len(data) < start + 2:
-        return None
-    name_len = int.from_bytes(data[start:start + 2], "big")
-    if name_len not in (4, 6):
-        return False
-    if len(data) < start + 2 + name_len + 1:
-        return None
-    name = data[start + 2:start + 2 + name_len]
-    level = data[start + 2 + name_len]
-    if (name, level) not in ((b"MQTT", 4), (b"MQTT", 5), (b"MQIsdp", 3)):
-        return False
-    # After the level: flags (1), keep alive (2), [properties], then the client id, a UTF-8 string.
-    end = start + remaining
-    at = start + 2 + name_len + 4
-    if len(data) < end:
-        return level, None
-    if level == 5:
-        try:
-            length, at = _read_vbi(data, at, len(data), "Property Length")
-        except MqttPacketError:
-            return level, None
-        if length < 0:
-            return level, None
-        at += length
-    if at + 2 > end:
-        return level, None
-    size = int.from_bytes(data[at:at + 2], "big")
-    if at + 2 + size > end:
-        return level, None
-    try:
-        return level, data[at + 2:at + 2 + size].decode("utf-8")
-    except UnicodeDecodeError:
-        return level, None
 
 
 # -- the per-packet loop of the close-record reader ----------------------------------

@@ -1,9 +1,10 @@
-# C-level API of the compiled backend, for modules that cimport it.
+# C-level API of the compiled Diffusion module, for modules that cimport it.
 # Every function checks bounds against Reader.size before reading a byte.
 
 from libc.stdint cimport int32_t, uint64_t
 
 from closecodec.buffer._c cimport Reader, Writer
+from closecodec.websocket._c cimport WebSocketStream
 from closecodec.diffusion.values cimport SessionId
 
 
@@ -45,3 +46,12 @@ cdef int close_event_parse(const unsigned char* data, Py_ssize_t size, CloseEven
 # The event at data[0:size] exactly as decode_event returns it (raising what it raises,
 # offsets from data); end[0] is set to its size.
 cdef object event_from(const unsigned char* data, Py_ssize_t size, object numbering, bint strict, Py_ssize_t* end)
+
+
+# The stream decoder of Diffusion over WebSocket.
+cdef class DiffusionStream(WebSocketStream):
+    cdef bint _awaiting_response
+    cdef object _response
+    cdef object _numbering
+    cdef bint _strict
+    cdef object _max_inflated

@@ -1,10 +1,13 @@
-"""Pure-Python backend: the same names, results and errors as ``_codec_c``.
+"""Diffusion, pure side: the same names, results and errors as ``_c.pyx`` beside it.
+
+The wire primitives, messages, session events, the connection response and the
+stream decoder of Diffusion over WebSocket (docs/diffusion.md).
 
 Every decoder takes any C-contiguous buffer and a start offset and returns
 ``(value, next_offset)``. Every encoder returns bytes (``closecodec.encode_into``
 writes any encoder's output into a caller's buffer at an offset). Wire formats: docs/diffusion.md section 2.
 
-Decisions on the spec's open questions (identical in ``_codec_c``):
+Decisions where the format leaves room (identical in ``_c.pyx``):
 
 - Varints: non-shortest forms within 5 (Int32) or 10 (Int64) bytes are read;
   a longer run of continuation bytes is malformed at the 5th/10th byte, and so
@@ -21,11 +24,31 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Any, Callable, Iterable, List, Mapping, Tuple, TypeVar, Union
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
-from .buffer import DEFAULT_MAX_INFLATED, Pairs, inflate, looks_like_zlib, pairs_of, start_reading, varint_bytes
-from .errors import DecodeError, EncodeError, IncompleteError, MalformedError, UnknownValueError
-from .frames import (
+from ..buffer import (
+    DEFAULT_MAX_INFLATED,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Pairs,
+    inflate,
+    looks_like_zlib,
+    pairs_of,
+    start_reading,
+    varint_bytes,
+)
+from ..errors import DecodeError, EncodeError, IncompleteError, MalformedError, UnknownValueError, WebSocketFrameError
+from ..reasons import (
+    CLOSE_REASON_BY_BYTE,
+    HANDSHAKE_PROTOCOL_BYTE,
+    ClientCloseReason,
+    ReasonNumbering,
+    ResponseCode,
+    close_reason_to_byte,
+)
+from ..websocket._py import WebSocketStream
+from ..websocket.values import WebSocketOpcode
+from .protocol import EntryType, EventType, MessageType, UpdateType
+from .values import (
     AbortNotification,
     CloseClientRequest,
     CloseEvent,
@@ -39,15 +62,40 @@ from .frames import (
     SessionId,
     UpdateEvent,
 )
-from .protocol import EntryType, EventType, MessageType, UpdateType
-from .reasons import (
-    CLOSE_REASON_BY_BYTE,
-    HANDSHAKE_PROTOCOL_BYTE,
-    ClientCloseReason,
-    ReasonNumbering,
-    ResponseCode,
-    close_reason_to_byte,
-)
+
+__all__ = [
+    "DiffusionStream",
+    "decode_boolean",
+    "decode_byte",
+    "decode_bytes",
+    "decode_close_client_request",
+    "decode_collection",
+    "decode_connection_response",
+    "decode_event",
+    "decode_event_batch",
+    "decode_int32",
+    "decode_int64",
+    "decode_message",
+    "decode_session_id",
+    "decode_string",
+    "decode_string_dict",
+    "encode_boolean",
+    "encode_byte",
+    "encode_bytes",
+    "encode_close_client_request",
+    "encode_collection",
+    "encode_connection_response",
+    "encode_event",
+    "encode_event_batch",
+    "encode_int32",
+    "encode_int64",
+    "encode_message",
+    "encode_session_id",
+    "encode_string",
+    "encode_string_dict",
+    "scan_close_events",
+]
+
 
 T = TypeVar("T")
 
@@ -785,3 +833,80 @@ def encode_connection_response(response: ConnectionResponse, /) -> bytes:
     _check_int(last, 0, _UINT32_MASK, "maximum message size or recovery sequence")
     session_id = response.session_id
     return header + _SUCCESS_LAYOUT.pack(session_id.server, session_id.value, response.token, response.ping_period, last)
+
+
+# -- the stream decoder (docs/streaming.md) --------------------------------------------
+
+
+class DiffusionStream(WebSocketStream):
+    """An incremental decoder of Diffusion over WebSocket, one direction (docs/diffusion.md §3, §5).
+
+    A :class:`WebSocketStream` whose binary messages are decoded: the first
+    one as the :class:`ConnectionResponse` (server to client; pass
+    ``connection_response=False`` for the client's direction, or for a stream
+    joined after the handshake), every later one with :func:`decode_message`
+    (:class:`ServiceRequest`, :class:`AbortNotification`,
+    :class:`CloseRequest`, :class:`OtherMessage`). PING and PONG frames come
+    out as :class:`WebSocketFrame`, the close frame as :class:`WebSocketClose`.
+
+    Args:
+        connection_response: the first binary message is the connection response.
+        numbering, strict, max_inflated: as for :func:`decode_message`.
+        expect_masked, minimal_length, max_message_size: as for
+            :class:`WebSocketStream` (no RSV bits are allowed).
+
+    Raises (from :meth:`feed`):
+        WebSocketFrameError: as for :class:`WebSocketStream`, and close code
+            1003 for a TEXT message (Diffusion sends binary messages only).
+        MalformedError, UnknownValueError: a binary message that is not a
+            valid Diffusion message (or connection response). The message says
+            what is wrong and where in the message; ``offset`` is the stream
+            offset of the message's first byte. A message that ends early is
+            malformed: a WebSocket message is whole. The stream fails, as for
+            any error; to skip bad messages and go on, use a
+            :class:`WebSocketStream` and decode each message yourself.
+    """
+
+    def __init__(
+        self, *, connection_response: bool = True, numbering: Any = ReasonNumbering.WIRE, strict: bool = False,
+        max_inflated: int = DEFAULT_MAX_INFLATED, expect_masked: Optional[bool] = None, minimal_length: bool = True,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        super().__init__(expect_masked=expect_masked, minimal_length=minimal_length, max_message_size=max_message_size)
+        self._numbering = ReasonNumbering(numbering)
+        self._strict = bool(strict)
+        self._max_inflated = max_inflated
+        self._awaiting_response = bool(connection_response)
+        self._response: Any = None
+
+    @property
+    def response(self) -> Any:
+        """The :class:`ConnectionResponse` once read, else None (kept by :meth:`reset`)."""
+        return self._response
+
+    def _on_message(self, opcode: int, payload: bytes, rsv: int, masked: bool, start: int) -> Any:
+        if opcode == WebSocketOpcode.TEXT:
+            raise WebSocketFrameError("TEXT message in a Diffusion stream (Diffusion sends binary messages only)",
+                                      start, 1003)
+        if self._awaiting_response:
+            what = "connection response"
+            try:
+                response, end = decode_connection_response(payload, strict=self._strict)
+                if end != len(payload):
+                    raise MalformedError(f"{len(payload) - end} bytes after the end of the connection response", end)
+            except DecodeError as error:
+                raise _in_message(error, what, start) from None
+            self._awaiting_response = False
+            self._response = response
+            return response
+        try:
+            return decode_message(payload, numbering=self._numbering, strict=self._strict,
+                                            max_inflated=self._max_inflated)
+        except DecodeError as error:
+            raise _in_message(error, "Diffusion message", start) from None
+
+
+def _in_message(error: DecodeError, what: str, start: int) -> DecodeError:
+    """An error inside a whole message, restated at the message's stream offset."""
+    kind = MalformedError if isinstance(error, IncompleteError) else type(error)
+    return kind(f"{what}: {error.args[0]} (byte {error.offset} of the message)", start)

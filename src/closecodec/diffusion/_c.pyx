@@ -1,5 +1,7 @@
-# Compiled backend: the byte loops. Same names, results and errors as
-# _codec_py.py, whose module docstring records the decisions both follow.
+# Diffusion, compiled: the wire primitives, messages, session events, the connection
+# response and the stream decoder of Diffusion over WebSocket. Same names, results
+# and errors as _py.py beside it, whose module docstring records the decisions both
+# follow (docs/diffusion.md).
 #
 # Every read goes through a Reader (pointer, size, position) whose helpers
 # check bounds before touching a byte, so indexing below never needs Cython's
@@ -49,8 +51,8 @@ from closecodec.diffusion.values cimport (
 import struct
 import zlib
 
-from closecodec.buffer import DEFAULT_MAX_INFLATED, inflate, looks_like_zlib, pairs_of
-from closecodec.errors import DecodeError, EncodeError, IncompleteError, MalformedError, UnknownValueError
+from closecodec.buffer import DEFAULT_MAX_INFLATED, DEFAULT_MAX_MESSAGE_SIZE, inflate, looks_like_zlib, pairs_of
+from closecodec.errors import DecodeError, EncodeError, IncompleteError, MalformedError, UnknownValueError, WebSocketFrameError
 from closecodec.diffusion.protocol import EntryType, MessageType, UpdateType
 from closecodec.reasons import (
     CLOSE_REASON_BY_BYTE,
@@ -60,6 +62,39 @@ from closecodec.reasons import (
     ResponseCode,
     close_reason_to_byte,
 )
+
+__all__ = [
+    "DiffusionStream",
+    "decode_boolean",
+    "decode_byte",
+    "decode_bytes",
+    "decode_close_client_request",
+    "decode_collection",
+    "decode_connection_response",
+    "decode_event",
+    "decode_event_batch",
+    "decode_int32",
+    "decode_int64",
+    "decode_message",
+    "decode_session_id",
+    "decode_string",
+    "decode_string_dict",
+    "encode_boolean",
+    "encode_byte",
+    "encode_bytes",
+    "encode_close_client_request",
+    "encode_collection",
+    "encode_connection_response",
+    "encode_event",
+    "encode_event_batch",
+    "encode_int32",
+    "encode_int64",
+    "encode_message",
+    "encode_session_id",
+    "encode_string",
+    "encode_string_dict",
+    "scan_close_events",
+]
 
 
 cdef extern from "Python.h":
@@ -88,6 +123,7 @@ cdef object RECONNECTED = ResponseCode.RECONNECTED
 # ping period (8), a 4-byte number (docs/diffusion.md section 5).
 cdef object SUCCESS_LAYOUT = struct.Struct(">QQ24sQI")
 cdef enum:
+    OPCODE_TEXT = 1  # a WebSocket TEXT message (RFC 6455 §5.6)
     # Bits of the last allowed varint byte beyond the type's width
     # (docs/diffusion.md section 2): Int32 byte 5 carries bits 28..31,
     # Int64 byte 10 bit 63 only.
@@ -765,7 +801,7 @@ cdef object read_message(object buf, Py_ssize_t offset, object numbering, bint s
         if not known.known:
             raise MalformedError(f"unknown message type {message_type}", r.pos)
         r.pos += 1
-        # The 0x80 flag means a zlib body; see _codec_py for why service
+        # The 0x80 flag means a zlib body; see _py.py for why service
         # messages are inflated only when the body is a zlib stream.
         compressed = encoding == 0x80 and (
             message_type == MESSAGE_TOPIC_VALUE
@@ -1216,3 +1252,78 @@ cdef object event_from(const unsigned char* data, Py_ssize_t size, object number
     event = read_event(&r, reasons_for(numbering), strict, DECODE_ALL)
     end[0] = r.pos
     return event
+
+
+# -- the stream decoder (docs/streaming.md) --------------------------------------------
+
+
+cdef object in_message(object error, str what, int64_t start):
+    """An error inside a whole message, restated at the message's stream offset."""
+    kind = MalformedError if isinstance(error, IncompleteError) else type(error)
+    return kind(f"{what}: {error.args[0]} (byte {error.offset} of the message)", start)
+
+
+cdef class DiffusionStream(WebSocketStream):
+    """An incremental decoder of Diffusion over WebSocket, one direction (docs/diffusion.md §3, §5).
+
+    A :class:`WebSocketStream` whose binary messages are decoded: the first
+    one as the :class:`ConnectionResponse` (server to client; pass
+    ``connection_response=False`` for the client's direction, or for a stream
+    joined after the handshake), every later one with :func:`decode_message`
+    (:class:`ServiceRequest`, :class:`AbortNotification`,
+    :class:`CloseRequest`, :class:`OtherMessage`). PING and PONG frames come
+    out as :class:`WebSocketFrame`, the close frame as :class:`WebSocketClose`.
+
+    Args:
+        connection_response: the first binary message is the connection response.
+        numbering, strict, max_inflated: as for :func:`decode_message`.
+        expect_masked, minimal_length, max_message_size: as for
+            :class:`WebSocketStream` (no RSV bits are allowed).
+
+    Raises (from :meth:`feed`):
+        WebSocketFrameError: as for :class:`WebSocketStream`, and close code
+            1003 for a TEXT message (Diffusion sends binary messages only).
+        MalformedError, UnknownValueError: a binary message that is not a
+            valid Diffusion message (or connection response). The message says
+            what is wrong and where in the message; ``offset`` is the stream
+            offset of the message's first byte. A message that ends early is
+            malformed: a WebSocket message is whole. The stream fails, as for
+            any error; to skip bad messages and go on, use a
+            :class:`WebSocketStream` and decode each message yourself.
+    """
+
+    def __init__(self, *, connection_response=True, numbering=ReasonNumbering.WIRE, strict=False,
+                 max_inflated=DEFAULT_MAX_INFLATED, expect_masked=None, minimal_length=True,
+                 max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+        super().__init__(expect_masked=expect_masked, minimal_length=minimal_length, max_message_size=max_message_size)
+        self._numbering = ReasonNumbering(numbering)
+        self._strict = bool(strict)
+        self._max_inflated = max_inflated
+        self._awaiting_response = bool(connection_response)
+        self._response = None
+
+    @property
+    def response(self):
+        """The :class:`ConnectionResponse` once read, else None (kept by :meth:`reset`)."""
+        return self._response
+
+    cdef object on_message(self, int opcode, bytes payload, int rsv, bint masked, int64_t start):
+        cdef Py_ssize_t end
+        if opcode == OPCODE_TEXT:
+            raise WebSocketFrameError("TEXT message in a Diffusion stream (Diffusion sends binary messages only)",
+                                      start, 1003)
+        if self._awaiting_response:
+            try:
+                response, end = decode_connection_response(payload, strict=self._strict)
+                if end != len(payload):
+                    raise MalformedError(f"{len(payload) - end} bytes after the end of the connection response", end)
+            except DecodeError as error:
+                raise in_message(error, "connection response", start) from None
+            self._awaiting_response = False
+            self._response = response
+            return response
+        try:
+            return decode_message(payload, numbering=self._numbering, strict=self._strict,
+                                  max_inflated=self._max_inflated)
+        except DecodeError as error:
+            raise in_message(error, "Diffusion message", start) from None

@@ -1,5 +1,6 @@
-# Compiled capture backend: pcap/pcapng records and the link/IP/TCP headers
-# inside them. Same names, results and errors as _capture_py.py, whose module
+# The capture room, compiled: pcap/pcapng records, the link/IP/TCP headers inside
+# them and the per-packet segment loop. Same names, results and errors as _py.py
+# beside it, whose module
 # docstring records the decisions both follow (and docs/capture.md).
 #
 # Every length read from the file or a packet is compared with the bytes
@@ -19,9 +20,7 @@ from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy, memmove
 
-from closecodec.buffer._c cimport Reader, open_reader
-from closecodec._transport_c cimport read_vbi
-from closecodec._stream_c cimport SHAPE_SPANS, _Stream
+from closecodec.buffer._c cimport SHAPE_SPANS, Reader, Stream, be16, be32, open_reader
 from closecodec.capture.values cimport Packet, TcpSegment
 
 import builtins
@@ -41,8 +40,6 @@ __all__ = [
     "Lane",
     "PacketReader",
     "SegmentLoop",
-    "parse_http_head",
-    "parse_mqtt_connect",
     "parse_packet",
 ]
 
@@ -110,14 +107,6 @@ cdef inline uint32_t u32(const unsigned char* p, bint big) noexcept nogil:
     if big:
         return <uint32_t>p[0] << 24 | <uint32_t>p[1] << 16 | <uint32_t>p[2] << 8 | p[3]
     return <uint32_t>p[3] << 24 | <uint32_t>p[2] << 16 | <uint32_t>p[1] << 8 | p[0]
-
-
-cdef inline uint32_t be16(const unsigned char* p) noexcept nogil:
-    return <uint32_t>p[0] << 8 | p[1]
-
-
-cdef inline uint32_t be32(const unsigned char* p) noexcept nogil:
-    return <uint32_t>p[0] << 24 | <uint32_t>p[1] << 16 | <uint32_t>p[2] << 8 | p[3]
 
 
 cdef str hex_bytes(bytes data):
@@ -755,206 +744,6 @@ cdef object byte_memoryview(object data):
     return view
 
 
-# -- HTTP heads (WebSocket upgrades) ---------------------------------------------
-
-
-cdef inline bint latin1_space(unsigned char c) noexcept nogil:
-    """What str.isspace() says of the character Latin-1 decodes ``c`` to."""
-    return 9 <= c <= 13 or 28 <= c <= 32 or c == 0x85 or c == 0xA0
-
-
-cdef inline unsigned char latin1_lower(unsigned char c) noexcept nogil:
-    """The byte of the character str.lower() makes of Latin-1 ``c`` (A-Z, and À-Þ but ×)."""
-    if 65 <= c <= 90 or (0xC0 <= c <= 0xDE and c != 0xD7):
-        return c + 32
-    return c
-
-
-cdef inline void latin1_strip(const unsigned char* v, Py_ssize_t* start, Py_ssize_t* end) noexcept nogil:
-    """Narrow [start, end) of ``v`` as str.strip() would its Latin-1 text."""
-    while start[0] < end[0] and latin1_space(v[start[0]]):
-        start[0] += 1
-    while end[0] > start[0] and latin1_space(v[end[0] - 1]):
-        end[0] -= 1
-
-
-cdef bint latin1_named(const unsigned char* v, Py_ssize_t start, Py_ssize_t end, tuple names):
-    """Whether the lowercased Latin-1 text of [start, end) of ``v`` is one of ``names`` (bytes)."""
-    cdef Py_ssize_t i
-    cdef const unsigned char* name
-    for item in names:
-        if len(<bytes>item) != end - start:
-            continue
-        name = <const unsigned char*><const char*><bytes>item
-        for i in range(end - start):
-            if latin1_lower(v[start + i]) != name[i]:
-                break
-        else:
-            return True
-    return False
-
-
-cdef str latin1_stripped(const unsigned char* v, Py_ssize_t start, Py_ssize_t end, bint lower):
-    cdef unsigned char buf[256]
-    cdef Py_ssize_t i
-    latin1_strip(v, &start, &end)
-    if not lower:
-        return PyUnicode_DecodeLatin1(<const char*>v + start, end - start, NULL)
-    if end - start > 256:
-        return PyUnicode_DecodeLatin1(<const char*>v + start, end - start, NULL).lower()
-    for i in range(end - start):
-        buf[i] = latin1_lower(v[start + i])
-    return PyUnicode_DecodeLatin1(<const char*>buf, end - start, NULL)
-
-
-def parse_http_head(data, /, names=None):
-    """A complete HTTP head at the start of ``data``: ``(first line, headers, size)``, else None.
-
-    The head ends at the first empty line (``\\r\\n\\r\\n``; ``size`` counts
-    it), is decoded as Latin-1 and split into lines at ``\\r\\n``. Headers maps
-    each name (stripped, lowercased) to its value (stripped); repeated names
-    are joined with ``", "``; lines without a colon are left out. ``names``, a
-    tuple of lowercase names as bytes, keeps only those headers.
-
-    Raises:
-        TypeError: ``data`` is not a bytes-like object, or ``names`` not a
-            tuple of bytes.
-    """
-    cdef Reader r
-    cdef Py_buffer view
-    cdef const unsigned char* v
-    cdef Py_ssize_t n, end = -1, i, start, stop, colon, name_start, name_end
-    cdef const unsigned char* found
-    if names is not None:
-        if type(names) is not tuple:
-            raise TypeError("names must be a tuple of bytes")
-        for name in <tuple>names:
-            if type(name) is not bytes:
-                raise TypeError("names must be a tuple of bytes")
-    open_reader(&r, data, 0, &view)
-    try:
-        v, n = r.data, r.size
-        # The end: the first CR LF CR LF (each CR found by memchr, then the three bytes after it checked).
-        i = 0
-        while i < n - 3:
-            found = <const unsigned char*>memchr(v + i, 13, n - 3 - i)
-            if found is NULL:
-                break
-            i = found - v
-            if v[i + 1] == 10 and v[i + 2] == 13 and v[i + 3] == 10:
-                end = i
-                break
-            i += 1
-        if end < 0:
-            return None
-        headers = {}
-        first = None
-        start = 0
-        while True:
-            # The line [start, stop): up to the next CR LF before the end, or to the end.
-            stop = start
-            while stop < end:
-                found = <const unsigned char*>memchr(v + stop, 13, end - stop)
-                if found is NULL:
-                    stop = end
-                    break
-                stop = found - v
-                if stop + 1 < end and v[stop + 1] == 10:
-                    break
-                stop += 1
-            if first is None:
-                first = PyUnicode_DecodeLatin1(<const char*>v + start, stop - start, NULL)
-            else:
-                found = <const unsigned char*>memchr(v + start, 58, stop - start)  # ':'
-                if found is not NULL:
-                    colon = found - v
-                    name_start, name_end = start, colon
-                    latin1_strip(v, &name_start, &name_end)
-                    if names is None or latin1_named(v, name_start, name_end, names):
-                        key = latin1_stripped(v, name_start, name_end, True)
-                        value = latin1_stripped(v, colon + 1, stop, False)
-                        previous = headers.get(key)
-                        headers[key] = value if previous is None else f"{previous}, {value}"
-            if stop >= end:
-                break
-            start = stop + 2
-        return first, headers, end + 4
-    finally:
-        PyBuffer_Release(&view)
-
-
-# -- MQTT CONNECT (recognising MQTT on any port) ------------------------------
-
-
-def parse_mqtt_connect(data, /):
-    """An MQTT CONNECT at the start of ``data``: ``(protocol level, client id or None)``.
-
-    None if more bytes are needed to tell; False if the bytes are not a
-    CONNECT of MQTT 3.1 (``MQIsdp``, level 3), 3.1.1 (4) or 5.0 (5), or its
-    Remaining Length is not a Variable Byte Integer of at most four bytes in
-    its shortest form (MQTT 5.0 §1.5.5). The client id is given when the whole
-    packet is there and well formed up to it (MQTT 5.0 §3.1.2 and §3.1.3, 3.1.1
-    §3.1), and is valid UTF-8.
-
-    Raises:
-        TypeError: ``data`` is not a bytes-like object.
-    """
-    cdef Reader r
-    cdef Py_buffer view
-    cdef const unsigned char* v
-    cdef Py_ssize_t n, start, name_len, end, at, size
-    cdef uint64_t remaining, length
-    cdef int level
-    open_reader(&r, data, 0, &view)
-    try:
-        v, n = r.data, r.size
-        if n == 0:
-            return None
-        if v[0] != 0x10:
-            return False
-        try:
-            start = read_vbi(v, 1, n, "Remaining Length", &remaining)
-        except MqttPacketError:
-            return False
-        if start < 0:
-            return None
-        if n < start + 2:
-            return None
-        name_len = be16(v + start)
-        if name_len != 4 and name_len != 6:
-            return False
-        if n < start + 2 + name_len + 1:
-            return None
-        level = v[start + 2 + name_len]
-        if not ((name_len == 4 and memcmp(v + start + 2, b"MQTT", 4) == 0 and (level == 4 or level == 5))
-                or (name_len == 6 and memcmp(v + start + 2, b"MQIsdp", 6) == 0 and level == 3)):
-            return False
-        # After the level: flags (1), keep alive (2), [properties], then the client id, a UTF-8 string.
-        end = start + <Py_ssize_t>remaining  # at most 2**28 - 1: four bytes of seven bits
-        at = start + 2 + name_len + 4
-        if n < end:
-            return level, None
-        if level == 5:
-            try:
-                at = read_vbi(v, at, n, "Property Length", &length)
-            except MqttPacketError:
-                return level, None
-            if at < 0:
-                return level, None
-            at += <Py_ssize_t>length
-        if at + 2 > end:
-            return level, None
-        size = be16(v + at)
-        if at + 2 + size > end:
-            return level, None
-        try:
-            return level, PyUnicode_DecodeUTF8(<const char*>v + at + 2, size, NULL)
-        except UnicodeDecodeError:
-            return level, None
-    finally:
-        PyBuffer_Release(&view)
-
-
 # -- the per-packet loop of the close-record reader ----------------------------
 
 cdef enum:
@@ -1104,7 +893,7 @@ cdef class Lane:
         """
         if not 0 <= direction <= 1:
             raise ValueError(f"bad direction {direction}")
-        if sink is not None and not isinstance(sink, _Stream):
+        if sink is not None and not isinstance(sink, Stream):
             ready = False
         self._sink_ready[direction] = ready
         self._hold[direction] = False
@@ -1330,8 +1119,8 @@ cdef class SegmentLoop:
                         continue
                     elif lane._state[d] == LANE_DATA and h.seq == lane._seq[d] and lane._sink_ready[d]:
                         sink = lane._sink0 if d == 0 else lane._sink1  # None while it holds
-                        if sink is None or ((<_Stream>sink)._error is None
-                                            and (<_Stream>sink)._position == lane._offset[d]):
+                        if sink is None or ((<Stream>sink)._error is None
+                                            and (<Stream>sink)._position == lane._offset[d]):
                             lane.active = self._count
                             offset = lane._offset[d]
                             lane._seq[d] += <uint32_t>n
@@ -1342,8 +1131,8 @@ cdef class SegmentLoop:
                             if sink is None:
                                 continue
                             spans = self._spans
-                            (<_Stream>sink).feed_into(v + h.payload_at, n, spans, SHAPE_SPANS)
-                            if not spans and (<_Stream>sink)._error is None:
+                            (<Stream>sink).feed_into(v + h.payload_at, n, spans, SHAPE_SPANS)
+                            if not spans and (<Stream>sink)._error is None:
                                 continue
                             self._spans = []
                             return (1, r.frames, r._timestamp(), lane, d, spans)

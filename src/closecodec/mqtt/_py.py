@@ -1,24 +1,10 @@
-"""Pure-Python transport backend: WebSocket frames and MQTT packets.
+"""MQTT (3.1.1 and 5.0), pure side: the packet codec, the stream decoder and the CONNECT.
 
-Same names, results and errors as ``_transport_c``. Decoders take any
+Same names, results and errors as ``_c.pyx`` beside it. Decoders take any
 C-contiguous buffer and a start offset and return ``(value, next_offset)``;
-encoders return bytes. Wire facts: RFC 6455, RFC 7692, OASIS MQTT 5.0 and MQTT 3.1.1; the choices below are
-documented in docs/transports.md and are identical in ``_transport_c``.
-
-WebSocket (RFC 6455 §5.2):
-
-- A frame's header is checked field by field as its bytes arrive, so a prefix
-  that is already invalid is malformed, not incomplete. Incomplete errors point
-  at the frame's first byte (where a streaming caller resumes).
-- Lengths must be in their shortest form unless ``minimal_length=False``; the
-  64-bit length's top bit must be clear. A length over ``max_payload`` fails
-  with close code 1009 before anything is allocated.
-- RSV bits must be allowed by ``rsv_allowed``; control frames never carry them.
-- ``expect_masked`` states the decoder's side: True for a server (client frames
-  are masked), False for a client, None (the default) accepts both, for readers
-  of captures; the frame reports ``mask_key`` either way.
-
-MQTT (MQTT 5.0 §2, §3.2, §3.14; MQTT 3.1.1):
+encoders return bytes. Wire facts: OASIS MQTT 5.0 §2, §3.2, §3.14 and MQTT
+3.1.1; the choices below are documented in docs/transports.md and are identical
+in ``_c.pyx``:
 
 - Malformed (0x81) errors are raised as soon as they are met; protocol errors
   (0x82) are remembered and raised only once the whole packet has parsed, so a
@@ -26,16 +12,18 @@ MQTT (MQTT 5.0 §2, §3.2, §3.14; MQTT 3.1.1):
   it cannot be parsed at all).
 - ``version=None`` infers the version where the bytes say it and reports None
   for ``e0 00``, identical in 3.1.1 and in 5.0's short form.
+- The stream decoder follows the rules of every stream (``closecodec/buffer/_py.py``).
 """
 
 from __future__ import annotations
 
-from operator import index
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
-from .buffer import byte_view, start_reading, varint_bytes
-from .errors import EncodeError, IncompleteError, MqttPacketError, WebSocketFrameError
-from .frames import (
+from ..buffer import DEFAULT_MAX_MESSAGE_SIZE, byte_view, start_reading, varint_bytes
+from ..buffer._py import SHAPE_OFFSETS, SHAPE_VALUES, Stream, check_limit, shifted
+from ..errors import DecodeError, EncodeError, IncompleteError, MqttPacketError
+from ..reasons import MqttReasonCode, mqtt_disconnect_reason_allowed
+from .values import (
     MQTT_PACKET_PROPERTIES,
     MQTT_PROPERTY_TYPES,
     MqttConnack,
@@ -43,38 +31,22 @@ from .frames import (
     MqttOtherPacket,
     MqttPacketType,
     MqttPropertyId,
-    WebSocketClose,
-    WebSocketFrame,
-    WebSocketHeader,
-    WebSocketOpcode,
-)
-from .reasons import (
-    MqttReasonCode,
-    mqtt_disconnect_reason_allowed,
-    websocket_close_code_allowed_on_wire,
 )
 
 __all__ = [
-    "DEFAULT_MAX_WS_PAYLOAD",
+    "MqttStream",
     "decode_mqtt_packet",
     "decode_mqtt_varint",
-    "decode_ws_frame",
-    "decode_ws_header",
     "encode_mqtt_packet",
     "encode_mqtt_varint",
-    "encode_ws_frame",
-    "unmask_ws_payload",
+    "parse_mqtt_connect",
 ]
 
-#: Default ``max_payload`` of :func:`decode_ws_frame`: 16 MiB.
-DEFAULT_MAX_WS_PAYLOAD = 16 * 1024 * 1024
-
-_MAX_CONTROL_PAYLOAD = 125
-_MAX_CLOSE_REASON = 123
 _MAX_VBI = 268_435_455
 _MALFORMED, _PROTOCOL_ERROR, _PACKET_TOO_LARGE = 0x81, 0x82, 0x95
-_OPCODES = tuple(WebSocketOpcode(op) if op in (0, 1, 2, 8, 9, 10) else None for op in range(16))
+_MAX_MQTT_HEADER = 5  # type byte + a 4-byte Remaining Length (MQTT 5 §2.1.4)
 _DISCONNECT, _CONNACK = MqttPacketType.DISCONNECT, MqttPacketType.CONNACK
+_PACKET_TYPES = tuple([None] + [MqttPacketType(n) for n in range(1, 16)])
 _PROPERTY_IDS = {int(pid): pid for pid in MqttPropertyId}
 # MQTT 5 §3.2.2.3: these Byte properties are 0 or 1, these integers never 0.
 _BOOLEAN_PROPERTIES = frozenset(
@@ -88,246 +60,6 @@ _BOOLEAN_PROPERTIES = frozenset(
 )
 _NONZERO_PROPERTIES = frozenset((MqttPropertyId.RECEIVE_MAXIMUM, MqttPropertyId.MAXIMUM_PACKET_SIZE))
 
-
-# -- WebSocket -----------------------------------------------------------------
-
-
-def unmask_ws_payload(data: Any, mask_key: Any, phase: int = 0, /) -> bytes:
-    """Unmask (or mask: the same XOR) a WebSocket payload (RFC 6455 §5.3).
-
-    Args:
-        data: the payload bytes, any C-contiguous buffer.
-        mask_key: the frame's 4-byte masking key.
-        phase: the payload position of ``data[0]`` modulo 4, for a payload
-            unmasked in pieces.
-
-    Returns:
-        ``data[i] ^ mask_key[(phase + i) % 4]`` for every byte, as bytes.
-
-    Raises:
-        TypeError: ``mask_key`` is not 4 bytes.
-        ValueError: ``phase`` is not 0..3.
-    """
-    key = bytes(byte_view(mask_key))
-    if len(key) != 4:
-        raise TypeError("a masking key is 4 bytes")
-    phase = index(phase)
-    if not 0 <= phase <= 3:
-        raise ValueError(f"phase {phase} is not 0..3")
-    return _xor(bytes(byte_view(data)), key[phase:] + key[:phase])
-
-
-def _xor(data: bytes, key: bytes) -> bytes:
-    size = len(data)
-    if not size:
-        return b""
-    # One big-integer XOR: far faster in CPython than a loop over bytes.
-    keys = (key * (size // 4 + 1))[:size]
-    return (int.from_bytes(data, "little") ^ int.from_bytes(keys, "little")).to_bytes(size, "little")
-
-
-def _read_header(
-    data: Any, start: int, size: int, expect_masked: Optional[bool], rsv_allowed: int, minimal_length: bool,
-    max_payload: Optional[int],
-) -> Tuple[bool, int, Any, Optional[bytes], int, int]:
-    """Header fields and the payload's offset; the layout is RFC 6455 §5.2's."""
-    if size - start < 2:
-        raise IncompleteError("WebSocket frame header", start)
-    byte0 = data[start]
-    fin = byte0 & 0x80 != 0
-    rsv = (byte0 >> 4) & 0x07
-    opcode = _OPCODES[byte0 & 0x0F]
-    if opcode is None:
-        raise WebSocketFrameError(f"reserved opcode {byte0 & 0x0F}", start)
-    control = opcode >= 8
-    if rsv & ~(0 if control else rsv_allowed):
-        what = "on a control frame" if control else "and no negotiated extension allows them"
-        raise WebSocketFrameError(f"RSV bits {rsv:#x} are set {what}", start)
-    if control and not fin:
-        raise WebSocketFrameError(f"control frame (opcode {int(opcode)}) is fragmented (FIN clear)", start)
-    byte1 = data[start + 1]
-    masked = byte1 & 0x80 != 0
-    if expect_masked is not None and masked != expect_masked:
-        which = "unmasked frame where masking is required" if expect_masked else "masked frame where masking is forbidden"
-        raise WebSocketFrameError(which, start + 1)
-    length = byte1 & 0x7F
-    if control and length > _MAX_CONTROL_PAYLOAD:
-        raise WebSocketFrameError("control frame payload longer than 125 bytes", start + 1)
-    pos = start + 2
-    length_at = start + 1
-    if length >= 126:
-        width = 2 if length == 126 else 8
-        length_at = pos
-        if width == 8 and pos < size and data[pos] & 0x80:
-            raise WebSocketFrameError("64-bit payload length has its most significant bit set", pos)
-        if size - pos < width:
-            raise IncompleteError("WebSocket frame header", start)
-        length = int.from_bytes(data[pos:pos + width], "big")
-        if minimal_length and length < (126 if width == 2 else 0x10000):
-            raise WebSocketFrameError(f"payload length {length} is not in its shortest form", pos)
-        pos += width
-    if max_payload is not None and length > max_payload:
-        raise WebSocketFrameError(f"payload of {length} bytes is over the {max_payload}-byte limit", length_at, 1009)
-    mask_key = None
-    if masked:
-        if size - pos < 4:
-            raise IncompleteError("WebSocket frame header", start)
-        mask_key = bytes(data[pos:pos + 4])
-        pos += 4
-    return fin, rsv, opcode, mask_key, length, pos
-
-
-def _options(max_payload: Any, rsv_allowed: Any) -> None:
-    if max_payload is not None and (type(max_payload) is not int or max_payload < 0):
-        raise ValueError(f"max_payload must be None or an int >= 0, not {max_payload!r}")
-    if type(rsv_allowed) is not int or not 0 <= rsv_allowed <= 7:
-        raise ValueError(f"rsv_allowed must be 0..7 (RSV1 is 4), not {rsv_allowed!r}")
-
-
-def decode_ws_header(
-    buf: Any, offset: int = 0, /, *, expect_masked: Optional[bool] = None, rsv_allowed: int = 0,
-    minimal_length: bool = True, max_payload: Optional[int] = None,
-) -> Tuple[WebSocketHeader, int]:
-    """Decode a WebSocket frame header; return ``(header, payload_offset)``.
-
-    The payload itself is not needed (see :func:`decode_ws_frame` for whole
-    frames); a streaming reader uses this for data frames too large to buffer.
-
-    Args:
-        expect_masked: True if this endpoint is a server (frames must be
-            masked), False if a client (frames must not be), None to accept both.
-        rsv_allowed: the RSV bits a negotiated extension allows on data frames
-            (RSV1 is 4, RSV2 2, RSV3 1); control frames never carry any.
-        minimal_length: refuse lengths not in their shortest form (RFC 6455
-            §5.2 requires it); False accepts them, as some peers do.
-        max_payload: refuse a longer payload with close code 1009; None: no limit.
-
-    Raises:
-        IncompleteError: the header ends early (offset: the frame's first byte).
-        WebSocketFrameError: a header no further bytes can make valid; its
-            ``close_code`` is 1002 (or 1009 over ``max_payload``).
-    """
-    data, start, size = start_reading(buf, offset)
-    _options(max_payload, rsv_allowed)
-    fin, rsv, opcode, mask_key, length, pos = _read_header(
-        data, start, size, expect_masked, rsv_allowed, minimal_length, max_payload
-    )
-    return WebSocketHeader(fin, rsv, opcode, mask_key, length), pos
-
-
-def decode_ws_frame(
-    buf: Any, offset: int = 0, /, *, expect_masked: Optional[bool] = None, rsv_allowed: int = 0,
-    minimal_length: bool = True, max_payload: Optional[int] = DEFAULT_MAX_WS_PAYLOAD,
-) -> Tuple[Any, int]:
-    """Decode one whole WebSocket frame, payload unmasked; return ``(frame, next_offset)``.
-
-    A close frame becomes a :class:`WebSocketClose` whose body is checked (RFC
-    6455 §5.5.1, §7.4); any other frame a :class:`WebSocketFrame`.
-
-    Args:
-        expect_masked, rsv_allowed, minimal_length: as for :func:`decode_ws_header`.
-        max_payload: the longest payload accepted (default
-            :data:`DEFAULT_MAX_WS_PAYLOAD`); longer fails at once, with close
-            code 1009, before anything is allocated. None: no limit.
-
-    Raises:
-        IncompleteError: the frame ends early (offset: the frame's first byte).
-        WebSocketFrameError: the frame can never be valid; ``close_code`` is
-            what to answer: 1002 for a bad header, code or close length, 1007
-            for a close reason that is not UTF-8, 1009 over ``max_payload``.
-    """
-    data, start, size = start_reading(buf, offset)
-    _options(max_payload, rsv_allowed)
-    fin, rsv, opcode, mask_key, length, pos = _read_header(
-        data, start, size, expect_masked, rsv_allowed, minimal_length, max_payload
-    )
-    if size - pos < length:
-        raise IncompleteError("WebSocket frame payload", start)
-    end = pos + length
-    payload = bytes(data[pos:end])
-    if mask_key is not None:
-        payload = _xor(payload, mask_key)
-    if opcode != 8:
-        return WebSocketFrame(opcode, payload, fin, rsv, mask_key), end
-    return _close(payload, pos, mask_key), end
-
-
-def _close(payload: bytes, pos: int, mask_key: Optional[bytes]) -> WebSocketClose:
-    """A close body (RFC 6455 §5.5.1): empty, or a 2-byte code and a UTF-8 reason."""
-    length = len(payload)
-    if length == 0:
-        return WebSocketClose(None, "", mask_key)
-    if length == 1:
-        raise WebSocketFrameError("close payload of 1 byte (a status code takes 2)", pos)
-    code = payload[0] << 8 | payload[1]
-    if not websocket_close_code_allowed_on_wire(code):
-        raise WebSocketFrameError(f"close code {code} may not be sent in a close frame", pos)
-    try:
-        reason = payload[2:].decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise WebSocketFrameError("invalid UTF-8 in the close reason", pos + 2 + error.start, 1007) from None
-    return WebSocketClose(code, reason, mask_key)
-
-
-def _ws_header_bytes(first: int, masked: bool, length: int) -> bytes:
-    mask_bit = 0x80 if masked else 0
-    if length < 126:
-        return bytes((first, mask_bit | length))
-    if length < 0x10000:
-        return bytes((first, mask_bit | 126)) + length.to_bytes(2, "big")
-    return bytes((first, mask_bit | 127)) + length.to_bytes(8, "big")
-
-
-def encode_ws_frame(frame: Any, /) -> bytes:
-    """Encode a WebSocket frame: header (shortest length form), masking key, masked payload.
-
-    Args:
-        frame: a :class:`WebSocketClose` or :class:`WebSocketFrame`; it is
-            masked with its ``mask_key`` if it has one.
-
-    Raises:
-        EncodeError: not a frame; a close code that may not be sent (1004-1006,
-            1015, below 1000, 1016-2999, 5000 and up); a close reason over 123
-            UTF-8 bytes or not encodable; a control frame that is fragmented,
-            carries RSV bits or has a payload over 125 bytes.
-    """
-    kind = type(frame)
-    if kind is WebSocketClose:
-        code = frame.code
-        if code is None:
-            payload = b""
-        else:
-            if not websocket_close_code_allowed_on_wire(code):
-                raise EncodeError(f"close code {int(code)} may not be sent in a close frame")
-            try:
-                reason = frame.reason.encode("utf-8")
-            except UnicodeEncodeError:
-                raise EncodeError("the close reason is not encodable as UTF-8 (lone surrogate)") from None
-            if len(reason) > _MAX_CLOSE_REASON:
-                raise EncodeError(f"close reason of {len(reason)} UTF-8 bytes is over the 123-byte limit")
-            payload = int(code).to_bytes(2, "big") + reason
-        first = 0x88
-    elif kind is WebSocketFrame:
-        payload = frame.payload
-        opcode = frame.opcode
-        if opcode >= 8:
-            if not frame.fin:
-                raise EncodeError(f"a control frame ({opcode.name}) cannot be fragmented")
-            if frame.rsv:
-                raise EncodeError(f"a control frame ({opcode.name}) carries no RSV bits")
-            if len(payload) > _MAX_CONTROL_PAYLOAD:
-                raise EncodeError(f"control frame payload of {len(payload)} bytes is over the 125-byte limit")
-        first = (0x80 if frame.fin else 0) | frame.rsv << 4 | int(opcode)
-    else:
-        raise EncodeError(f"a WebSocket frame is a WebSocketFrame or WebSocketClose, not {kind.__name__}")
-    mask_key = frame.mask_key
-    header = _ws_header_bytes(first, mask_key is not None, len(payload))
-    if mask_key is None:
-        return header + payload
-    return header + mask_key + _xor(payload, mask_key)
-
-
-# -- MQTT ----------------------------------------------------------------------
 
 
 def _read_vbi(data: Any, pos: int, end: int, what: str) -> Tuple[int, int]:
@@ -665,3 +397,197 @@ def encode_mqtt_packet(packet: Any, /) -> bytes:
     if kind is MqttOtherPacket:
         return bytes((int(packet.packet_type) << 4 | packet.flags,)) + _vbi_checked(len(packet.body), "packet body") + packet.body
     raise EncodeError(f"an MQTT packet is an MqttDisconnect, MqttConnack or MqttOtherPacket, not {kind.__name__}")
+
+
+# -- the stream decoder (docs/streaming.md) --------------------------------------------
+
+
+class MqttStream(Stream):
+    """An incremental decoder of one direction of an MQTT connection (MQTT 5.0 §2, 3.1.1 §2).
+
+    Packets are delimited by their Remaining Length. DISCONNECT and CONNACK
+    come out decoded (:class:`MqttDisconnect`, :class:`MqttConnack`); any other
+    packet as an :class:`MqttOtherPacket` whose body is skipped, not buffered
+    (``body`` is empty) unless ``keep_bodies`` is set.
+
+    States: between packets; inside a fixed header (:attr:`buffered` bytes
+    held); inside a body; failed (:attr:`error`).
+
+    Args:
+        version, strict: as for :func:`decode_mqtt_packet`.
+        max_packet_size: the longest packet, fixed header included (default
+            16 MiB); longer fails with reason code 0x95 once its fixed header
+            is read, skipped packets included.
+        keep_bodies: keep the bodies of the other packets (buffered, up to
+            ``max_packet_size``), as :func:`decode_mqtt_packet` returns them.
+        closes_only: return only DISCONNECT and CONNACK; the other packets
+            are delimited and checked as usual but not returned. Also an
+            attribute.
+
+    Raises (from :meth:`feed`):
+        MqttPacketError: as :func:`decode_mqtt_packet` raises it, at the
+            stream offset of the offending byte.
+    """
+
+    def __init__(
+        self, *, version: Optional[int] = None, strict: bool = False,
+        max_packet_size: int = DEFAULT_MAX_MESSAGE_SIZE, keep_bodies: bool = False, closes_only: bool = False,
+    ) -> None:
+        super().__init__()
+        if version is not None and version not in (4, 5):
+            raise ValueError(f"version must be 4, 5 or None, not {version!r}")
+        self._version = version
+        self._strict = bool(strict)
+        self._max = check_limit(max_packet_size, "max_packet_size")
+        self._keep_bodies = bool(keep_bodies)
+        self.closes_only = bool(closes_only)
+        self._clear()
+
+    @property
+    def max_packet_size(self) -> int:
+        """The longest packet accepted, fixed header included, in bytes."""
+        return self._max
+
+    @property
+    def buffered(self) -> int:
+        """How many bytes the stream holds for an unfinished packet."""
+        return len(self._header) + (len(self._body) if self._body is not None else 0)
+
+    def _clear(self) -> None:
+        self._header = bytearray()
+        self._remaining = -1  # body bytes still to come; -1 between packets
+        self._body: Optional[bytearray] = None  # the packet so far, when it is kept
+        self._first = 0
+        self._start = 0
+
+    def _read_fixed_header(self, avail: bytes, start: int) -> int:
+        """Checks in :func:`decode_mqtt_packet`'s order; the header's size, or 0 if incomplete."""
+        number, flags = avail[0] >> 4, avail[0] & 0x0F
+        if number == 0:
+            raise MqttPacketError("reserved packet type 0", start)
+        if flags and number in (2, 14):
+            raise MqttPacketError(f"{_PACKET_TYPES[number].name} flags 0x{flags:X} are not 0", start)
+        try:
+            remaining, header_size = _read_vbi(avail, 1, len(avail), "Remaining Length")
+        except DecodeError as error:
+            raise shifted(error, start) from None
+        if remaining < 0:
+            return 0
+        if header_size + remaining > self._max:
+            raise MqttPacketError(
+                f"packet of {header_size + remaining} bytes is over the {self._max}-byte limit", start, 0x95
+            )
+        self._remaining = remaining
+        return header_size
+
+    def _process(self, view: Any, base: int, out: List[Any], shape: int) -> None:
+        n = len(view)
+        pos = 0
+        while True:
+            if self._remaining < 0:
+                if pos >= n:
+                    return
+                held = len(self._header)
+                avail = bytes(self._header) + bytes(view[pos:pos + _MAX_MQTT_HEADER - held])
+                start = base + pos - held
+                header_size = self._read_fixed_header(avail, start)
+                if not header_size:
+                    self._header = bytearray(avail)
+                    return
+                pos += header_size - held
+                self._header = bytearray()
+                self._first = avail[0]
+                self._start = start
+                number = avail[0] >> 4
+                keep = (self._keep_bodies and not self.closes_only) or number in (2, 14)
+                self._body = bytearray(avail[:header_size]) if keep else None
+            if self._remaining:
+                take = min(self._remaining, n - pos)
+                if not take:
+                    return
+                if self._body is not None:
+                    self._body += view[pos:pos + take]
+                pos += take
+                self._remaining -= take
+                if self._remaining:
+                    return
+            self._remaining = -1
+            if self._body is None:
+                if self.closes_only:
+                    continue
+                value = MqttOtherPacket(_PACKET_TYPES[self._first >> 4], self._first & 0x0F, b"")
+            else:
+                packet = bytes(self._body)
+                self._body = None
+                try:
+                    value, _ = decode_mqtt_packet(packet, version=self._version, strict=self._strict)
+                except DecodeError as error:
+                    raise shifted(error, self._start) from None
+            if shape == SHAPE_VALUES:
+                out.append(value)
+            elif shape == SHAPE_OFFSETS:
+                out.append((base + pos, value))
+            else:
+                out.append((self._start, base + pos, value))
+
+
+# -- MQTT CONNECT (recognising MQTT on any port) ------------------------------------
+
+
+def parse_mqtt_connect(data: Any, /) -> Any:
+    """An MQTT CONNECT at the start of ``data``: ``(protocol level, client id or None)``.
+
+    None if more bytes are needed to tell; False if the bytes are not a
+    CONNECT of MQTT 3.1 (``MQIsdp``, level 3), 3.1.1 (4) or 5.0 (5), or its
+    Remaining Length is not a Variable Byte Integer of at most four bytes in
+    its shortest form (MQTT 5.0 §1.5.5). The client id is given when the whole
+    packet is there and well formed up to it (MQTT 5.0 §3.1.2 and §3.1.3, 3.1.1
+    §3.1), and is valid UTF-8.
+
+    Raises:
+        TypeError: ``data`` is not a bytes-like object.
+    """
+    data = bytes(byte_view(data))
+    if not data:
+        return None
+    if data[0] != 0x10:
+        return False
+    try:
+        remaining, start = _read_vbi(data, 1, len(data), "Remaining Length")
+    except MqttPacketError:
+        return False
+    if remaining < 0:
+        return None
+    if len(data) < start + 2:
+        return None
+    name_len = int.from_bytes(data[start:start + 2], "big")
+    if name_len not in (4, 6):
+        return False
+    if len(data) < start + 2 + name_len + 1:
+        return None
+    name = data[start + 2:start + 2 + name_len]
+    level = data[start + 2 + name_len]
+    if (name, level) not in ((b"MQTT", 4), (b"MQTT", 5), (b"MQIsdp", 3)):
+        return False
+    # After the level: flags (1), keep alive (2), [properties], then the client id, a UTF-8 string.
+    end = start + remaining
+    at = start + 2 + name_len + 4
+    if len(data) < end:
+        return level, None
+    if level == 5:
+        try:
+            length, at = _read_vbi(data, at, len(data), "Property Length")
+        except MqttPacketError:
+            return level, None
+        if length < 0:
+            return level, None
+        at += length
+    if at + 2 > end:
+        return level, None
+    size = int.from_bytes(data[at:at + 2], "big")
+    if at + 2 + size > end:
+        return level, None
+    try:
+        return level, data[at + 2:at + 2 + size].decode("utf-8")
+    except UnicodeDecodeError:
+        return level, None
