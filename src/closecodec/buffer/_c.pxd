@@ -149,10 +149,17 @@ cdef inline Py_ssize_t utf8_invalid_at(const unsigned char* s, Py_ssize_t n) noe
     cdef Py_ssize_t i = 0
     cdef int need, k
     cdef unsigned char c, lo, hi
+    cdef uint64_t word
     while i < n:
         c = s[i]
         if c < 0x80:
             i += 1
+            # ASCII runs (most text) eight bytes at a time.
+            while n - i >= 8:
+                memcpy(&word, s + i, 8)
+                if word & <uint64_t>0x8080808080808080:
+                    break
+                i += 8
             continue
         if c < 0xC2:
             return i

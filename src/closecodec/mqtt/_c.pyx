@@ -26,6 +26,7 @@ from closecodec.buffer._c cimport (
     Reader,
     Stream,
     be16,
+    be32,
     check_limit,
     open_reader,
     parse_error,
@@ -127,14 +128,50 @@ cdef inline object return_code(int code):
     return cached
 
 
-# -- MQTT ----------------------------------------------------------------------
+# -- the rules, once, without the GIL ----------------------------------------------------
+#
+# The *_parse functions below never raise and never touch a Python object: they say what
+# is wrong (an MQ_* problem) and where. The Python-level decoders raise those problems with
+# their messages (mqtt_error); the C-level API (mqtt_disconnect_parse) returns them as
+# statuses. So each rule of the fixed header, the Variable Byte Integer, the strings and
+# the properties is written here once.
+
+cdef enum:
+    MQ_SHORT = 1  # runs past the end of what is here
+    MQ_VBI_LONG  # a Variable Byte Integer over 4 bytes
+    MQ_VBI_NOT_SHORTEST
+    MQ_RESERVED_TYPE
+    MQ_FLAGS
+    MQ_PROPERTIES_LONG  # a Property Length past the end of the packet
+    MQ_UNKNOWN_PROPERTY
+    MQ_PROPERTY_NOT_ALLOWED
+    MQ_VALUE_SHORT  # a property value past the end of the properties
+    MQ_NOT_UTF8
+    MQ_NUL
+    # Protocol errors (0x82), raised once the whole packet has parsed.
+    MQ_NOT_BOOLEAN
+    MQ_ZERO
+    MQ_REPEATED
 
 
-cdef Py_ssize_t read_vbi(const unsigned char* data, Py_ssize_t pos, Py_ssize_t end, str what, uint64_t* out) except -2:
-    """A Variable Byte Integer (MQTT 5 §1.5.5): at most 4 bytes, shortest form.
+# reasons.mqtt_disconnect_reason_allowed, as a table (the rule is written there, once).
+cdef bint DISCONNECT_CODE_ALLOWED[256]
 
-    Returns the offset after it, or -1 when it runs past ``end``.
-    """
+
+cdef void init_disconnect_codes():
+    cdef int code
+    for code in range(256):
+        DISCONNECT_CODE_ALLOWED[code] = mqtt_disconnect_reason_allowed(code)
+
+
+init_disconnect_codes()
+
+
+cdef inline Py_ssize_t vbi_parse(const unsigned char* data, Py_ssize_t pos, Py_ssize_t end, uint64_t* out,
+                                 Py_ssize_t* error_offset) noexcept nogil:
+    """A Variable Byte Integer (MQTT 5 §1.5.5): at most 4 bytes, shortest form. The next offset, -1 past
+    ``end``, -2 malformed (at ``error_offset``: its 4th byte with the continuation bit, or a 0 byte
+    after the first)."""
     cdef uint64_t value = 0
     cdef unsigned int shift = 0
     cdef Py_ssize_t at = pos
@@ -143,16 +180,243 @@ cdef Py_ssize_t read_vbi(const unsigned char* data, Py_ssize_t pos, Py_ssize_t e
         if at >= end:
             return -1
         byte = data[at]
-        if at - pos == 3 and byte & 0x80:
-            raise MqttPacketError(f"{what} is longer than 4 bytes", at)
-        if byte == 0 and at > pos:
-            raise MqttPacketError(f"{what} is not in its shortest form", at)
+        if (at - pos == 3 and byte & 0x80) or (byte == 0 and at > pos):
+            error_offset[0] = at
+            return -2
         value |= (<uint64_t>(byte & 0x7F)) << shift
         at += 1
         if byte < 0x80:
             out[0] = value
             return at
         shift += 7
+
+
+cdef inline int vbi_problem(const unsigned char* data, Py_ssize_t at) noexcept nogil:
+    """Which rule the Variable Byte Integer that vbi_parse refused at ``at`` broke."""
+    return MQ_VBI_LONG if data[at] & 0x80 else MQ_VBI_NOT_SHORTEST
+
+
+cdef Py_ssize_t read_vbi(const unsigned char* data, Py_ssize_t pos, Py_ssize_t end, str what, uint64_t* out) except -2:
+    """vbi_parse, raising: the offset after it, or -1 when it runs past ``end``."""
+    cdef Py_ssize_t at = 0
+    cdef Py_ssize_t next_at = vbi_parse(data, pos, end, out, &at)
+    if next_at == -2:
+        raise mqtt_error(vbi_problem(data, at), at, what)
+    return next_at
+
+
+cdef inline int fixed_header_parse(const unsigned char* data, Py_ssize_t start, Py_ssize_t size, int* number,
+                                   uint64_t* remaining, Py_ssize_t* pos) noexcept nogil:
+    """The fixed header (MQTT 5 §2.1) at ``data[start:size]``: 0, or what is wrong and where (``pos[0]``).
+    On success ``pos[0]`` is where the packet's body starts."""
+    cdef Py_ssize_t at
+    pos[0] = start
+    if start >= size:
+        return MQ_SHORT
+    number[0] = data[start] >> 4
+    if number[0] == 0:
+        return MQ_RESERVED_TYPE
+    if data[start] & 0x0F and (number[0] == PACKET_DISCONNECT or number[0] == PACKET_CONNACK):
+        return MQ_FLAGS
+    at = vbi_parse(data, start + 1, size, remaining, pos)
+    if at == -2:
+        return vbi_problem(data, pos[0])
+    if at == -1:
+        pos[0] = start
+        return MQ_SHORT
+    pos[0] = at
+    return 0
+
+
+cdef inline int string_parse(const unsigned char* data, Py_ssize_t* at, Py_ssize_t limit) noexcept nogil:
+    """A UTF-8 Encoded String (MQTT 5 §1.5.4): 2-byte length, strict UTF-8, no U+0000. 0 and ``at[0]``
+    moved past it, or what is wrong and where (``at[0]``)."""
+    cdef Py_ssize_t pos = at[0]
+    cdef Py_ssize_t length, bad
+    cdef const void* nul
+    if limit - pos < 2 or limit - pos - 2 < (data[pos] << 8 | data[pos + 1]):
+        return MQ_VALUE_SHORT
+    length = data[pos] << 8 | data[pos + 1]
+    bad = utf8_invalid_at(data + pos + 2, length)
+    if bad >= 0:
+        at[0] = pos + 2 + bad
+        return MQ_NOT_UTF8
+    nul = memchr(data + pos + 2, 0, length)  # in valid UTF-8, a zero byte is U+0000 and nothing else
+    if nul != NULL:
+        at[0] = <const unsigned char*>nul - data
+        return MQ_NUL
+    at[0] = pos + 2 + length
+    return 0
+
+
+cdef struct PropertyWalk:
+    # What is wrong (MQ_*), where, and about which property (its identifier, and its value for MQ_NOT_BOOLEAN;
+    # the Property Length for MQ_PROPERTIES_LONG).
+    int problem
+    Py_ssize_t at
+    uint64_t number
+    uint64_t value
+    # The first protocol error (0x82), likewise: raised once the whole packet has parsed.
+    int deferred
+    Py_ssize_t deferred_at
+    uint64_t deferred_number
+    uint64_t deferred_value
+    # Where the properties start and end, which identifiers were seen (a bit each), and where the last
+    # value of each one seen starts.
+    Py_ssize_t start
+    Py_ssize_t end
+    uint64_t seen
+    Py_ssize_t user_properties
+    Py_ssize_t value_at[PROPERTY_SLOTS]
+
+
+cdef inline void walk_defer(PropertyWalk* w, int problem, Py_ssize_t at, uint64_t number, uint64_t value) noexcept nogil:
+    if not w.deferred:
+        w.deferred, w.deferred_at, w.deferred_number, w.deferred_value = problem, at, number, value
+
+
+cdef int properties_parse(const unsigned char* data, Py_ssize_t pos, Py_ssize_t end, int packet,
+                          PropertyWalk* w) noexcept nogil:
+    """Property Length and the properties (MQTT 5 §2.2.2) of a CONNACK or DISCONNECT at ``data[pos:end]``:
+    w.problem (0, or a malformed problem, which ends the walk at once), and the first deferred one."""
+    cdef uint64_t length, number, value
+    cdef Py_ssize_t at, limit, id_at, size
+    cdef int kind, flags, width, j, problem
+    cdef unsigned char allowed_flag = IN_DISCONNECT if packet == PACKET_DISCONNECT else IN_CONNACK
+    w.problem = w.deferred = 0
+    w.number = 0  # not a property's: the Property Length's (PROPERTY_SLOTS: an identifier's)
+    w.user_properties = 0
+    w.seen = 0
+    at = vbi_parse(data, pos, end, &length, &w.at)
+    if at == -2:
+        w.problem = vbi_problem(data, w.at)
+        return w.problem
+    if at == -1:
+        w.problem, w.at = MQ_SHORT, pos
+        return w.problem
+    if <uint64_t>(end - at) < length:
+        w.problem, w.at, w.value = MQ_PROPERTIES_LONG, pos, length
+        return w.problem
+    w.start = at
+    limit = at + <Py_ssize_t>length
+    while at < limit:
+        id_at = at
+        at = vbi_parse(data, id_at, limit, &number, &w.at)
+        if at == -2:
+            w.problem = vbi_problem(data, w.at)
+            w.number = PROPERTY_SLOTS  # the identifier itself
+            return w.problem
+        w.at, w.number = id_at, number
+        if at == -1:
+            w.problem, w.number = MQ_SHORT, PROPERTY_SLOTS
+            return w.problem
+        if number >= PROPERTY_SLOTS or PROPERTY_KIND[number] == KIND_NONE:
+            w.problem = MQ_UNKNOWN_PROPERTY
+            return w.problem
+        flags = PROPERTY_FLAGS[number]
+        if not flags & allowed_flag:
+            w.problem = MQ_PROPERTY_NOT_ALLOWED
+            return w.problem
+        kind = PROPERTY_KIND[number]
+        w.value_at[number] = at
+        if kind == KIND_UTF8 or kind == KIND_PAIR:
+            w.at = at
+            problem = string_parse(data, &w.at, limit)
+            if not problem and kind == KIND_PAIR:
+                problem = string_parse(data, &w.at, limit)
+                w.user_properties += 1
+            if problem:
+                w.problem = problem
+                return problem
+            at = w.at
+        elif kind == KIND_BINARY:
+            if limit - at < 2 or limit - at - 2 < (data[at] << 8 | data[at + 1]):
+                w.problem, w.at = MQ_VALUE_SHORT, at
+                return w.problem
+            at += 2 + (data[at] << 8 | data[at + 1])
+        else:
+            # Only Byte, Two and Four Byte Integers are allowed in these packets.
+            width = 1 if kind == KIND_BYTE else 2 if kind == KIND_U16 else 4
+            if limit - at < width:
+                w.problem, w.at = MQ_VALUE_SHORT, at
+                return w.problem
+            value = 0
+            for j in range(width):
+                value = (value << 8) | data[at + j]
+            if flags & VALUE_BOOLEAN and value > 1:
+                walk_defer(w, MQ_NOT_BOOLEAN, at, number, value)
+            elif flags & VALUE_NONZERO and value == 0:
+                walk_defer(w, MQ_ZERO, at, number, value)
+            at += width
+        if w.seen & (<uint64_t>1 << number) and kind != KIND_PAIR:
+            walk_defer(w, MQ_REPEATED, id_at, number, 0)
+        w.seen |= <uint64_t>1 << number
+    w.end = at
+    return 0
+
+
+cdef str property_name(uint64_t number):
+    return f"{PROPERTY_IDS[number].name} (0x{number:02X})"
+
+
+cdef object mqtt_error(int problem, Py_ssize_t at, str what, uint64_t value=0):
+    """The MqttPacketError of a problem: ``what`` names the thing it is about."""
+    if problem == MQ_VBI_LONG:
+        return MqttPacketError(f"{what} is longer than 4 bytes", at)
+    if problem == MQ_VBI_NOT_SHORTEST:
+        return MqttPacketError(f"{what} is not in its shortest form", at)
+    if problem == MQ_RESERVED_TYPE:
+        return MqttPacketError("reserved packet type 0", at)
+    if problem == MQ_FLAGS:
+        return MqttPacketError(f"{what} flags 0x{value:X} are not 0", at)
+    if problem == MQ_PROPERTIES_LONG:
+        return MqttPacketError(f"properties of {value} bytes run past the end of the packet", at)
+    if problem == MQ_UNKNOWN_PROPERTY:
+        return MqttPacketError(f"unknown property identifier 0x{value:02X}", at)
+    if problem == MQ_PROPERTY_NOT_ALLOWED:
+        return MqttPacketError(f"property {property_name(value)} is not allowed in {what}", at)
+    if problem == MQ_NOT_UTF8:
+        return MqttPacketError(f"invalid UTF-8 in {what}", at)
+    if problem == MQ_NUL:
+        return MqttPacketError(f"U+0000 in {what}", at)
+    return MqttPacketError(f"{what} runs past the end of the properties", at)  # MQ_VALUE_SHORT
+
+
+cdef object header_error(int problem, Py_ssize_t at, int number, int flags):
+    """The MqttPacketError of a fixed_header_parse problem."""
+    if problem == MQ_FLAGS:
+        return mqtt_error(problem, at, PACKET_TYPES[number].name, flags)
+    return mqtt_error(problem, at, "Remaining Length")
+
+
+cdef object walk_error(PropertyWalk* w, str packet_name):
+    """The MqttPacketError of a properties_parse problem."""
+    if w.problem == MQ_SHORT:
+        if w.number == PROPERTY_SLOTS:
+            return MqttPacketError("property identifier runs past the end of the properties", w.at)
+        return MqttPacketError("Property Length runs past the end of the packet", w.at)
+    if w.problem == MQ_VBI_LONG or w.problem == MQ_VBI_NOT_SHORTEST:
+        return mqtt_error(w.problem, w.at, "property identifier" if w.number == PROPERTY_SLOTS else "Property Length")
+    if w.problem == MQ_PROPERTIES_LONG or w.problem == MQ_UNKNOWN_PROPERTY:
+        return mqtt_error(w.problem, w.at, "", w.value if w.problem == MQ_PROPERTIES_LONG else w.number)
+    if w.problem == MQ_PROPERTY_NOT_ALLOWED:
+        return mqtt_error(w.problem, w.at, packet_name, w.number)
+    return mqtt_error(w.problem, w.at, property_name(w.number))
+
+
+cdef object deferred_error(PropertyWalk* w):
+    """The protocol error (0x82) properties_parse deferred."""
+    name = property_name(w.deferred_number)
+    if w.deferred == MQ_NOT_BOOLEAN:
+        message = f"{name} is {w.deferred_value}, not 0 or 1"
+    elif w.deferred == MQ_ZERO:
+        message = f"{name} is 0"
+    else:  # MQ_REPEATED
+        message = f"property {name} appears more than once"
+    return MqttPacketError(message, w.deferred_at, PROTOCOL_ERROR)
+
+
+# -- the Python-level decoders and encoders ---------------------------------------------
 
 
 def decode_mqtt_varint(buf, Py_ssize_t offset=0, /):
@@ -196,91 +460,49 @@ cdef inline int defer(list deferred, str message, Py_ssize_t offset) except -1:
     return 0
 
 
-cdef str property_name(int number):
-    return f"{PROPERTY_IDS[number].name} (0x{number:02X})"
-
-
-cdef str read_string(const unsigned char* data, Py_ssize_t* at, Py_ssize_t limit, int number):
-    """A UTF-8 Encoded String (MQTT 5 §1.5.4): 2-byte length, strict UTF-8, no U+0000."""
-    cdef Py_ssize_t pos = at[0]
-    cdef Py_ssize_t length
-    cdef const void* null
-    if limit - pos < 2:
-        raise MqttPacketError(f"{property_name(number)} runs past the end of the properties", pos)
-    length = data[pos] << 8 | data[pos + 1]
-    if limit - pos - 2 < length:
-        raise MqttPacketError(f"{property_name(number)} runs past the end of the properties", pos)
-    try:
-        text = PyUnicode_DecodeUTF8(<const char*>data + pos + 2, length, NULL)
-    except UnicodeDecodeError as error:
-        raise MqttPacketError(f"invalid UTF-8 in {property_name(number)}", pos + 2 + error.start) from None
-    null = memchr(data + pos + 2, 0, length)  # in valid UTF-8, a zero byte is U+0000 and nothing else
-    if null is not NULL:
-        raise MqttPacketError(f"U+0000 in {property_name(number)}", <const unsigned char*>null - data)
-    at[0] = pos + 2 + length
+cdef str string_at(const unsigned char* data, Py_ssize_t* at):
+    """A UTF-8 Encoded String that string_parse accepted."""
+    cdef Py_ssize_t length = be16(data + at[0])
+    text = PyUnicode_DecodeUTF8(<const char*>data + at[0] + 2, length, NULL)
+    at[0] += 2 + length
     return text
 
 
 cdef tuple read_properties(const unsigned char* data, Py_ssize_t* at_out, Py_ssize_t end, int packet, list deferred):
-    """Property Length and the properties (MQTT 5 §2.2.2) of a CONNACK or DISCONNECT."""
-    cdef uint64_t length, number
-    cdef Py_ssize_t pos = at_out[0]
-    cdef Py_ssize_t at, limit, id_at, size
-    cdef int kind, flags, width, j
-    cdef unsigned char allowed_flag = IN_DISCONNECT if packet == PACKET_DISCONNECT else IN_CONNACK
-    cdef uint64_t seen = 0
+    """Property Length and the properties (MQTT 5 §2.2.2) of a CONNACK or DISCONNECT, as properties_parse
+    checks them, as (identifier, value) pairs; the walk's protocol error is deferred."""
+    cdef PropertyWalk w
+    cdef uint64_t number = 0
     cdef uint64_t value
+    cdef Py_ssize_t at, unused
+    cdef int kind, width, j
     cdef list properties = []
-    at = read_vbi(data, pos, end, "Property Length", &length)
-    if at < 0:
-        raise MqttPacketError("Property Length runs past the end of the packet", pos)
-    if <uint64_t>(end - at) < length:
-        raise MqttPacketError(f"properties of {length} bytes run past the end of the packet", pos)
-    limit = at + <Py_ssize_t>length
-    while at < limit:
-        id_at = at
-        at = read_vbi(data, at, limit, "property identifier", &number)
-        if at < 0:
-            raise MqttPacketError("property identifier runs past the end of the properties", id_at)
-        if number >= PROPERTY_SLOTS or PROPERTY_KIND[number] == KIND_NONE:
-            raise MqttPacketError(f"unknown property identifier 0x{number:02X}", id_at)
-        flags = PROPERTY_FLAGS[number]
-        if not flags & allowed_flag:
-            packet_name = "DISCONNECT" if packet == PACKET_DISCONNECT else "CONNACK"
-            raise MqttPacketError(f"property {property_name(number)} is not allowed in {packet_name}", id_at)
+    if properties_parse(data, at_out[0], end, packet, &w):
+        raise walk_error(&w, "DISCONNECT" if packet == PACKET_DISCONNECT else "CONNACK")
+    if w.deferred and not deferred:
+        deferred.append(deferred_error(&w))
+    at = w.start
+    while at < w.end:
+        at = vbi_parse(data, at, w.end, &number, &unused)
         kind = PROPERTY_KIND[number]
         if kind == KIND_UTF8:
-            item = read_string(data, &at, limit, number)
+            item = string_at(data, &at)
         elif kind == KIND_PAIR:
-            key = read_string(data, &at, limit, number)
-            text = read_string(data, &at, limit, number)
-            item = (key, text)
+            key = string_at(data, &at)
+            item = (key, string_at(data, &at))
         elif kind == KIND_BINARY:
-            if limit - at < 2 or limit - at - 2 < (data[at] << 8 | data[at + 1]):
-                raise MqttPacketError(f"{property_name(number)} runs past the end of the properties", at)
-            size = data[at] << 8 | data[at + 1]
-            item = PyBytes_FromStringAndSize(<const char*>data + at + 2, size)
-            at += 2 + size
+            width = be16(data + at)
+            item = PyBytes_FromStringAndSize(<const char*>data + at + 2, width)
+            at += 2 + width
         else:
-            # Only Byte, Two and Four Byte Integers are allowed in these packets.
             width = 1 if kind == KIND_BYTE else 2 if kind == KIND_U16 else 4
-            if limit - at < width:
-                raise MqttPacketError(f"{property_name(number)} runs past the end of the properties", at)
             value = 0
             for j in range(width):
                 value = (value << 8) | data[at + j]
-            if flags & VALUE_BOOLEAN and value > 1:
-                defer(deferred, f"{property_name(number)} is {value}, not 0 or 1", at)
-            elif flags & VALUE_NONZERO and value == 0:
-                defer(deferred, f"{property_name(number)} is 0", at)
             item = value
             at += width
-        pid = PROPERTY_IDS[number]
-        if seen & (<uint64_t>1 << number) and pid is not USER_PROPERTY:
-            defer(deferred, f"property {property_name(number)} appears more than once", id_at)
-        seen |= <uint64_t>1 << number
-        properties.append((pid, item))
-    at_out[0] = at
+        properties.append((PROPERTY_IDS[number], item))
+    at_out[0] = w.end
     return tuple(properties)
 
 
@@ -305,7 +527,7 @@ cdef MqttDisconnect read_disconnect(const unsigned char* data, Py_ssize_t pos, P
         raise MqttPacketError(f"an MQTT 3.1.1 DISCONNECT has no body, this one has {end - pos} bytes", pos)
     deferred = []
     code = data[pos]
-    if strict and not mqtt_disconnect_reason_allowed(code):
+    if strict and not DISCONNECT_CODE_ALLOWED[code]:
         defer(deferred, f"reason code 0x{code:02X} is not a DISCONNECT reason code", pos)
     properties = ()
     at = pos + 1
@@ -356,6 +578,37 @@ cdef MqttConnack read_connack(const unsigned char* data, Py_ssize_t pos, Py_ssiz
     return packet
 
 
+cdef object read_packet(const unsigned char* data, Py_ssize_t start, Py_ssize_t size, object version, bint strict,
+                        int64_t packet_limit, Py_ssize_t* end):
+    """The whole packet at ``data[start:size]`` (offsets in errors are from ``data``); ``end[0]``: where it
+    ends. ``packet_limit``: the largest packet accepted, -1 for any."""
+    cdef Py_ssize_t pos, stop
+    cdef uint64_t remaining
+    cdef int number
+    cdef MqttOtherPacket other
+    problem = fixed_header_parse(data, start, size, &number, &remaining, &pos)
+    if problem == MQ_SHORT:
+        raise IncompleteError("MQTT fixed header", start)
+    if problem:
+        raise header_error(problem, pos, number, data[start] & 0x0F)
+    if packet_limit >= 0 and <uint64_t>(pos - start) + remaining > <uint64_t>packet_limit:
+        raise MqttPacketError(f"packet of {pos - start + remaining} bytes is over the {packet_limit}-byte limit", start,
+                              PACKET_TOO_LARGE)
+    if <uint64_t>(size - pos) < remaining:
+        raise IncompleteError("MQTT packet", start)
+    stop = pos + <Py_ssize_t>remaining
+    end[0] = stop
+    if number == PACKET_DISCONNECT:
+        return read_disconnect(data, pos, stop, version, strict)
+    if number == PACKET_CONNACK:
+        return read_connack(data, pos, stop, version, strict)
+    other = MqttOtherPacket.__new__(MqttOtherPacket)
+    other.packet_type = PACKET_TYPES[number]
+    other.flags = data[start] & 0x0F
+    other.body = PyBytes_FromStringAndSize(<const char*>data + pos, stop - pos)
+    return other
+
+
 def decode_mqtt_packet(buf, Py_ssize_t offset=0, /, *, version=None, bint strict=False, max_packet_size=None):
     """Decode one MQTT control packet; return ``(packet, next_offset)``.
 
@@ -384,11 +637,8 @@ def decode_mqtt_packet(buf, Py_ssize_t offset=0, /, *, version=None, bint strict
     """
     cdef Py_buffer view
     cdef Reader r
-    cdef Py_ssize_t start, pos, end
-    cdef uint64_t remaining
-    cdef int number, flags
+    cdef Py_ssize_t end
     cdef int64_t packet_limit
-    cdef MqttOtherPacket other
     open_reader(&r, buf, offset, &view)
     try:
         if version is not None and version not in (4, 5):
@@ -397,35 +647,8 @@ def decode_mqtt_packet(buf, Py_ssize_t offset=0, /, *, version=None, bint strict
             raise ValueError(f"max_packet_size must be None or an int >= 0, not {max_packet_size!r}")
         # No packet is longer than 5 + 268,435,455 bytes, so a larger limit is no limit.
         packet_limit = -1 if max_packet_size is None or max_packet_size > MAX_VBI + 5 else max_packet_size
-        start = r.pos
-        if start >= r.size:
-            raise IncompleteError("MQTT fixed header", start)
-        number = r.data[start] >> 4
-        flags = r.data[start] & 0x0F
-        if number == 0:
-            raise MqttPacketError("reserved packet type 0", start)
-        if flags and (number == PACKET_DISCONNECT or number == PACKET_CONNACK):
-            raise MqttPacketError(f"{PACKET_TYPES[number].name} flags 0x{flags:X} are not 0", start)
-        pos = read_vbi(r.data, start + 1, r.size, "Remaining Length", &remaining)
-        if pos < 0:
-            raise IncompleteError("MQTT fixed header", start)
-        if packet_limit >= 0 and <uint64_t>(pos - start) + remaining > <uint64_t>packet_limit:
-            raise MqttPacketError(
-                f"packet of {pos - start + remaining} bytes is over the {max_packet_size}-byte limit", start,
-                PACKET_TOO_LARGE,
-            )
-        if <uint64_t>(r.size - pos) < remaining:
-            raise IncompleteError("MQTT packet", start)
-        end = pos + <Py_ssize_t>remaining
-        if number == PACKET_DISCONNECT:
-            return read_disconnect(r.data, pos, end, version, strict), end
-        if number == PACKET_CONNACK:
-            return read_connack(r.data, pos, end, version, strict), end
-        other = MqttOtherPacket.__new__(MqttOtherPacket)
-        other.packet_type = PACKET_TYPES[number]
-        other.flags = flags
-        other.body = PyBytes_FromStringAndSize(<const char*>r.data + pos, end - pos)
-        return other, end
+        packet = read_packet(r.data, r.pos, r.size, version, strict, packet_limit, &end)
+        return packet, end
     finally:
         PyBuffer_Release(&view)
 
@@ -535,66 +758,12 @@ def encode_mqtt_packet(packet, /):
 # those of decode_mqtt_packet on the same bytes (tests/test_c_api.py checks it);
 # mqtt_packet_from returns the very value, and raises the very error, of that decoder.
 
-cdef bint DISCONNECT_CODE_ALLOWED[256]
-
-
-cdef void init_disconnect_codes():
-    cdef int code
-    for code in range(256):
-        DISCONNECT_CODE_ALLOWED[code] = mqtt_disconnect_reason_allowed(code)
-
-
-init_disconnect_codes()
-
-
-cdef Py_ssize_t vbi_parse(const unsigned char* data, Py_ssize_t pos, Py_ssize_t end, uint64_t* out,
-                          Py_ssize_t* error_offset) noexcept nogil:
-    """read_vbi without the GIL: the next offset, -1 past ``end``, -2 malformed (at ``error_offset``)."""
-    cdef uint64_t value = 0
-    cdef unsigned int shift = 0
-    cdef Py_ssize_t at = pos
-    cdef unsigned char byte
-    while True:
-        if at >= end:
-            return -1
-        byte = data[at]
-        if (at - pos == 3 and byte & 0x80) or (byte == 0 and at > pos):
-            error_offset[0] = at
-            return -2
-        value |= (<uint64_t>(byte & 0x7F)) << shift
-        at += 1
-        if byte < 0x80:
-            out[0] = value
-            return at
-        shift += 7
-
-
-cdef Py_ssize_t string_parse(const unsigned char* data, Py_ssize_t pos, Py_ssize_t limit,
-                             Py_ssize_t* error_offset) noexcept nogil:
-    """read_string without the GIL: the offset after the string, or -2 (at ``error_offset``)."""
-    cdef Py_ssize_t length, bad, j
-    if limit - pos < 2 or limit - pos - 2 < (data[pos] << 8 | data[pos + 1]):
-        error_offset[0] = pos
-        return -2
-    length = data[pos] << 8 | data[pos + 1]
-    bad = utf8_invalid_at(data + pos + 2, length)
-    if bad >= 0:
-        error_offset[0] = pos + 2 + bad
-        return -2
-    for j in range(length):
-        if data[pos + 2 + j] == 0:  # U+0000 (MQTT 5 §1.5.4)
-            error_offset[0] = pos + 2 + j
-            return -2
-    return pos + 2 + length
-
-
 cdef int mqtt_disconnect_parse(const unsigned char* data, Py_ssize_t size, int version, bint strict,
                                MqttDisconnectResult* out) noexcept nogil:
-    cdef Py_ssize_t pos, end, at, limit, id_at, next_at
-    cdef Py_ssize_t deferred_at = -1
-    cdef uint64_t remaining, length, number
-    cdef uint64_t seen = 0
-    cdef int code
+    cdef Py_ssize_t pos, end, at
+    cdef uint64_t remaining
+    cdef int number, problem
+    cdef PropertyWalk w
     out.size = 0
     out.error_offset = 0
     out.answer = 0
@@ -612,19 +781,15 @@ cdef int mqtt_disconnect_parse(const unsigned char* data, Py_ssize_t size, int v
     if size < 1:
         out.size = 2
         return CLOSECODEC_INCOMPLETE
-    # The fixed header (MQTT 5 §2.1), checked in decode_mqtt_packet's order.
-    if data[0] >> 4 == 0:
-        return parse_error(&out.error_offset, &out.answer, 0, MALFORMED)
-    if data[0] >> 4 != PACKET_DISCONNECT:
+    # The fixed header, checked as decode_mqtt_packet checks it; another type is WRONG_TYPE once it is
+    # not reserved (type 0).
+    if data[0] >> 4 != PACKET_DISCONNECT and data[0] >> 4 != 0:
         return CLOSECODEC_WRONG_TYPE
-    if data[0] & 0x0F:
-        return parse_error(&out.error_offset, &out.answer, 0, MALFORMED)
-    pos = vbi_parse(data, 1, size, &remaining, &out.error_offset)
-    if pos == -2:
-        out.answer = MALFORMED
-        return CLOSECODEC_MALFORMED
-    if pos == -1:
+    problem = fixed_header_parse(data, 0, size, &number, &remaining, &pos)
+    if problem == MQ_SHORT:
         return CLOSECODEC_INCOMPLETE
+    if problem:
+        return parse_error(&out.error_offset, &out.answer, pos, MALFORMED)
     if <uint64_t>(size - pos) < remaining:
         out.size = pos + <Py_ssize_t>remaining
         return CLOSECODEC_INCOMPLETE
@@ -636,98 +801,38 @@ cdef int mqtt_disconnect_parse(const unsigned char* data, Py_ssize_t size, int v
     if version == 4:
         return parse_error(&out.error_offset, &out.answer, pos, MALFORMED)
     out.version = 5
-    code = data[pos]
-    out.reason_code = code
-    if strict and not DISCONNECT_CODE_ALLOWED[code]:
-        deferred_at = pos
+    out.reason_code = data[pos]
+    w.deferred = 0
     at = pos + 1
     if at < end:
-        next_at = vbi_parse(data, at, end, &length, &out.error_offset)
-        if next_at == -2:
-            out.answer = MALFORMED
-            return CLOSECODEC_MALFORMED
-        if next_at == -1 or <uint64_t>(end - next_at) < length:
-            return parse_error(&out.error_offset, &out.answer, at, MALFORMED)
-        out.properties_at = next_at
-        out.properties_length = <Py_ssize_t>length
-        limit = next_at + <Py_ssize_t>length
-        at = next_at
-        while at < limit:
-            id_at = at
-            at = vbi_parse(data, at, limit, &number, &out.error_offset)
-            if at == -2:
-                out.answer = MALFORMED
-                return CLOSECODEC_MALFORMED
-            if at == -1 or number >= PROPERTY_SLOTS or not PROPERTY_FLAGS[number] & IN_DISCONNECT:
-                return parse_error(&out.error_offset, &out.answer, id_at, MALFORMED)
-            if PROPERTY_KIND[number] == KIND_U32:  # SESSION_EXPIRY_INTERVAL
-                if limit - at < 4:
-                    return parse_error(&out.error_offset, &out.answer, at, MALFORMED)
-                out.has_session_expiry = 1
-                out.session_expiry_interval = (
-                    <uint32_t>data[at] << 24 | <uint32_t>data[at + 1] << 16 | <uint32_t>data[at + 2] << 8 | data[at + 3]
-                )
-                at += 4
-            else:
-                next_at = string_parse(data, at, limit, &out.error_offset)
-                if next_at == -2:
-                    out.answer = MALFORMED
-                    return CLOSECODEC_MALFORMED
-                if PROPERTY_KIND[number] == KIND_PAIR:  # USER_PROPERTY: a second string
-                    next_at = string_parse(data, next_at, limit, &out.error_offset)
-                    if next_at == -2:
-                        out.answer = MALFORMED
-                        return CLOSECODEC_MALFORMED
-                    out.user_properties += 1
-                elif number == 0x1F:  # REASON_STRING
-                    out.reason_string_at = at + 2
-                    out.reason_string_length = next_at - at - 2
-                else:  # SERVER_REFERENCE
-                    out.server_reference_at = at + 2
-                    out.server_reference_length = next_at - at - 2
-                at = next_at
-            if seen & (<uint64_t>1 << number) and PROPERTY_KIND[number] != KIND_PAIR and deferred_at < 0:
-                deferred_at = id_at  # §3.14.2.2: a protocol error, raised once the packet parsed
-            seen |= <uint64_t>1 << number
-        if at != end:
-            return parse_error(&out.error_offset, &out.answer, at, MALFORMED)
-    if deferred_at >= 0:
-        return parse_error(&out.error_offset, &out.answer, deferred_at, PROTOCOL_ERROR)
+        if properties_parse(data, at, end, PACKET_DISCONNECT, &w):
+            return parse_error(&out.error_offset, &out.answer, w.at, MALFORMED)
+        if w.end != end:
+            return parse_error(&out.error_offset, &out.answer, w.end, MALFORMED)
+        out.properties_at = w.start
+        out.properties_length = w.end - w.start
+        out.user_properties = w.user_properties
+        if w.seen & (<uint64_t>1 << 0x11):  # SESSION_EXPIRY_INTERVAL
+            out.has_session_expiry = 1
+            out.session_expiry_interval = be32(data + w.value_at[0x11])
+        if w.seen & (<uint64_t>1 << 0x1F):  # REASON_STRING
+            out.reason_string_at = w.value_at[0x1F] + 2
+            out.reason_string_length = be16(data + w.value_at[0x1F])
+        if w.seen & (<uint64_t>1 << 0x1C):  # SERVER_REFERENCE
+            out.server_reference_at = w.value_at[0x1C] + 2
+            out.server_reference_length = be16(data + w.value_at[0x1C])
+    if strict and not DISCONNECT_CODE_ALLOWED[out.reason_code]:  # §3.14.2.1
+        return parse_error(&out.error_offset, &out.answer, pos, PROTOCOL_ERROR)
+    if w.deferred:
+        return parse_error(&out.error_offset, &out.answer, w.deferred_at, PROTOCOL_ERROR)
     return CLOSECODEC_OK
 
 
 cdef object mqtt_packet_from(const unsigned char* data, Py_ssize_t size, object version, bint strict, Py_ssize_t* end):
     """The packet at ``data``, as ``decode_mqtt_packet(..., version=..., strict=...)`` returns it; ``end[0]``: its size."""
-    cdef Py_ssize_t pos, stop
-    cdef uint64_t remaining
-    cdef int number, flags
-    cdef MqttOtherPacket other
     if version is not None and version not in (4, 5):
         raise ValueError(f"version must be 4, 5 or None, not {version!r}")
-    if size < 1:
-        raise IncompleteError("MQTT fixed header", 0)
-    number = data[0] >> 4
-    flags = data[0] & 0x0F
-    if number == 0:
-        raise MqttPacketError("reserved packet type 0", 0)
-    if flags and (number == PACKET_DISCONNECT or number == PACKET_CONNACK):
-        raise MqttPacketError(f"{PACKET_TYPES[number].name} flags 0x{flags:X} are not 0", 0)
-    pos = read_vbi(data, 1, size, "Remaining Length", &remaining)
-    if pos < 0:
-        raise IncompleteError("MQTT fixed header", 0)
-    if <uint64_t>(size - pos) < remaining:
-        raise IncompleteError("MQTT packet", 0)
-    stop = pos + <Py_ssize_t>remaining
-    end[0] = stop
-    if number == PACKET_DISCONNECT:
-        return read_disconnect(data, pos, stop, version, strict)
-    if number == PACKET_CONNACK:
-        return read_connack(data, pos, stop, version, strict)
-    other = MqttOtherPacket.__new__(MqttOtherPacket)
-    other.packet_type = PACKET_TYPES[number]
-    other.flags = flags
-    other.body = PyBytes_FromStringAndSize(<const char*>data + pos, stop - pos)
-    return other
+    return read_packet(data, 0, size, version, strict, -1, end)
 
 
 # -- the stream decoder (docs/streaming.md) --------------------------------------------
@@ -795,21 +900,15 @@ cdef class MqttStream(Stream):
             self._body_cap = 0
 
     cdef Py_ssize_t read_fixed_header(self, const unsigned char* data, Py_ssize_t size, int64_t start) except -1:
-        """Checks in decode_mqtt_packet's order; the header's size, or 0 if incomplete."""
-        cdef int number = data[0] >> 4
-        cdef int flags = data[0] & 0x0F
+        """The fixed header as decode_mqtt_packet checks it; the header's size, or 0 if incomplete."""
+        cdef int number
         cdef uint64_t remaining
         cdef Py_ssize_t header_size
-        if number == 0:
-            raise MqttPacketError("reserved packet type 0", start)
-        if flags and (number == 2 or number == 14):
-            raise MqttPacketError(f"{PACKET_TYPES[number].name} flags 0x{flags:X} are not 0", start)
-        try:
-            header_size = read_vbi(data, 1, size, "Remaining Length", &remaining)
-        except DecodeError as error:
-            raise shifted(error, start)
-        if header_size < 0:
+        problem = fixed_header_parse(data, 0, size, &number, &remaining, &header_size)
+        if problem == MQ_SHORT:
             return 0
+        if problem:
+            raise header_error(problem, start + header_size, number, data[0] & 0x0F)
         if <uint64_t>header_size + remaining > <uint64_t>self._max:
             raise MqttPacketError(
                 f"packet of {header_size + remaining} bytes is over the {self._max}-byte limit", start, 0x95
@@ -942,9 +1041,8 @@ def parse_mqtt_connect(data, /):
             return None
         if v[0] != 0x10:
             return False
-        try:
-            start = read_vbi(v, 1, n, "Remaining Length", &remaining)
-        except MqttPacketError:
+        start = vbi_parse(v, 1, n, &remaining, &at)
+        if start == -2:
             return False
         if start < 0:
             return None
@@ -965,10 +1063,7 @@ def parse_mqtt_connect(data, /):
         if n < end:
             return level, None
         if level == 5:
-            try:
-                at = read_vbi(v, at, n, "Property Length", &length)
-            except MqttPacketError:
-                return level, None
+            at = vbi_parse(v, at, n, &length, &size)
             if at < 0:
                 return level, None
             at += <Py_ssize_t>length

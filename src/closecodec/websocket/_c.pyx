@@ -77,9 +77,38 @@ cdef inline object close_code(int code):
     return cached
 
 
+# reasons.websocket_close_code_allowed_on_wire, as a table (the rule is written there, once).
+cdef bint CLOSE_CODE_ALLOWED[5000]
+
+
+cdef void init_close_codes():
+    cdef int code
+    for code in range(5000):
+        CLOSE_CODE_ALLOWED[code] = websocket_close_code_allowed_on_wire(code)
+
+
+init_close_codes()
+
+
 cdef inline bint close_code_allowed(int code) noexcept nogil:
-    # websocket_close_code_allowed_on_wire, inlined for the hot path.
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+    return 0 <= code < 5000 and CLOSE_CODE_ALLOWED[code]
+
+
+# What a header or a close body breaks: the nogil parsers below find it, and the Python-level
+# decoders raise it with its message (ws_header_error, close_body_error).
+cdef enum:
+    WS_SHORT = 1  # not all of it is here yet
+    WS_RESERVED_OPCODE
+    WS_RSV_BITS
+    WS_FRAGMENTED_CONTROL
+    WS_MASKING
+    WS_CONTROL_TOO_LONG
+    WS_LENGTH_TOP_BIT
+    WS_LENGTH_NOT_SHORTEST
+    WS_OVER_LIMIT
+    CLOSE_ONE_BYTE
+    CLOSE_CODE_REFUSED
+    CLOSE_REASON_NOT_UTF8
 
 
 # -- WebSocket -----------------------------------------------------------------
@@ -153,64 +182,109 @@ def unmask_ws_payload(data, mask_key, phase=0, /):
         PyBuffer_Release(&data_view)
 
 
-cdef int read_ws_header(
+cdef inline int ws_header_parse(
     const unsigned char* data, Py_ssize_t start, Py_ssize_t size, int expect_masked, int rsv_allowed,
-    bint minimal_length, int64_t max_payload, int64_t base, WsHeader* h,
-) except -1:
-    """The header fields, in RFC 6455 §5.2's layout; ``expect_masked`` is -1 for either. An error's
-    offset is ``base`` plus its position in ``data`` (a stream passes where ``data`` starts in it)."""
+    bint minimal_length, int64_t max_payload, WsHeader* h, Py_ssize_t* at,
+) noexcept nogil:
+    """The header at ``data[start:size]``, in RFC 6455 §5.2's layout, into ``h``; ``expect_masked`` is -1
+    for either, ``max_payload`` -1 for no limit. 0, or what is wrong (WS_*) and where (``at[0]``); fields
+    are set as they are read, so a problem's fields are there for its message."""
     cdef unsigned char byte0, byte1
     cdef Py_ssize_t pos, length_at
     cdef int width, j
     cdef uint64_t length
     cdef bint control
+    at[0] = start
+    h.masked = 0
+    h.length = 0
     if size - start < 2:
-        raise IncompleteError("WebSocket frame header", base + start)
+        return WS_SHORT
     byte0 = data[start]
     h.fin = byte0 & 0x80 != 0
     h.rsv = (byte0 >> 4) & 0x07
     h.opcode = byte0 & 0x0F
-    if OPCODES[h.opcode] is None:
-        raise WebSocketFrameError(f"reserved opcode {h.opcode}", base + start)
+    if 3 <= h.opcode <= 7 or h.opcode >= 11:
+        return WS_RESERVED_OPCODE
     control = h.opcode >= 8
     if h.rsv & ~(0 if control else rsv_allowed):
-        what = "on a control frame" if control else "and no negotiated extension allows them"
-        raise WebSocketFrameError(f"RSV bits {h.rsv:#x} are set {what}", base + start)
+        return WS_RSV_BITS
     if control and not h.fin:
-        raise WebSocketFrameError(f"control frame (opcode {h.opcode}) is fragmented (FIN clear)", base + start)
+        return WS_FRAGMENTED_CONTROL
     byte1 = data[start + 1]
     h.masked = byte1 & 0x80 != 0
+    at[0] = start + 1
     if expect_masked >= 0 and h.masked != expect_masked:
-        which = "unmasked frame where masking is required" if expect_masked else "masked frame where masking is forbidden"
-        raise WebSocketFrameError(which, base + start + 1)
+        return WS_MASKING
     length = byte1 & 0x7F
+    h.length = length
     if control and length > MAX_CONTROL_PAYLOAD:
-        raise WebSocketFrameError("control frame payload longer than 125 bytes", base + start + 1)
+        return WS_CONTROL_TOO_LONG
     pos = start + 2
     length_at = start + 1
     if length >= 126:
         width = 2 if length == 126 else 8
         length_at = pos
+        at[0] = pos
         if width == 8 and pos < size and data[pos] & 0x80:
-            raise WebSocketFrameError("64-bit payload length has its most significant bit set", base + pos)
+            return WS_LENGTH_TOP_BIT
         if size - pos < width:
-            raise IncompleteError("WebSocket frame header", base + start)
+            at[0] = start
+            return WS_SHORT
         length = 0
         for j in range(width):
             length = (length << 8) | data[pos + j]
+        h.length = length
         if minimal_length and length < (126 if width == 2 else 0x10000):
-            raise WebSocketFrameError(f"payload length {length} is not in its shortest form", base + pos)
+            return WS_LENGTH_NOT_SHORTEST
         pos += width
     if max_payload >= 0 and length > <uint64_t>max_payload:
-        raise WebSocketFrameError(f"payload of {length} bytes is over the {max_payload}-byte limit", base + length_at, 1009)
+        at[0] = length_at
+        return WS_OVER_LIMIT
     if h.masked:
         if size - pos < 4:
-            raise IncompleteError("WebSocket frame header", base + start)
+            at[0] = start
+            return WS_SHORT
         memcpy(h.key, data + pos, 4)
         pos += 4
-    h.length = length
     h.payload_at = pos
     return 0
+
+
+cdef int read_ws_header(
+    const unsigned char* data, Py_ssize_t start, Py_ssize_t size, int expect_masked, int rsv_allowed,
+    bint minimal_length, int64_t max_payload, int64_t base, WsHeader* h,
+) except -1:
+    """ws_header_parse, raising what is wrong. An error's offset is ``base`` plus its position in
+    ``data`` (a stream passes where ``data`` starts in it)."""
+    cdef Py_ssize_t at
+    cdef int problem = ws_header_parse(data, start, size, expect_masked, rsv_allowed, minimal_length, max_payload,
+                                       h, &at)
+    if problem:
+        raise ws_header_error(problem, h, base + at, expect_masked, max_payload)
+    return 0
+
+
+cdef object ws_header_error(int problem, WsHeader* h, int64_t offset, int expect_masked, int64_t max_payload):
+    if problem == WS_SHORT:
+        return IncompleteError("WebSocket frame header", offset)
+    if problem == WS_RESERVED_OPCODE:
+        message = f"reserved opcode {h.opcode}"
+    elif problem == WS_RSV_BITS:
+        what = "on a control frame" if h.opcode >= 8 else "and no negotiated extension allows them"
+        message = f"RSV bits {h.rsv:#x} are set {what}"
+    elif problem == WS_FRAGMENTED_CONTROL:
+        message = f"control frame (opcode {h.opcode}) is fragmented (FIN clear)"
+    elif problem == WS_MASKING:
+        message = "unmasked frame where masking is required" if expect_masked else "masked frame where masking is forbidden"
+    elif problem == WS_CONTROL_TOO_LONG:
+        message = "control frame payload longer than 125 bytes"
+    elif problem == WS_LENGTH_TOP_BIT:
+        message = "64-bit payload length has its most significant bit set"
+    elif problem == WS_LENGTH_NOT_SHORTEST:
+        message = f"payload length {h.length} is not in its shortest form"
+    else:  # WS_OVER_LIMIT
+        return WebSocketFrameError(f"payload of {h.length} bytes is over the {max_payload}-byte limit", offset, 1009)
+    return WebSocketFrameError(message, offset)
 
 
 cdef int64_t payload_limit(object max_payload) except -2:
@@ -296,59 +370,83 @@ def decode_ws_frame(buf, Py_ssize_t offset=0, /, *, expect_masked=None, rsv_allo
     """
     cdef Py_buffer view
     cdef Reader r
-    cdef WsHeader h
-    cdef Py_ssize_t length, end
-    cdef WebSocketFrame frame
+    cdef Py_ssize_t end
     open_reader(&r, buf, offset, &view)
     try:
-        limit = payload_limit(max_payload)
-        read_ws_header(r.data, r.pos, r.size, masked_side(expect_masked), rsv_mask(rsv_allowed), minimal_length, limit,
-                       0, &h)
-        if <uint64_t>(r.size - h.payload_at) < h.length:
-            raise IncompleteError("WebSocket frame payload", r.pos)
-        length = <Py_ssize_t>h.length
-        end = h.payload_at + length
-        if h.opcode == 8:
-            return read_close(r.data + h.payload_at, length, h.payload_at, &h), end
-        frame = WebSocketFrame.__new__(WebSocketFrame)
-        frame.opcode = OPCODES[h.opcode]
-        frame.fin = h.fin
-        frame.rsv = h.rsv
-        if h.masked:
-            frame.payload = masked_copy(r.data + h.payload_at, length, h.key)
-            frame.mask_key = PyBytes_FromStringAndSize(<char*>h.key, 4)
-        else:
-            frame.payload = PyBytes_FromStringAndSize(<const char*>r.data + h.payload_at, length)
-            frame.mask_key = None
+        frame = read_frame(r.data, r.pos, r.size, masked_side(expect_masked), rsv_mask(rsv_allowed), minimal_length,
+                           payload_limit(max_payload), &end)
         return frame, end
     finally:
         PyBuffer_Release(&view)
 
 
+cdef object read_frame(const unsigned char* data, Py_ssize_t start, Py_ssize_t size, int expect_masked,
+                       int rsv_allowed, bint minimal_length, int64_t max_payload, Py_ssize_t* end):
+    """The whole frame at ``data[start:size]`` (offsets in errors are from ``data``); ``end[0]``: where it ends."""
+    cdef WsHeader h
+    cdef Py_ssize_t length
+    cdef WebSocketFrame frame
+    read_ws_header(data, start, size, expect_masked, rsv_allowed, minimal_length, max_payload, 0, &h)
+    if <uint64_t>(size - h.payload_at) < h.length:
+        raise IncompleteError("WebSocket frame payload", start)
+    length = <Py_ssize_t>h.length
+    end[0] = h.payload_at + length
+    if h.opcode == 8:
+        return read_close(data + h.payload_at, length, h.payload_at, &h)
+    frame = WebSocketFrame.__new__(WebSocketFrame)
+    frame.opcode = OPCODES[h.opcode]
+    frame.fin = h.fin
+    frame.rsv = h.rsv
+    if h.masked:
+        frame.payload = masked_copy(data + h.payload_at, length, h.key)
+        frame.mask_key = PyBytes_FromStringAndSize(<char*>h.key, 4)
+    else:
+        frame.payload = PyBytes_FromStringAndSize(<const char*>data + h.payload_at, length)
+        frame.mask_key = None
+    return frame
+
+
+cdef inline int close_body_parse(const unsigned char* body, Py_ssize_t length, int* code, Py_ssize_t* at) noexcept nogil:
+    """A close body (RFC 6455 §5.5.1, §7.4), unmasked: 0, or what is wrong (CLOSE_*) and where in the
+    body (``at[0]``). ``code[0]``: the status code, or -1 for an empty body (1005, "no status")."""
+    code[0] = -1
+    at[0] = 0
+    if length == 0:
+        return 0
+    if length == 1:  # a status code takes 2 bytes
+        return CLOSE_ONE_BYTE
+    code[0] = body[0] << 8 | body[1]
+    if not close_code_allowed(code[0]):
+        return CLOSE_CODE_REFUSED
+    at[0] = utf8_invalid_at(body + 2, length - 2)
+    if at[0] >= 0:  # §8.1
+        at[0] += 2
+        return CLOSE_REASON_NOT_UTF8
+    at[0] = 0
+    return 0
+
+
 cdef WebSocketClose read_close(const unsigned char* src, Py_ssize_t length, Py_ssize_t pos, WsHeader* h):
-    """A close body (RFC 6455 §5.5.1), at most 125 bytes: unmasked on the stack, then read."""
+    """A close frame's body, at most 125 bytes at ``src`` (``pos`` in the input): unmasked on the stack,
+    then read by close_body_parse."""
     cdef unsigned char body[MAX_CONTROL_PAYLOAD]
     cdef const unsigned char* p = src
     cdef int code
+    cdef Py_ssize_t at
     cdef WebSocketClose close = WebSocketClose.__new__(WebSocketClose)
-    close.mask_key = PyBytes_FromStringAndSize(<char*>h.key, 4) if h.masked else None
-    if length == 0:
-        close.code = None
-        close.reason = ""
-        return close
-    if length == 1:
-        raise WebSocketFrameError("close payload of 1 byte (a status code takes 2)", pos)
     if h.masked:
         xor_mask(src, body, length, h.key)
         p = body
-    code = p[0] << 8 | p[1]
-    if not close_code_allowed(code):
+    problem = close_body_parse(p, length, &code, &at)
+    if problem == CLOSE_ONE_BYTE:
+        raise WebSocketFrameError("close payload of 1 byte (a status code takes 2)", pos)
+    if problem == CLOSE_CODE_REFUSED:
         raise WebSocketFrameError(f"close code {code} may not be sent in a close frame", pos)
-    try:
-        close.reason = PyUnicode_DecodeUTF8(<const char*>p + 2, length - 2, NULL)
-    except UnicodeDecodeError as error:
-        raise WebSocketFrameError("invalid UTF-8 in the close reason", pos + 2 + error.start, 1007) from None
-    close.code = close_code(code)
+    if problem == CLOSE_REASON_NOT_UTF8:
+        raise WebSocketFrameError("invalid UTF-8 in the close reason", pos + at, 1007)
+    close.mask_key = PyBytes_FromStringAndSize(<char*>h.key, 4) if h.masked else None
+    close.code = None if code < 0 else close_code(code)
+    close.reason = PyUnicode_DecodeUTF8(<const char*>p + 2, length - 2, NULL) if length else ""
     return close
 
 
@@ -435,9 +533,9 @@ def encode_ws_frame(frame, /):
 
 cdef int ws_close_parse(const unsigned char* data, Py_ssize_t size, int expect_masked, WsCloseResult* out) noexcept nogil:
     cdef unsigned char body[MAX_CONTROL_PAYLOAD]
-    cdef unsigned char b0, b1
-    cdef int opcode, code
-    cdef Py_ssize_t pos, length, bad
+    cdef WsHeader h
+    cdef int opcode, problem
+    cdef Py_ssize_t length, at
     out.size = 0
     out.error_offset = 0
     out.answer = 0
@@ -447,72 +545,40 @@ cdef int ws_close_parse(const unsigned char* data, Py_ssize_t size, int expect_m
     if size < 2:
         out.size = 2
         return CLOSECODEC_INCOMPLETE
-    # RFC 6455 §5.2, checked in decode_ws_header's order.
-    b0 = data[0]
-    opcode = b0 & 0x0F
-    if opcode != 8:
-        if opcode <= 2 or opcode == 9 or opcode == 10:
-            return CLOSECODEC_WRONG_TYPE
-        return parse_error(&out.error_offset, &out.answer, 0, 1002)
-    if b0 & 0x70 or not b0 & 0x80:  # RSV bits, or FIN clear (§5.5: never fragmented)
-        return parse_error(&out.error_offset, &out.answer, 0, 1002)
-    b1 = data[1]
-    out.masked = b1 & 0x80 != 0
-    if expect_masked >= 0 and out.masked != expect_masked:
-        return parse_error(&out.error_offset, &out.answer, 1, 1002)
-    length = b1 & 0x7F
-    if length > MAX_CONTROL_PAYLOAD:
-        return parse_error(&out.error_offset, &out.answer, 1, 1002)
-    pos = 6 if out.masked else 2
-    if size < pos + length:
-        out.size = pos + length
+    opcode = data[0] & 0x0F
+    if opcode <= 2 or opcode == 9 or opcode == 10:
+        return CLOSECODEC_WRONG_TYPE
+    # The header as decode_ws_frame reads it (a close frame is a control frame: at most 125 bytes).
+    problem = ws_header_parse(data, 0, size, expect_masked, 0, True, -1, &h, &at)
+    out.masked = h.masked
+    if problem == WS_SHORT:  # only the masking key can be missing: the length is known
+        out.size = (6 if h.masked else 2) + <Py_ssize_t>h.length
         return CLOSECODEC_INCOMPLETE
-    out.size = pos + length
-    if out.masked:
-        memcpy(out.mask_key, data + 2, 4)
-    if length == 0:
-        return CLOSECODEC_OK
-    if length == 1:  # §5.5.1: a status code takes 2 bytes
-        return parse_error(&out.error_offset, &out.answer, pos, 1002)
-    if out.masked:
-        xor_mask(data + pos, body, length, out.mask_key)
+    if problem:
+        return parse_error(&out.error_offset, &out.answer, at, 1002)
+    length = <Py_ssize_t>h.length
+    out.size = h.payload_at + length
+    if size < out.size:
+        return CLOSECODEC_INCOMPLETE
+    if h.masked:
+        memcpy(out.mask_key, h.key, 4)
+        xor_mask(data + h.payload_at, body, length, h.key)
     else:
-        memcpy(body, data + pos, length)
-    code = body[0] << 8 | body[1]
-    if not close_code_allowed(code):
-        return parse_error(&out.error_offset, &out.answer, pos, 1002)
-    bad = utf8_invalid_at(body + 2, length - 2)
-    if bad >= 0:  # §8.1
-        return parse_error(&out.error_offset, &out.answer, pos + 2 + bad, 1007)
-    out.code = code
-    out.reason_length = length - 2
-    memcpy(out.reason, body + 2, length - 2)
+        memcpy(body, data + h.payload_at, length)
+    problem = close_body_parse(body, length, &out.code, &at)
+    if problem:
+        out.code = -1
+        return parse_error(&out.error_offset, &out.answer, h.payload_at + at,
+                           1007 if problem == CLOSE_REASON_NOT_UTF8 else 1002)
+    if length:
+        out.reason_length = length - 2
+        memcpy(out.reason, body + 2, length - 2)
     return CLOSECODEC_OK
 
 
 cdef object ws_frame_from(const unsigned char* data, Py_ssize_t size, int expect_masked, Py_ssize_t* end):
     """The frame at ``data``, as ``decode_ws_frame(..., expect_masked=...)`` returns it; ``end[0]``: its size."""
-    cdef WsHeader h
-    cdef Py_ssize_t length
-    cdef WebSocketFrame frame
-    read_ws_header(data, 0, size, expect_masked, 0, True, DEFAULT_MAX_WS_PAYLOAD, 0, &h)
-    if <uint64_t>(size - h.payload_at) < h.length:
-        raise IncompleteError("WebSocket frame payload", 0)
-    length = <Py_ssize_t>h.length
-    end[0] = h.payload_at + length
-    if h.opcode == 8:
-        return read_close(data + h.payload_at, length, h.payload_at, &h)
-    frame = WebSocketFrame.__new__(WebSocketFrame)
-    frame.opcode = OPCODES[h.opcode]
-    frame.fin = h.fin
-    frame.rsv = h.rsv
-    if h.masked:
-        frame.payload = masked_copy(data + h.payload_at, length, h.key)
-        frame.mask_key = PyBytes_FromStringAndSize(<char*>h.key, 4)
-    else:
-        frame.payload = PyBytes_FromStringAndSize(<const char*>data + h.payload_at, length)
-        frame.mask_key = None
-    return frame
+    return read_frame(data, 0, size, expect_masked, 0, True, DEFAULT_MAX_WS_PAYLOAD, end)
 
 
 # -- the stream decoder (docs/streaming.md) --------------------------------------------
