@@ -5,8 +5,8 @@ The capture room, from the bottom up:
 - ``_c.pyx`` / ``_py.py``: the byte loops, a compiled module and its pure twin
   (pcap and pcapng records, link/IP/TCP headers, the per-packet segment loop).
 - ``values.py``: :class:`Packet` and :class:`TcpSegment`.
-- ``reassembly.py``: :class:`PacketReader` over a file, :class:`TcpReassembler`
-  and :class:`TcpStreamReader`, in order and bounded.
+- ``reassembly.py``: :func:`open_capture`, :class:`TcpReassembler` and
+  :class:`TcpStreamReader`, in order and bounded.
 - ``records.py``: recognising each connection's protocol and reading its close
   records (``closecodec capture``).
 

@@ -19,7 +19,7 @@ cdef class SourceReader:
     cdef public object _file
     cdef public object _owned
 
-cdef class _Half:
+cdef class _DirectionState:
     cdef public object base
     cdef public object next
     cdef public list starts
@@ -57,21 +57,21 @@ cdef class TcpReassembler:
 
     @cython.locals(conn=_Connection)
     cpdef lane_of(self, connection)
-    @cython.locals(conn=_Connection, half=_Half, direction=int, flags=int)
+    @cython.locals(conn=_Connection, half=_DirectionState, direction=int, flags=int)
     cpdef list add(self, frame, timestamp_ns, TcpSegment segment)
-    cdef _data(self, _Connection conn, int direction, _Half half, offset, payload, missing, list out)
-    cdef _hold(self, _Half half, start, end, data, frame, time)
-    cdef _drain(self, _Connection conn, int direction, _Half half, list out)
-    cdef _skip(self, _Connection conn, int direction, _Half half, list out)
+    cdef _data(self, _Connection conn, int direction, _DirectionState half, offset, payload, missing, list out)
+    cdef _hold(self, _DirectionState half, start, end, data, frame, time)
+    cdef _drain(self, _Connection conn, int direction, _DirectionState half, list out)
+    cdef _skip(self, _Connection conn, int direction, _DirectionState half, list out)
     cdef _gap(self, _Connection conn, int direction, offset, length, list out)
     @cython.locals(conn=_Connection)
     cdef _evict(self, list out)
-    @cython.locals(conn=_Connection, half=_Half, direction=int)
+    @cython.locals(conn=_Connection, half=_DirectionState, direction=int)
     cdef _relieve(self, list out)
-    @cython.locals(half=_Half, direction=int)
+    @cython.locals(half=_DirectionState, direction=int)
     cdef _reclaim(self, _Connection conn, list out)
-    @cython.locals(half=_Half, direction=int)
+    @cython.locals(half=_DirectionState, direction=int)
     cdef _offer(self, _Connection conn)
-    @cython.locals(half=_Half, direction=int)
+    @cython.locals(half=_DirectionState, direction=int)
     cdef _close(self, _Connection conn, reason, list out)
     cdef _retire(self, _Connection conn)

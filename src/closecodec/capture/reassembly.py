@@ -392,7 +392,7 @@ class FrameIndex:
 # -- reassembly ----------------------------------------------------------------------
 
 
-class _Half:
+class _DirectionState:
     """One direction of a connection."""
 
     __slots__ = ("base", "next", "starts", "pieces", "buffered", "fin_at", "fin_frame", "fin_time", "ended")
@@ -416,7 +416,7 @@ class _Connection:
 
     def __init__(self, value: TcpConnection, key: tuple, active: int) -> None:
         self.value = value
-        self.halves = (_Half(), _Half())
+        self.halves = (_DirectionState(), _DirectionState())
         self.key = key  # the client-to-server 4-tuple
         self.lane: Any = None  # its Lane in the reassembler's SegmentLoop, if it has one
         self.active = active  # the clock at its last segment that went through add()
@@ -522,7 +522,7 @@ class TcpReassembler:
             A list of stream events (often one :class:`StreamData`, often none).
         """
         conn: _Connection
-        half: _Half
+        half: _DirectionState
         out: List[StreamEvent] = []
         self._frame = frame
         self._time = timestamp_ns
@@ -618,7 +618,7 @@ class TcpReassembler:
 
     # -- internals -----------------------------------------------------------
 
-    def _data(self, conn: _Connection, direction: int, half: _Half, offset: int, payload: Any, missing: int,
+    def _data(self, conn: _Connection, direction: int, half: _DirectionState, offset: int, payload: Any, missing: int,
               out: List[StreamEvent]) -> None:
         size = len(payload)
         end = offset + size + missing
@@ -660,7 +660,7 @@ class TcpReassembler:
         if self._buffered > self.max_buffer_total:
             self._relieve(out)
 
-    def _hold(self, half: _Half, start: int, end: int, data: Any, frame: int, time: int) -> int:
+    def _hold(self, half: _DirectionState, start: int, end: int, data: Any, frame: int, time: int) -> int:
         """Add the parts of [start, end) not yet delivered or held; return the bytes accounted."""
         cur = max(start, half.next)
         starts, pieces = half.starts, half.pieces
@@ -688,7 +688,7 @@ class TcpReassembler:
             added += cost
         return added
 
-    def _drain(self, conn: _Connection, direction: int, half: _Half, out: List[StreamEvent]) -> None:
+    def _drain(self, conn: _Connection, direction: int, half: _DirectionState, out: List[StreamEvent]) -> None:
         """Deliver held pieces that now start at the next offset; end the direction at its FIN."""
         pieces = half.pieces
         released = 0
@@ -715,7 +715,7 @@ class TcpReassembler:
             if conn.halves[1 - direction].ended:
                 self._retire(conn)
 
-    def _skip(self, conn: _Connection, direction: int, half: _Half, out: List[StreamEvent]) -> None:
+    def _skip(self, conn: _Connection, direction: int, half: _DirectionState, out: List[StreamEvent]) -> None:
         """Give up on the hole before the first held piece."""
         first = half.pieces[0][0]
         if first > half.next:
@@ -755,7 +755,7 @@ class TcpReassembler:
             if conn is None:
                 continue
             for direction in (0, 1):
-                half: _Half = conn.halves[direction]
+                half: _DirectionState = conn.halves[direction]
                 while half.pieces:
                     self._skip(conn, direction, half, out)
 
@@ -764,7 +764,7 @@ class TcpReassembler:
         a direction at the FIN it took (the end event carries the FIN's frame)."""
         for direction, position in enumerate(conn.lane.take_back()):
             if position is not None:
-                half: _Half = conn.halves[direction]
+                half: _DirectionState = conn.halves[direction]
                 half.next = position[1]
                 half.base = (position[0] - position[1]) % _MOD
                 if len(position) == 4:
@@ -794,7 +794,7 @@ class TcpReassembler:
         if conn.lane is not None:
             self._reclaim(conn, out)
         for direction in (0, 1):
-            half: _Half = conn.halves[direction]
+            half: _DirectionState = conn.halves[direction]
             while half.pieces:
                 self._skip(conn, direction, half, out)
             if not half.ended and half.fin_at is not None and half.next < half.fin_at:

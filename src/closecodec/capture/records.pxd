@@ -21,7 +21,7 @@ cdef class _Head:
 
     cdef http(self, parse)
 
-cdef class _Half:
+cdef class _DirectionDecoder:
     cdef public list pending
     cdef public object held
     cdef public _Head head
@@ -50,11 +50,11 @@ cdef class _Conn:
     cdef public object lane
     cdef public object endpoints
 
-cdef _Head _head_of(_Half half, parse_connect)
+cdef _Head _head_of(_DirectionDecoder half, parse_connect)
 cdef tuple _frame_of(list pending, size)
-@cython.locals(half=_Half)
+@cython.locals(half=_DirectionDecoder)
 cdef _sink(_Conn conn, int d)
-@cython.locals(half=_Half)
+@cython.locals(half=_DirectionDecoder)
 cdef _plain_websocket(_Conn conn)
 
 cdef class CloseRecordReader(SourceReader):
@@ -78,35 +78,35 @@ cdef class CloseRecordReader(SourceReader):
     cdef _event(self, event, segment)
     @cython.locals(conn=_Conn)
     cdef _start(self, event)
-    @cython.locals(conn=_Conn, half=_Half)
+    @cython.locals(conn=_Conn, half=_DirectionDecoder)
     cdef _gap(self, event)
     @cython.locals(conn=_Conn)
     cdef _end(self, event, segment)
-    @cython.locals(half=_Half)
+    @cython.locals(half=_DirectionDecoder)
     cdef _ignore(self, _Conn conn)
-    @cython.locals(half=_Half)
+    @cython.locals(half=_DirectionDecoder)
     cdef _hold(self, _Conn conn, int d, offset, bytes data, frame, time)
     @cython.locals(head=_Head, other=_Head, d=int)
     cdef _recognise(self, _Conn conn)
     cdef _fallback(self, _Conn conn)
     cdef _setup_by_port(self, _Conn conn)
     cdef _upgrade(self, _Conn conn, int d, line, dict headers, size, tuple answer)
-    @cython.locals(half=_Half, d=int)
+    @cython.locals(half=_DirectionDecoder, d=int)
     cdef _setup(self, _Conn conn, kind, ws=*, rsv=*, skip=*)
-    @cython.locals(half=_Half)
+    @cython.locals(half=_DirectionDecoder)
     cdef _feed(self, _Conn conn, int d, data, offset, frame, time)
-    @cython.locals(half=_Half)
+    @cython.locals(half=_DirectionDecoder)
     cdef _decoded(self, _Conn conn, int d, list spans, frame, time)
     @cython.locals(counts=dict)
     cdef _tally(self, key, by=*)
     cdef _count(self, what, frame, _Conn conn, error)
-    @cython.locals(half=_Half, close=WebSocketClose, message=WebSocketMessage)
+    @cython.locals(half=_DirectionDecoder, close=WebSocketClose, message=WebSocketMessage)
     cdef _on_websocket(self, _Conn conn, int d, value, frame, time)
-    cdef _inflate(self, _Conn conn, _Half half, payload, frame)
-    @cython.locals(half=_Half)
+    cdef _inflate(self, _Conn conn, _DirectionDecoder half, payload, frame)
+    @cython.locals(half=_DirectionDecoder)
     cdef _on_diffusion_bytes(self, _Conn conn, int d, payload, frame, time)
     cdef _on_diffusion(self, _Conn conn, int d, value, frame, time)
-    @cython.locals(half=_Half)
+    @cython.locals(half=_DirectionDecoder)
     cdef _on_mqtt_bytes(self, _Conn conn, int d, payload, frame, time)
     @cython.locals(disconnect=MqttDisconnect)
     cdef _on_mqtt(self, _Conn conn, int d, size, value, frame, time)

@@ -82,6 +82,8 @@ from ..diffusion.values import CloseEvent as _CloseEvent
 from ..errors import DecodeError, IncompleteError
 from ..jsonform import mqtt_property_json
 from ..mqtt.values import MqttConnack, MqttDisconnect
+from ..websocket.deflate import MessageInflater
+from ..websocket.deflate import negotiated as deflate_negotiated
 from ..websocket.values import WebSocketClose, WebSocketMessage
 
 __all__ = [
@@ -99,7 +101,6 @@ MAX_HANDSHAKE = 64 * 1024
 DECODE_AS_KINDS = ("websocket", "mqtt", "diffusion")
 
 _DIRECTIONS = ("client_to_server", "server_to_client")
-_DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.2
 _BINARY = 2
 # The headers of an HTTP upgrade that recognition reads (RFC 6455 §4.1 and §4.2.2, RFC 7692 §5).
 _UPGRADE_HEADERS = (b"upgrade", b"sec-websocket-protocol", b"sec-websocket-extensions")
@@ -242,7 +243,7 @@ class _Head:
         return self._http
 
 
-def _head_of(half: _Half, parse_connect: Callable[[bytes], Any]) -> Optional[_Head]:
+def _head_of(half: _DirectionDecoder, parse_connect: Callable[[bytes], Any]) -> Optional[_Head]:
     """The half's :class:`_Head`, made again only when it holds more bytes; None while it holds none."""
     if not half.held:
         return None
@@ -257,7 +258,7 @@ def _head_of(half: _Half, parse_connect: Callable[[bytes], Any]) -> Optional[_He
 # -- per-connection state ----------------------------------------------------------------
 
 
-class _Half:
+class _DirectionDecoder:
     """One direction: held handshake bytes, then its decoder."""
 
     __slots__ = ("pending", "held", "head", "ws", "mqtt", "inflater", "done", "ended", "messages")
@@ -283,7 +284,7 @@ class _Conn:
         self.value = value
         self.app: Optional[str] = None  # None while recognising; "ignore" when not ours
         self.client = 0
-        self.halves = (_Half(), _Half())
+        self.halves = (_DirectionDecoder(), _DirectionDecoder())
         self.records = 0
         self.first_end: Optional[Tuple[str, int, int, int]] = None  # (reason, direction, frame, timestamp_ns)
         self.session_id: Optional[str] = None
@@ -308,7 +309,7 @@ def _sink(conn: _Conn, d: int) -> None:
     if conn.app is None:
         lane.hold(d)
         return
-    half: _Half = conn.halves[d]
+    half: _DirectionDecoder = conn.halves[d]
     if conn.app == "ignore" or half.done:
         lane.sink(d, True, None)
     else:
@@ -499,7 +500,7 @@ class CloseRecordReader(SourceReader):
                 self._ignore(conn)
                 return
             self._setup_by_port(conn)
-        half: _Half = conn.halves[event.direction]
+        half: _DirectionDecoder = conn.halves[event.direction]
         if half.ws is not None:
             half.ws.reset(event.offset + event.length)
             if conn.deflate or half.inflater is not None:
@@ -549,7 +550,7 @@ class CloseRecordReader(SourceReader):
     # -- recognition -----------------------------------------------------------------
 
     def _hold(self, conn: _Conn, d: int, offset: int, data: bytes, frame: int, time: int) -> None:
-        half: _Half = conn.halves[d]
+        half: _DirectionDecoder = conn.halves[d]
         half.pending.append((offset, data, frame, time))
         half.held += len(data)
         self._recognise(conn)
@@ -633,7 +634,7 @@ class CloseRecordReader(SourceReader):
         target = line.split(" ")[1] if line.count(" ") >= 1 else ""
         path = target.split("?", 1)[0].rstrip("/")
         subprotocol = response.get("sec-websocket-protocol", "").strip().lower()
-        conn.deflate = "permessage-deflate" in response.get("sec-websocket-extensions", "").lower()
+        conn.deflate = deflate_negotiated(response)
         rsv = 4 if conn.deflate else 0
         if subprotocol.startswith("mqtt"):
             kind = "mqtt-websocket"
@@ -647,7 +648,7 @@ class CloseRecordReader(SourceReader):
     def _setup(self, conn: _Conn, kind: Optional[str], *, ws: bool = False, rsv: int = 0,
                skip: Tuple[int, int] = (0, 0)) -> None:
         """Start decoding the connection as ``kind``; feed what was held, past ``skip`` bytes a direction."""
-        half: _Half
+        half: _DirectionDecoder
         conn.app = kind
         self._tally(kind)
         for d, half in enumerate(conn.halves):
@@ -681,7 +682,7 @@ class CloseRecordReader(SourceReader):
     # -- decoding --------------------------------------------------------------------
 
     def _feed(self, conn: _Conn, d: int, data: Any, offset: int, frame: int, time: int) -> None:
-        half: _Half = conn.halves[d]
+        half: _DirectionDecoder = conn.halves[d]
         if half.done:
             return
         decoder = half.ws if half.ws is not None else half.mqtt
@@ -697,7 +698,7 @@ class CloseRecordReader(SourceReader):
 
     def _decoded(self, conn: _Conn, d: int, spans: List[Tuple[int, int, Any]], frame: int, time: int) -> None:
         """What a direction's decoder returned for the bytes of ``frame``, then its error if it failed."""
-        half: _Half = conn.halves[d]
+        half: _DirectionDecoder = conn.halves[d]
         decoder = half.ws if half.ws is not None else half.mqtt
         if half.ws is not None:
             for _, _, value in spans:
@@ -741,7 +742,7 @@ class CloseRecordReader(SourceReader):
             return
         message = value
         app = conn.app
-        half: _Half = conn.halves[d]
+        half: _DirectionDecoder = conn.halves[d]
         if app == "websocket":
             # A first server message that is a whole connection response makes the connection Diffusion.
             if not conn.maybe_diffusion or d == conn.client:
@@ -780,7 +781,7 @@ class CloseRecordReader(SourceReader):
         else:
             self._on_diffusion_bytes(conn, d, payload, frame, time)
 
-    def _inflate(self, conn: _Conn, half: _Half, payload: bytes, frame: int) -> Optional[bytes]:
+    def _inflate(self, conn: _Conn, half: _DirectionDecoder, payload: bytes, frame: int) -> Optional[bytes]:
         """A permessage-deflate message's payload (RFC 7692 §7.2.2), or None if it cannot be had.
 
         One inflater a direction, kept across messages (context takeover; also
@@ -791,11 +792,9 @@ class CloseRecordReader(SourceReader):
             self._tally("compressed_skipped")
             return None
         if half.inflater is None:
-            half.inflater = zlib.decompressobj(-15)
+            half.inflater = MessageInflater(DEFAULT_MAX_INFLATED)
         try:
-            data = half.inflater.decompress(payload + _DEFLATE_TAIL, DEFAULT_MAX_INFLATED)
-            if half.inflater.unconsumed_tail:
-                raise zlib.error(f"inflates to more than {DEFAULT_MAX_INFLATED} bytes")
+            data = half.inflater.inflate(payload)
         except zlib.error as error:
             half.inflater = False
             self._count("websocket_errors", frame, conn, ValueError(f"permessage-deflate: {error}"))
@@ -803,7 +802,7 @@ class CloseRecordReader(SourceReader):
         return data
 
     def _on_diffusion_bytes(self, conn: _Conn, d: int, payload: bytes, frame: int, time: int) -> None:
-        half: _Half = conn.halves[d]
+        half: _DirectionDecoder = conn.halves[d]
         codec = self._diffusion
         try:
             if d != conn.client and half.messages == 1 and payload[:1] == b"\x23":
@@ -845,7 +844,7 @@ class CloseRecordReader(SourceReader):
                              None, value=payload, close_reason=None, session_id=str(payload.session_id))
 
     def _on_mqtt_bytes(self, conn: _Conn, d: int, payload: bytes, frame: int, time: int) -> None:
-        half: _Half = conn.halves[d]
+        half: _DirectionDecoder = conn.halves[d]
         if half.mqtt is None:
             if d == conn.client and conn.mqtt_version is None:
                 found = self._mqtt.parse_mqtt_connect(payload)
