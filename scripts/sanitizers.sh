@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the compiled modules (every src/closecodec/*_c.pyx, and each .py with a .pxd beside it) with
+# Build the compiled modules (every src/closecodec/**/_c.pyx, and each .py with a .pxd beside it) with
 # AddressSanitizer and UndefinedBehaviorSanitizer in a temporary copy of this
 # working tree, and run the whole test suite and the fuzz seeds (fuzz/) against
 # that build. Any sanitizer report fails the run (exit status 1, reports printed
@@ -56,11 +56,12 @@ tar -C "$root" \
   --exclude=./.git --exclude='./.venv*' --exclude=./build --exclude=./dist --exclude='*.egg-info' \
   --exclude=.hypothesis --exclude=.pytest_cache --exclude=__pycache__ --exclude=./fuzz/build --exclude=./fuzz/crashes \
   --exclude='./src/closecodec/*.so' --exclude='./src/closecodec/*.c' --exclude='./src/closecodec/*.html' \
+  --exclude='./src/closecodec/*/*.so' --exclude='./src/closecodec/*/*.c' --exclude='./src/closecodec/*/*.html' \
   -cf - . | tar -C "$copy" -xf -
 
 say "building the extensions with ASan + UBSan ($CC)"
 flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1 -g"
-# setup.py builds every *_c.pyx and each .py with a .pxd. It runs through pip, in an
+# setup.py builds every _c.pyx and each .py with a .pxd. It runs through pip, in an
 # isolated environment with the build requirements pyproject.toml declares
 # (setuptools>=77, Cython): not with whatever setuptools $PYTHON has (a venv
 # of Python 3.11 comes with 65.x, which cannot read pyproject.toml's license).
@@ -80,7 +81,7 @@ with zipfile.ZipFile(sys.argv[1]) as wheel:
             wheel.extract(name, sys.argv[2])
 PY
 shopt -s nullglob
-built=("$copy"/src/closecodec/*.so)
+built=("$copy"/src/closecodec/*.so "$copy"/src/closecodec/*/*.so)
 [ ${#built[@]} -gt 0 ] || { echo "sanitizers: no extension was built" >&2; exit 1; }
 for so in "${built[@]}"; do
   # Instrumented, not just linked: the checks call into both runtimes.

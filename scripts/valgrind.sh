@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the suite's compiled-backend tests under valgrind memcheck: every test
-# parametrised with the compiled backend (fixture id `c` of codec, transport,
-# stream, capture) and every differential test that uses both backends. A
+# parametrised with the compiled backend (fixture id `c` of a room's fixture:
+# diffusion, websocket, mqtt, capture, or of side) and every differential test
+# that uses both backends (a <room>_both fixture). A
 # memcheck error in closecodec's compiled modules, or a failed test, fails the
 # run (errors printed at the end; CPython's own are counted apart, see below).
 #
@@ -48,8 +49,9 @@ settings.register_profile(
     suppress_health_check=list(HealthCheck), database=None,
 )
 
-BACKEND_FIXTURES = ("codec", "transport", "stream", "capture")  # params "c" and "py"
-BOTH_FIXTURES = ("both", "transport_both", "stream_both", "capture_both")
+# tests/conftest.py's fixtures: params "c" and "py", and both backends at once.
+BACKEND_FIXTURES = ("diffusion", "websocket", "mqtt", "capture", "side")
+BOTH_FIXTURES = ("diffusion_both", "websocket_both", "mqtt_both", "capture_both")
 
 
 def pytest_collection_modifyitems(config, items):
