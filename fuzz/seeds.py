@@ -25,15 +25,13 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
+from closecodec import MessageType
 from closecodec.capture import _py as capture_py
 from closecodec.diffusion import _py as diffusion_py
-from closecodec.mqtt import _py as mqtt_py
-from closecodec.websocket import _py as websocket_py
 from closecodec.frames import (
     AbortNotification,
     CloseRequest,
     ConnectionResponse,
-    MessageType,
     MqttConnack,
     MqttDisconnect,
     MqttOtherPacket,
@@ -45,7 +43,9 @@ from closecodec.frames import (
     WebSocketFrame,
     WebSocketOpcode,
 )
+from closecodec.mqtt import _py as mqtt_py
 from closecodec.reasons import ResponseCode
+from closecodec.websocket import _py as websocket_py
 
 from . import LINK_TYPES, NAMES
 

@@ -116,7 +116,12 @@ def props(body: bytes) -> bytes:
         # MQTT 5 §2.2.2.2: a property the packet may not carry is malformed.
         (b"\x00" + props(b"\x21\x00\x01"), 4, 0x81, "not allowed in DISCONNECT"),
         (b"\x00" + props(b"\x7f\x00"), 4, 0x81, "unknown property identifier 0x7F"),
-        (b"\x00" + props(b"\x80\x00"), 5, 0x81, "shortest form"),
+        (b"\x00" + props(b"\x80\x00"), 5, 0x81, "property identifier is not in its shortest form"),
+        (b"\x00" + props(b"\x80"), 4, 0x81, "property identifier runs past the end of the properties"),
+        # The Property Length itself (MQTT 5 §1.5.5, §2.2.2.1).
+        (b"\x00\x80\x00", 4, 0x81, "Property Length is not in its shortest form"),
+        (b"\x00\x80\x80\x80\x80\x01", 6, 0x81, "Property Length is longer than 4 bytes"),
+        (b"\x00\x80", 3, 0x81, "Property Length runs past the end of the packet"),
         (b"\x00" + props(b"\x1f\x00\x05ab"), 5, 0x81, "runs past the end"),
         (b"\x00" + props(b"\x1f\x00\x02\xc3\x28"), 7, 0x81, "invalid UTF-8"),
         (b"\x00" + props(b"\x1f\x00\x03a\x00b"), 8, 0x81, "U\\+0000"),
