@@ -1,4 +1,4 @@
-"""MQTT DISCONNECT and CONNACK (MQTT 5.0 §3.2, §3.14; 3.1.1), run once per transport backend."""
+"""MQTT DISCONNECT and CONNACK (MQTT 5.0 §3.2, §3.14; 3.1.1), and the CONNECT that identifies MQTT, once per backend."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import io
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from closecodec import cli
 from closecodec.errors import EncodeError, IncompleteError, MqttPacketError
@@ -287,3 +289,74 @@ def test_cli_decode_and_encode():
     assert lines[0]["class"] == "MqttPacketError" and lines[0]["reason_code"] == 0x82
     status, lines = run_cli("encode", "--as", "mqtt-packet", json.dumps(run_cli("decode", "--as", "mqtt-packet", taken)[1][0]))
     assert (status, lines) == (0, [taken])
+
+
+# -- MQTT CONNECT (recognition on any port) -------------------------------------------------
+
+
+def mqtt_connect(level: int, client_id: bytes, properties: bytes = b"\x00", name: bytes = b"") -> bytes:
+    """A CONNECT (MQTT 5.0 §3.1; 3.1.1 §3.1; 3.1 with MQIsdp): flags 0x02, keep alive 60."""
+    name = name or (b"MQIsdp" if level == 3 else b"MQTT")
+    body = (len(name).to_bytes(2, "big") + name + bytes([level, 0x02, 0x00, 0x3C])
+            + (properties if level == 5 else b"") + len(client_id).to_bytes(2, "big") + client_id)
+    assert len(body) < 128
+    return bytes([0x10, len(body)]) + body
+
+
+@pytest.mark.parametrize("level", [3, 4, 5])
+def test_mqtt_connect_levels_and_client_ids(mqtt, level):
+    packet = mqtt_connect(level, b"sensor-\xc3\xa9")
+    assert mqtt.parse_mqtt_connect(packet) == (level, "sensor-\u00e9")
+    assert mqtt.parse_mqtt_connect(packet + b"\x30\x00") == (level, "sensor-\u00e9")  # the next packet
+    assert mqtt.parse_mqtt_connect(bytearray(packet)) == mqtt.parse_mqtt_connect(memoryview(packet))
+    # The header and level are enough to say it is a CONNECT; the client id needs the whole packet.
+    assert mqtt.parse_mqtt_connect(packet[:-1]) == (level, None)
+
+
+def test_mqtt_connect_properties_come_before_the_client_id(mqtt):
+    properties = b"\x05\x11\x00\x00\x00\x3c"  # Session Expiry Interval, 60
+    assert mqtt.parse_mqtt_connect(mqtt_connect(5, b"c1", properties)) == (5, "c1")
+    # Properties longer than the packet, or a length of more than four bytes or not in its shortest
+    # form: no client id.
+    assert mqtt.parse_mqtt_connect(mqtt_connect(5, b"c1", b"\x7f")) == (5, None)
+    assert mqtt.parse_mqtt_connect(mqtt_connect(5, b"c1", b"\x80\x80\x80\x80\x00")) == (5, None)
+    assert mqtt.parse_mqtt_connect(mqtt_connect(5, b"c1", b"\x80\x00")) == (5, None)
+
+
+@pytest.mark.parametrize("data, expected", [
+    (b"", None), (b"\x10", None), (b"\x10\x80", None), (b"\x10\x0c\x00", None), (b"\x10\x0c\x00\x04MQ", None),
+    (b"\x20\x02\x00\x00", False),  # a CONNACK
+    (b"GET / HTTP/1.1\r\n", False),
+    (b"\x10\x80\x80\x80\x80\x01", False),  # Remaining Length over four bytes
+    (b"\x10\x8c\x00\x00\x04MQTT\x04", False),  # Remaining Length not in its shortest form
+    (b"\x10\x0c\x00\x05MQTTX\x04", False),  # a name of five bytes
+    (b"\x10\x0c\x00\x04MQTT\x03", False),  # MQTT with level 3
+    (b"\x10\x0c\x00\x06MQIsdp\x04", False),  # MQIsdp with level 4
+    (b"\x10\x0c\x00\x04mqtt\x04", False),
+])
+def test_mqtt_connect_undecided_or_not_a_connect(mqtt, data, expected):
+    assert mqtt.parse_mqtt_connect(data) is expected
+
+
+def test_mqtt_connect_client_id_must_be_utf8_and_inside_the_packet(mqtt):
+    assert mqtt.parse_mqtt_connect(mqtt_connect(4, b"\xff\xfe")) == (4, None)
+    packet = bytearray(mqtt_connect(4, b"abc"))
+    packet[1] -= 1  # the client id's last byte is past the packet's end
+    assert mqtt.parse_mqtt_connect(bytes(packet)) == (4, None)
+
+
+def test_mqtt_connect_needs_bytes(mqtt):
+    with pytest.raises(TypeError):
+        mqtt.parse_mqtt_connect("\x10\x00")
+
+
+CONNECT_BYTES = st.builds(
+    lambda level, client_id, properties, cut, noise: (mqtt_connect(level, client_id, properties) + noise)[:cut],
+    st.sampled_from([3, 4, 5]), st.binary(max_size=12), st.sampled_from([b"\x00", b"\x7f", b"\x80\x00", b"\x02\x01\x00"]),
+    st.integers(0, 60), st.binary(max_size=4))
+
+
+@given(data=st.one_of(st.binary(max_size=40), CONNECT_BYTES, st.binary(max_size=30).map(lambda b: b"\x10" + b)))
+def test_backends_agree_on_mqtt_connects(mqtt_both, data):
+    compiled, pure = mqtt_both
+    assert compiled.parse_mqtt_connect(data) == pure.parse_mqtt_connect(data)

@@ -1,4 +1,4 @@
-"""WebSocket frames (RFC 6455 §5.2, §5.5.1, §7.4), run once per backend."""
+"""WebSocket frames (RFC 6455 §5.2, §5.5.1, §7.4) and the HTTP upgrade head, run once per backend."""
 
 from __future__ import annotations
 
@@ -273,3 +273,52 @@ def test_cli_decode_and_encode():
     assert (status, lines) == (0, ["8800"])
     status, lines = run_cli("encode", "--as", "ws-frame", '{"code": 1005}')
     assert status == 1 and lines[0]["class"] == "EncodeError"
+
+
+# -- HTTP heads (WebSocket upgrades) ------------------------------------------------------
+
+
+def test_http_head_fields(websocket):
+    head = (b"GET /a?b HTTP/1.1\r\nHost: x\r\n  Sec-WebSocket-Protocol :  mqtt \r\nno colon here\r\n"
+            b"SEC-WEBSOCKET-PROTOCOL:\x85v2\xa0\r\nX-\xc0\xd7\xde: \xc0 \r\nUpgrade: a\rb\r\n\r\nafter")
+    line, headers, size = websocket.parse_http_head(head)
+    assert line == "GET /a?b HTTP/1.1" and size == head.index(b"\r\n\r\n") + 4
+    assert headers == {"host": "x", "sec-websocket-protocol": "mqtt, v2", "x-\xe0\xd7\xfe": "\xc0", "upgrade": "a\rb"}
+    assert websocket.parse_http_head(bytearray(head)) == websocket.parse_http_head(memoryview(head)) == (line, headers, size)
+
+
+@pytest.mark.parametrize("data", [b"", b"GET / HTTP/1.1\r\nHost: x\r\n", b"GET / HTTP/1.1\r\n\r", b"\r\n\r"])
+def test_http_head_incomplete(websocket, data):
+    assert websocket.parse_http_head(data) is None
+
+
+def test_http_head_needs_bytes(websocket):
+    with pytest.raises(TypeError):
+        websocket.parse_http_head("GET / HTTP/1.1\r\n\r\n")
+
+
+HEAD_BYTES = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b":", b" ", b"\t", b"\x85", b"\xa0", b"\x1c", b"A",
+                                       b"a", b"\xc0", b"\xd7", b"\xe0", b"Upgrade", b"x"]), max_size=40).map(b"".join)
+
+
+def test_http_head_keeps_only_the_names_asked_for(websocket):
+    head = b"HTTP/1.1 101 x\r\nUpgrade: websocket\r\n \xc0B : 1\r\nX: 2\r\n\xe0b: 3\r\nUPGRADE : again\r\n\r\n"
+    line, headers, size = websocket.parse_http_head(head)
+    assert websocket.parse_http_head(head, (b"upgrade", b"\xe0b", b"none")) == (
+        line, {"upgrade": "websocket, again", "\xe0b": "1, 3"}, size)
+    assert websocket.parse_http_head(head, ()) == (line, {}, size)
+    assert websocket.parse_http_head(head[:-2], (b"upgrade",)) is None
+
+
+@pytest.mark.parametrize("names", [[b"upgrade"], ("upgrade",), b"upgrade"])
+def test_http_head_names_are_a_tuple_of_bytes(websocket, names):
+    with pytest.raises(TypeError):
+        websocket.parse_http_head(b"GET / HTTP/1.1\r\n\r\n", names)
+
+
+@given(data=st.one_of(st.binary(max_size=80), HEAD_BYTES),
+       names=st.none() | st.lists(st.sampled_from([b"upgrade", b"a", b"x", b"\xe0", b"", b"upgradex"]),
+                                  max_size=3).map(tuple))
+def test_backends_agree_on_http_heads(websocket_both, data, names):
+    compiled, pure = websocket_both
+    assert compiled.parse_http_head(data, names) == pure.parse_http_head(data, names)
