@@ -3,10 +3,11 @@
 Each protocol keeps its values in its own room (``closecodec.diffusion.values``,
 ``closecodec.websocket.values``, ``closecodec.mqtt.values``,
 ``closecodec.capture.values``); this module gathers them under the name they
-have always had.
+have always had, with the protocol and reason types it always offered beside them.
 """
 
 from .capture.values import Packet, TcpSegment
+from .diffusion.protocol import EntryType, MessageType, UpdateType, service_name
 from .diffusion.values import (
     AbortNotification,
     CloseClientRequest,
@@ -29,6 +30,16 @@ from .mqtt.values import (
     MqttOtherPacket,
     MqttPacketType,
     MqttPropertyId,
+)
+from .reasons import (
+    HANDSHAKE_PROTOCOL_BYTE,
+    ClientCloseReason,
+    CloseReason,
+    MqttConnackReturnCode,
+    MqttReasonCode,
+    ResponseCode,
+    WebSocketCloseCode,
+    handshake_close_reason,
 )
 from .websocket.values import WebSocketClose, WebSocketFrame, WebSocketHeader, WebSocketMessage, WebSocketOpcode
 

@@ -16,7 +16,8 @@ used: the compiled backends import ``capture.values`` while the package itself i
 still being imported, before the reassembly layer above them can be.
 """
 
-from typing import Any
+from importlib import import_module
+from typing import Any, List
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -42,12 +43,17 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    # import_module, not "from . import": that looks the submodule up here first, and would recurse.
     if name in ("Packet", "TcpSegment"):
-        from . import values
-
-        return getattr(values, name)
-    if name in __all__:
-        from . import reassembly
-
-        return getattr(reassembly, name)
+        return getattr(import_module(".values", __name__), name)
+    if name == "BACKEND":
+        return import_module(".._backend", __name__).BACKEND
+    if not name.startswith("_") and name not in ("reassembly", "records", "values"):
+        reassembly = import_module(".reassembly", __name__)
+        if hasattr(reassembly, name):
+            return getattr(reassembly, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))
