@@ -3,8 +3,8 @@
 For each room with a compiled module and its pure twin, ``<room>`` gives each
 backend of the room in turn (``c`` skips, with the import error, where it is not
 built) and ``<room>_both`` gives the compiled and the pure one together, for
-differential tests. ``side`` runs a test once per side with the whole package on
-that side's byte loops (the capture reader included).
+differential tests. ``side`` runs a test once per side with the selector on that
+side: the close-record readers the test makes run on that side's byte loops.
 """
 
 from __future__ import annotations
@@ -52,6 +52,6 @@ capture_each, capture_both = _room_fixtures("capture")
 
 @pytest.fixture(params=SIDES)
 def side(request: pytest.FixtureRequest) -> Iterator[str]:
-    """``"c"`` then ``"py"``, with the whole package on that side's byte loops during the test."""
+    """``"c"`` then ``"py"``, with the selector on that side during the test (see ``helpers.use_backend``)."""
     with use_backend(request.param):
         yield request.param

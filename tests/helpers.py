@@ -22,7 +22,7 @@ DATA = Path(__file__).parent / "data"
 # -- the backends -------------------------------------------------------------------
 
 #: The rooms with a compiled module (``_c``) and its pure twin (``_py``), as closecodec._backend has them.
-ROOMS = ("buffer", "diffusion", "websocket", "mqtt", "capture")
+ROOMS = ("buffer", "websocket", "mqtt", "diffusion", "capture")
 SIDES = ("c", "py")
 
 
@@ -67,10 +67,12 @@ def installed(room: str) -> List[ModuleType]:
 
 @contextmanager
 def use_backend(side: str) -> Iterator[None]:
-    """Run the whole package on one side's byte loops (as ``CLOSECODEC_NO_EXTENSIONS`` would for ``py``).
+    """Point the selector (``closecodec._backend``'s rooms) at one side's byte loops while the block runs.
 
-    What reads the selector while this is active (a ``CloseRecordReader`` made in it) keeps that
-    side's modules; the selector is restored afterwards.
+    A ``CloseRecordReader`` made in the block reads its byte loops from the selector, so it runs on
+    that side's (as with ``CLOSECODEC_NO_EXTENSIONS`` for ``py``) and keeps them afterwards. Names
+    bound when the package was imported (``closecodec.decode_ws_frame``, ``closecodec.capture``'s
+    ``PacketReader``) keep the side the package loaded. The selector is restored afterwards.
     """
     from closecodec import _backend
 

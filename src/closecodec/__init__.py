@@ -3,11 +3,13 @@
 Diffusion session-close events and the messages that end a Diffusion session,
 WebSocket close frames and MQTT DISCONNECTs, in byte buffers, with a compiled
 backend and a pure-Python twin that behaves identically. ``BACKEND`` says which
-one is in use (``"c"`` or ``"py"``).
+one is in use (``"c"`` or ``"py"``), ``BACKEND_MODULES`` which module each room's
+byte loops come from.
 """
 
 import os as _os
 
+from ._backend import MODULES as BACKEND_MODULES
 from ._backend import (
     BACKEND,
     DEFAULT_MAX_WS_PAYLOAD,
@@ -93,6 +95,7 @@ from .websocket.values import WebSocketClose, WebSocketFrame, WebSocketHeader, W
 __all__ = [
     "AbortNotification",
     "BACKEND",
+    "BACKEND_MODULES",
     "ClientCloseReason",
     "CloseClientRequest",
     "CloseEvent",

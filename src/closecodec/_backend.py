@@ -11,13 +11,13 @@ Package code imports byte-loop functions and classes from here only.
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
-from typing import TYPE_CHECKING, Dict
+from types import MappingProxyType, ModuleType
+from typing import TYPE_CHECKING, Dict, Mapping
 
 from ._extensions import NO_EXTENSIONS
 
-#: The rooms with a compiled module and its pure twin, bottom up.
-PAIRS = ("buffer", "diffusion", "websocket", "mqtt", "capture")
+#: The rooms with a compiled module and its pure twin, bottom up: each only uses rooms before it.
+PAIRS = ("buffer", "websocket", "mqtt", "diffusion", "capture")
 
 
 def _load(side: str) -> Dict[str, ModuleType]:
@@ -47,8 +47,8 @@ else:
 
 #: ``"c"`` for the compiled backend, ``"py"`` for pure Python.
 BACKEND: str = "c" if diffusion.__name__.endswith("._c") else "py"
-#: Each pair's loaded module, by room: ``{"diffusion": "closecodec.diffusion._c", ...}``.
-MODULES: Dict[str, str] = {room: module.__name__ for room, module in _modules.items()}
+#: Each pair's loaded module, by room, read-only: ``{"buffer": "closecodec.buffer._c", ...}``.
+MODULES: Mapping[str, str] = MappingProxyType({room: module.__name__ for room, module in _modules.items()})
 
 # Diffusion: wire primitives, messages, events, the connection response, the stream.
 decode_int32 = diffusion.decode_int32
