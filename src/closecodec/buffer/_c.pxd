@@ -50,6 +50,14 @@ cdef class Stream:
     cdef int process(self, const unsigned char* data, Py_ssize_t n, int64_t base, list out, int shape) except -1
     cdef void clear(self) noexcept
 
+    cdef inline bint failed(self) noexcept:
+        """Whether an error failed the stream (``error`` is set)."""
+        return self._error is not None
+
+    cdef inline bint expects(self, int64_t position) noexcept:
+        """Whether the stream has not failed and its next byte is at ``position``."""
+        return self._error is None and self._position == position
+
 
 # A stream's size limit, checked: an int from 0 to sys.maxsize.
 cdef Py_ssize_t check_limit(object value, str name) except -1

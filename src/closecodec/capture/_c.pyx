@@ -1,7 +1,7 @@
 # The capture room, compiled: pcap/pcapng records, the link/IP/TCP headers inside
 # them and the per-packet segment loop. Same names, results and errors as _py.py
-# beside it, whose module
-# docstring records the decisions both follow (and docs/capture.md).
+# beside it, whose module docstring records the decisions both follow (and
+# docs/capture.md).
 #
 # Every length read from the file or a packet is compared with the bytes
 # actually held (the block buffer, the record, the packet) before any byte it
@@ -16,16 +16,15 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memchr, memcmp, memcpy, memmove
+from libc.string cimport memcmp, memcpy, memmove
 
 from closecodec.buffer._c cimport SHAPE_SPANS, Reader, Stream, be16, be32, open_reader
 from closecodec.capture.values cimport Packet, TcpSegment
 
 import builtins
 
-from closecodec.errors import IncompleteError, MalformedError, MqttPacketError
+from closecodec.errors import IncompleteError, MalformedError
 
 
 cdef extern from "Python.h":
@@ -1119,8 +1118,7 @@ cdef class SegmentLoop:
                         continue
                     elif lane._state[d] == LANE_DATA and h.seq == lane._seq[d] and lane._sink_ready[d]:
                         sink = lane._sink0 if d == 0 else lane._sink1  # None while it holds
-                        if sink is None or ((<Stream>sink)._error is None
-                                            and (<Stream>sink)._position == lane._offset[d]):
+                        if sink is None or (<Stream>sink).expects(lane._offset[d]):
                             lane.active = self._count
                             offset = lane._offset[d]
                             lane._seq[d] += <uint32_t>n
@@ -1132,7 +1130,7 @@ cdef class SegmentLoop:
                                 continue
                             spans = self._spans
                             (<Stream>sink).feed_into(v + h.payload_at, n, spans, SHAPE_SPANS)
-                            if not spans and (<Stream>sink)._error is None:
+                            if not spans and not (<Stream>sink).failed():
                                 continue
                             self._spans = []
                             return (1, r.frames, r._timestamp(), lane, d, spans)

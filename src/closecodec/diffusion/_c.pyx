@@ -10,7 +10,7 @@
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.mem cimport PyMem_Free
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
@@ -31,7 +31,6 @@ from closecodec.buffer._c cimport (
     write_raw,
     write_varint,
     writer_finish,
-    writer_reserve,
 )
 from closecodec.diffusion.values cimport (
     AbortNotification,

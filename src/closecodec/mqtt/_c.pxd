@@ -1,10 +1,14 @@
-# C-level API of the compiled MQTT module, for modules that cimport it (the capture
-# reader, protocol stacks: docs/streaming.md). Every function checks bounds against
-# the size it is given before reading a byte.
+# C-level API of the compiled MQTT module, for modules that cimport it (protocol
+# stacks: docs/streaming.md). Every function checks bounds against the size it is
+# given before reading a byte.
 
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from closecodec.buffer._c cimport Stream
+
+
+cdef enum:
+    MAX_MQTT_HEADER = 5  # the type byte and a Remaining Length of at most 4 bytes (MQTT 5 §2.1.4)
 
 
 cdef Py_ssize_t read_vbi(const unsigned char* data, Py_ssize_t pos, Py_ssize_t end, str what, uint64_t* out) except -2
@@ -50,7 +54,7 @@ cdef class MqttStream(Stream):
     # closes_only: only DISCONNECT and CONNACK are returned.
     cdef public bint closes_only
     # A fixed header split across chunks (a type byte and at most 4 length bytes).
-    cdef unsigned char _header[5]
+    cdef unsigned char _header[MAX_MQTT_HEADER]
     cdef Py_ssize_t _header_len
     cdef int64_t _remaining
     cdef int64_t _start

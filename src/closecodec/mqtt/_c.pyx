@@ -8,10 +8,10 @@
 # cython: boundscheck=False, wraparound=False
 
 from cpython.buffer cimport PyBuffer_Release
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
 from closecodec.buffer._c cimport (
@@ -21,7 +21,6 @@ from closecodec.buffer._c cimport (
     CLOSECODEC_WRONG_TYPE,
     KEEP_BUFFER,
     SHAPE_OFFSETS,
-    SHAPE_SPANS,
     SHAPE_VALUES,
     Reader,
     Stream,
@@ -37,7 +36,7 @@ from closecodec.buffer._c cimport (
 from closecodec.mqtt.values cimport MqttConnack, MqttDisconnect, MqttOtherPacket
 
 from closecodec.buffer import DEFAULT_MAX_MESSAGE_SIZE
-from closecodec.errors import DecodeError, EncodeError, IncompleteError, MalformedError, MqttPacketError
+from closecodec.errors import DecodeError, EncodeError, IncompleteError, MqttPacketError
 from closecodec.mqtt.values import MQTT_PACKET_PROPERTIES, MQTT_PROPERTY_TYPES, MqttPacketType, MqttPropertyId
 from closecodec.reasons import MqttConnackReturnCode, MqttReasonCode, mqtt_disconnect_reason_allowed
 
@@ -55,7 +54,6 @@ cdef enum:
     MALFORMED = 0x81
     PROTOCOL_ERROR = 0x82
     PACKET_TOO_LARGE = 0x95
-    MAX_MQTT_HEADER = 5  # type byte + a 4-byte Remaining Length (MQTT 5 §2.1.4)
     # Property value kinds (MQTT 5 §2.2.2.2), indexed by identifier below.
     KIND_NONE = 0
     KIND_BYTE = 1
@@ -148,10 +146,13 @@ cdef enum:
     MQ_VALUE_SHORT  # a property value past the end of the properties
     MQ_NOT_UTF8
     MQ_NUL
+    MQ_V311_BODY  # an MQTT 3.1.1 DISCONNECT with a body
+    MQ_TRAILING  # bytes after the end of what the packet holds
     # Protocol errors (0x82), raised once the whole packet has parsed.
     MQ_NOT_BOOLEAN
     MQ_ZERO
     MQ_REPEATED
+    MQ_REASON_REFUSED  # a reason code the packet may not carry (strict)
 
 
 # reasons.mqtt_disconnect_reason_allowed, as a table (the rule is written there, once).
@@ -203,6 +204,12 @@ cdef Py_ssize_t read_vbi(const unsigned char* data, Py_ssize_t pos, Py_ssize_t e
     if next_at == -2:
         raise mqtt_error(vbi_problem(data, at), at, what)
     return next_at
+
+
+cdef inline int value_width(int kind) noexcept nogil:
+    """The bytes of a Byte, Two Byte or Four Byte Integer property (MQTT 5 §1.5, §2.2.2.2): the only
+    integers a CONNACK or DISCONNECT carries."""
+    return 1 if kind == KIND_BYTE else 2 if kind == KIND_U16 else 4
 
 
 cdef inline int fixed_header_parse(const unsigned char* data, Py_ssize_t start, Py_ssize_t size, int* number,
@@ -335,8 +342,7 @@ cdef int properties_parse(const unsigned char* data, Py_ssize_t pos, Py_ssize_t 
                 return w.problem
             at += 2 + (data[at] << 8 | data[at + 1])
         else:
-            # Only Byte, Two and Four Byte Integers are allowed in these packets.
-            width = 1 if kind == KIND_BYTE else 2 if kind == KIND_U16 else 4
+            width = value_width(kind)
             if limit - at < width:
                 w.problem, w.at = MQ_VALUE_SHORT, at
                 return w.problem
@@ -352,6 +358,33 @@ cdef int properties_parse(const unsigned char* data, Py_ssize_t pos, Py_ssize_t 
             walk_defer(w, MQ_REPEATED, id_at, number, 0)
         w.seen |= <uint64_t>1 << number
     w.end = at
+    return 0
+
+
+cdef int disconnect_parse(const unsigned char* data, Py_ssize_t pos, Py_ssize_t end, int version, bint strict,
+                          PropertyWalk* w) noexcept nogil:
+    """A DISCONNECT's body at ``data[pos:end]`` (MQTT 5 §3.14.2: [reason code [Property Length,
+    properties]]; 3.1.1: none; ``version`` 4, 5 or 0 for not known): w.problem and w.at, and the first
+    protocol error, deferred. Its properties are at w.start..w.end when ``end - pos > 1``."""
+    cdef bint refused
+    w.problem = w.deferred = 0
+    w.seen = 0
+    w.user_properties = 0
+    w.start = w.end = end
+    if pos == end:
+        return 0
+    if version == 4:
+        w.problem, w.at = MQ_V311_BODY, pos
+        return w.problem
+    refused = strict and not DISCONNECT_CODE_ALLOWED[data[pos]]
+    if end - pos > 1:
+        if properties_parse(data, pos + 1, end, PACKET_DISCONNECT, w):
+            return w.problem
+        if w.end != end:
+            w.problem, w.at = MQ_TRAILING, w.end
+            return w.problem
+    if refused:  # before the properties in the packet, so before their protocol errors
+        w.deferred, w.deferred_at, w.deferred_number = MQ_REASON_REFUSED, pos, data[pos]
     return 0
 
 
@@ -406,6 +439,9 @@ cdef object walk_error(PropertyWalk* w, str packet_name):
 
 cdef object deferred_error(PropertyWalk* w):
     """The protocol error (0x82) properties_parse deferred."""
+    if w.deferred == MQ_REASON_REFUSED:
+        return MqttPacketError(f"reason code 0x{w.deferred_number:02X} is not a DISCONNECT reason code", w.deferred_at,
+                               PROTOCOL_ERROR)
     name = property_name(w.deferred_number)
     if w.deferred == MQ_NOT_BOOLEAN:
         message = f"{name} is {w.deferred_value}, not 0 or 1"
@@ -453,6 +489,12 @@ def encode_mqtt_varint(value, /):
     return varint_bytes(value)
 
 
+cdef int check_version(object version) except -1:
+    if version is not None and version not in (4, 5):
+        raise ValueError(f"version must be 4, 5 or None, not {version!r}")
+    return 0
+
+
 cdef inline int defer(list deferred, str message, Py_ssize_t offset) except -1:
     """Remember the first protocol error (0x82); it is raised once the packet has parsed."""
     if not deferred:
@@ -472,15 +514,21 @@ cdef tuple read_properties(const unsigned char* data, Py_ssize_t* at_out, Py_ssi
     """Property Length and the properties (MQTT 5 §2.2.2) of a CONNACK or DISCONNECT, as properties_parse
     checks them, as (identifier, value) pairs; the walk's protocol error is deferred."""
     cdef PropertyWalk w
+    if properties_parse(data, at_out[0], end, packet, &w):
+        raise walk_error(&w, "DISCONNECT" if packet == PACKET_DISCONNECT else "CONNACK")
+    if w.deferred and not deferred:
+        deferred.append(deferred_error(&w))
+    at_out[0] = w.end
+    return properties_from(data, &w)
+
+
+cdef tuple properties_from(const unsigned char* data, PropertyWalk* w):
+    """The properties that properties_parse walked, as (identifier, value) pairs."""
     cdef uint64_t number = 0
     cdef uint64_t value
     cdef Py_ssize_t at, unused
     cdef int kind, width, j
     cdef list properties = []
-    if properties_parse(data, at_out[0], end, packet, &w):
-        raise walk_error(&w, "DISCONNECT" if packet == PACKET_DISCONNECT else "CONNACK")
-    if w.deferred and not deferred:
-        deferred.append(deferred_error(&w))
     at = w.start
     while at < w.end:
         at = vbi_parse(data, at, w.end, &number, &unused)
@@ -495,14 +543,13 @@ cdef tuple read_properties(const unsigned char* data, Py_ssize_t* at_out, Py_ssi
             item = PyBytes_FromStringAndSize(<const char*>data + at + 2, width)
             at += 2 + width
         else:
-            width = 1 if kind == KIND_BYTE else 2 if kind == KIND_U16 else 4
+            width = value_width(kind)
             value = 0
             for j in range(width):
                 value = (value << 8) | data[at + j]
             item = value
             at += width
         properties.append((PROPERTY_IDS[number], item))
-    at_out[0] = w.end
     return tuple(properties)
 
 
@@ -513,31 +560,24 @@ cdef int expect_end(Py_ssize_t at, Py_ssize_t end, str packet) except -1:
 
 
 cdef MqttDisconnect read_disconnect(const unsigned char* data, Py_ssize_t pos, Py_ssize_t end, object version, bint strict):
-    """MQTT 5 §3.14.2: [reason code [Property Length, properties]]; 3.1.1: nothing."""
+    """MQTT 5 §3.14.2: [reason code [Property Length, properties]]; 3.1.1: nothing (disconnect_parse)."""
     cdef MqttDisconnect packet = MqttDisconnect.__new__(MqttDisconnect)
-    cdef list deferred
-    cdef int code
-    cdef Py_ssize_t at
+    cdef PropertyWalk w
+    if disconnect_parse(data, pos, end, 4 if version == 4 else 0, strict, &w):
+        if w.problem == MQ_V311_BODY:
+            raise MqttPacketError(f"an MQTT 3.1.1 DISCONNECT has no body, this one has {end - pos} bytes", pos)
+        if w.problem == MQ_TRAILING:
+            raise MqttPacketError(f"{end - w.at} bytes after the end of the DISCONNECT", w.at)
+        raise walk_error(&w, "DISCONNECT")
+    if w.deferred:
+        raise deferred_error(&w)
     if pos == end:
         packet.reason_code = reason_code(0)
         packet.properties = ()
         packet.version = version
         return packet
-    if version == 4:
-        raise MqttPacketError(f"an MQTT 3.1.1 DISCONNECT has no body, this one has {end - pos} bytes", pos)
-    deferred = []
-    code = data[pos]
-    if strict and not DISCONNECT_CODE_ALLOWED[code]:
-        defer(deferred, f"reason code 0x{code:02X} is not a DISCONNECT reason code", pos)
-    properties = ()
-    at = pos + 1
-    if at < end:
-        properties = read_properties(data, &at, end, PACKET_DISCONNECT, deferred)
-        expect_end(at, end, "DISCONNECT")
-    if deferred:
-        raise deferred[0]
-    packet.reason_code = reason_code(code)
-    packet.properties = properties
+    packet.reason_code = reason_code(data[pos])
+    packet.properties = properties_from(data, &w) if end - pos > 1 else ()
     packet.version = 5
     return packet
 
@@ -641,8 +681,7 @@ def decode_mqtt_packet(buf, Py_ssize_t offset=0, /, *, version=None, bint strict
     cdef int64_t packet_limit
     open_reader(&r, buf, offset, &view)
     try:
-        if version is not None and version not in (4, 5):
-            raise ValueError(f"version must be 4, 5 or None, not {version!r}")
+        check_version(version)
         if max_packet_size is not None and (type(max_packet_size) is not int or max_packet_size < 0):
             raise ValueError(f"max_packet_size must be None or an int >= 0, not {max_packet_size!r}")
         # No packet is longer than 5 + 268,435,455 bytes, so a larger limit is no limit.
@@ -657,7 +696,6 @@ cdef bytes check_properties(tuple properties, object packet):
     allowed = MQTT_PACKET_PROPERTIES[packet]
     seen = set()
     cdef bytearray out = bytearray()
-    cdef int width
     for pid, value in properties:
         name = f"{pid.name} (0x{int(pid):02X})"
         if pid not in allowed:
@@ -683,8 +721,7 @@ cdef bytes check_properties(tuple properties, object packet):
             out += len(value).to_bytes(2, "big")
             out += value
         else:
-            width = 1 if kind == KIND_BYTE else 2 if kind == KIND_U16 else 4
-            out += value.to_bytes(width, "big")
+            out += value.to_bytes(value_width(kind), "big")
     return vbi_checked(len(out), "properties") + bytes(out)
 
 
@@ -760,7 +797,7 @@ def encode_mqtt_packet(packet, /):
 
 cdef int mqtt_disconnect_parse(const unsigned char* data, Py_ssize_t size, int version, bint strict,
                                MqttDisconnectResult* out) noexcept nogil:
-    cdef Py_ssize_t pos, end, at
+    cdef Py_ssize_t pos, end
     cdef uint64_t remaining
     cdef int number, problem
     cdef PropertyWalk w
@@ -797,18 +834,11 @@ cdef int mqtt_disconnect_parse(const unsigned char* data, Py_ssize_t size, int v
     out.size = end
     if pos == end:
         return CLOSECODEC_OK
-    # MQTT 5 §3.14.2: reason code [Property Length, properties]; 3.1.1 has no body.
-    if version == 4:
-        return parse_error(&out.error_offset, &out.answer, pos, MALFORMED)
+    if disconnect_parse(data, pos, end, version, strict, &w):
+        return parse_error(&out.error_offset, &out.answer, w.at, MALFORMED)
     out.version = 5
     out.reason_code = data[pos]
-    w.deferred = 0
-    at = pos + 1
-    if at < end:
-        if properties_parse(data, at, end, PACKET_DISCONNECT, &w):
-            return parse_error(&out.error_offset, &out.answer, w.at, MALFORMED)
-        if w.end != end:
-            return parse_error(&out.error_offset, &out.answer, w.end, MALFORMED)
+    if end - pos > 1:
         out.properties_at = w.start
         out.properties_length = w.end - w.start
         out.user_properties = w.user_properties
@@ -821,8 +851,6 @@ cdef int mqtt_disconnect_parse(const unsigned char* data, Py_ssize_t size, int v
         if w.seen & (<uint64_t>1 << 0x1C):  # SERVER_REFERENCE
             out.server_reference_at = w.value_at[0x1C] + 2
             out.server_reference_length = be16(data + w.value_at[0x1C])
-    if strict and not DISCONNECT_CODE_ALLOWED[out.reason_code]:  # §3.14.2.1
-        return parse_error(&out.error_offset, &out.answer, pos, PROTOCOL_ERROR)
     if w.deferred:
         return parse_error(&out.error_offset, &out.answer, w.deferred_at, PROTOCOL_ERROR)
     return CLOSECODEC_OK
@@ -830,8 +858,7 @@ cdef int mqtt_disconnect_parse(const unsigned char* data, Py_ssize_t size, int v
 
 cdef object mqtt_packet_from(const unsigned char* data, Py_ssize_t size, object version, bint strict, Py_ssize_t* end):
     """The packet at ``data``, as ``decode_mqtt_packet(..., version=..., strict=...)`` returns it; ``end[0]``: its size."""
-    if version is not None and version not in (4, 5):
-        raise ValueError(f"version must be 4, 5 or None, not {version!r}")
+    check_version(version)
     return read_packet(data, 0, size, version, strict, -1, end)
 
 
@@ -867,8 +894,7 @@ cdef class MqttStream(Stream):
 
     def __init__(self, *, version=None, strict=False, max_packet_size=DEFAULT_MAX_MESSAGE_SIZE, keep_bodies=False,
                  closes_only=False):
-        if version is not None and version not in (4, 5):
-            raise ValueError(f"version must be 4, 5 or None, not {version!r}")
+        check_version(version)
         self._version = version
         self._strict = bool(strict)
         self._max = check_limit(max_packet_size, "max_packet_size")

@@ -1,11 +1,22 @@
 # C-level API of the compiled WebSocket module, for modules that cimport it (the
-# Diffusion stream, the capture reader, protocol stacks: docs/streaming.md). Every
-# function checks bounds against the size it is given before reading a byte.
+# Diffusion stream, protocol stacks: docs/streaming.md). Every function checks
+# bounds against the size it is given before reading a byte.
 
 from libc.stdint cimport int64_t, uint64_t
 
 from closecodec.buffer._c cimport Stream
 from closecodec.websocket.values cimport WebSocketClose
+
+
+cdef enum:
+    MAX_HEADER = 14  # RFC 6455 §5.2: 2 + 8 (64-bit length) + 4 (masking key)
+    MAX_CONTROL_PAYLOAD = 125  # §5.5
+    MAX_CLOSE_REASON = 123  # §5.5.1: a control payload less the status code
+
+
+cdef inline bint opcode_defined(int opcode) noexcept nogil:
+    """CONTINUATION, TEXT, BINARY, CLOSE, PING or PONG (RFC 6455 §5.2; 3-7 and 11-15 are reserved)."""
+    return opcode <= 2 or 8 <= opcode <= 10
 
 
 cdef struct WsHeader:
@@ -39,7 +50,7 @@ cdef struct WsCloseResult:
     bint masked
     unsigned char mask_key[4]
     Py_ssize_t reason_length
-    char reason[123]           # the reason, unmasked and valid UTF-8 (not NUL-terminated)
+    char reason[MAX_CLOSE_REASON]  # the reason, unmasked and valid UTF-8 (not NUL-terminated)
 
 
 # One WebSocket close frame from data[0:size] (RFC 6455 §5.2, §5.5.1); expect_masked
@@ -62,7 +73,7 @@ cdef class WebSocketStream(Stream):
     cdef int64_t _skipped_len  # payload bytes of that message counted past (for max_message_size)
     cdef int64_t _frame_at  # where the current frame's header starts
     # A header split across chunks (RFC 6455 §5.2: at most 14 bytes).
-    cdef unsigned char _header[14]
+    cdef unsigned char _header[MAX_HEADER]
     cdef Py_ssize_t _header_len
     # The frame being read: its header, payload bytes still to come (-1
     # between frames) and where its payload starts in the stream.
@@ -70,7 +81,7 @@ cdef class WebSocketStream(Stream):
     cdef int64_t _remaining
     cdef int64_t _payload_at
     # A control payload split across chunks, as on the wire (still masked).
-    cdef unsigned char _control[125]
+    cdef unsigned char _control[MAX_CONTROL_PAYLOAD]
     cdef Py_ssize_t _control_len
     # The data message being reassembled, unmasked.
     cdef unsigned char* _message

@@ -36,7 +36,7 @@ from closecodec.websocket.values cimport WebSocketClose, WebSocketFrame, WebSock
 from operator import index
 
 from closecodec.buffer import DEFAULT_MAX_MESSAGE_SIZE
-from closecodec.errors import DecodeError, EncodeError, IncompleteError, MalformedError, WebSocketFrameError
+from closecodec.errors import DecodeError, EncodeError, IncompleteError, WebSocketFrameError
 from closecodec.reasons import WebSocketCloseCode, websocket_close_code_allowed_on_wire
 from closecodec.websocket.values import WebSocketOpcode
 
@@ -54,16 +54,11 @@ __all__ = [
 DEFAULT_MAX_WS_PAYLOAD = 16 * 1024 * 1024
 
 cdef enum:
-    MAX_CONTROL_PAYLOAD = 125
-    MAX_CLOSE_REASON = 123
     # Above this many bytes the unmask loop runs without the GIL.
     NOGIL_UNMASK = 4096
-    MAX_HEADER = 14  # RFC 6455 §5.2: 2 + 8 (64-bit length) + 4 (masking key)
-    OPCODE_TEXT = 1
     OPCODE_CLOSE = 8
 
-cdef tuple OPCODES = tuple([WebSocketOpcode(op) if op in (0, 1, 2, 8, 9, 10) else None for op in range(16)])
-cdef object CLOSE = WebSocketOpcode.CLOSE
+cdef tuple OPCODES = tuple([WebSocketOpcode(op) if opcode_defined(op) else None for op in range(16)])
 cdef tuple RSV_VALUES = tuple(range(8))
 # Enum values are looked up once and kept: the enum constructors are slow.
 # Filled on first use, so that no pseudo-member exists before it is met.
@@ -203,7 +198,7 @@ cdef inline int ws_header_parse(
     h.fin = byte0 & 0x80 != 0
     h.rsv = (byte0 >> 4) & 0x07
     h.opcode = byte0 & 0x0F
-    if 3 <= h.opcode <= 7 or h.opcode >= 11:
+    if not opcode_defined(h.opcode):
         return WS_RESERVED_OPCODE
     control = h.opcode >= 8
     if h.rsv & ~(0 if control else rsv_allowed):
@@ -546,7 +541,7 @@ cdef int ws_close_parse(const unsigned char* data, Py_ssize_t size, int expect_m
         out.size = 2
         return CLOSECODEC_INCOMPLETE
     opcode = data[0] & 0x0F
-    if opcode <= 2 or opcode == 9 or opcode == 10:
+    if opcode != OPCODE_CLOSE and opcode_defined(opcode):
         return CLOSECODEC_WRONG_TYPE
     # The header as decode_ws_frame reads it (a close frame is a control frame: at most 125 bytes).
     problem = ws_header_parse(data, 0, size, expect_masked, 0, True, -1, &h, &at)
@@ -642,10 +637,8 @@ cdef class WebSocketStream(Stream):
 
     def __init__(self, *, expect_masked=None, rsv_allowed=0, minimal_length=True,
                  max_message_size=DEFAULT_MAX_MESSAGE_SIZE, closes_only=False):
-        if type(rsv_allowed) is not int or not 0 <= rsv_allowed <= 7:
-            raise ValueError(f"rsv_allowed must be 0..7 (RSV1 is 4), not {rsv_allowed!r}")
+        self._rsv_allowed = rsv_mask(rsv_allowed)
         self._expect_masked = -1 if expect_masked is None else (1 if expect_masked else 0)
-        self._rsv_allowed = rsv_allowed
         self._minimal_length = bool(minimal_length)
         self._max = check_limit(max_message_size, "max_message_size")
         self.closes_only = closes_only
