@@ -93,7 +93,7 @@ compiled_sources = sorted(
     name for name in package_in_sdist
     if matches(name, CYTHON_SOURCES) or (name.endswith(".py") and name[:-3] + ".pxd" in package_in_sdist)
 )
-# Modules as paths inside the package, without suffixes: "diffusion/_c", "frames".
+# Modules as paths inside the package, without suffixes: "diffusion/_c", "diffusion/values".
 expected_modules = {str(PurePosixPath(name).with_suffix("")) for name in compiled_sources}
 
 # --- wheel files --------------------------------------------------------------

@@ -544,8 +544,8 @@ def _add_capture_parser(commands: Any) -> None:
 
 def _capture_limits() -> Dict[str, Tuple[str, str]]:
     """The CloseRecordReader limits the capture command can set: option -> (metavar, help)."""
-    from .capture.records import (DEFAULT_MAX_BUFFER_PER_DIRECTION, DEFAULT_MAX_BUFFER_TOTAL, DEFAULT_MAX_CONNECTIONS,
-                         DEFAULT_MAX_MESSAGE_SIZE)
+    from .capture.records import (DEFAULT_MAX_BUFFER_PER_DIRECTION, DEFAULT_MAX_BUFFER_TOTAL,
+                                  DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_SIZE)
 
     def size(value: int) -> str:
         return next(f"{value >> shift}{unit}" for shift, unit in ((30, "G"), (20, "M"), (10, "K"), (0, ""))

@@ -2,9 +2,11 @@
 
 Buffer views and offsets for the pure twins, writing into a caller's buffer, the
 varint writer of the pure twins (Diffusion's varints and MQTT's Variable Byte
-Integers are the same base-128 form), Dictionary pairs and zlib bodies. The
-compiled side is ``_c.pxd`` beside this file: the bounds-checked reader and
-writer that every compiled protocol module cimports (docs/architecture.md).
+Integers are the same base-128 form), Dictionary pairs, zlib bodies and the
+streams' default size limit. Beside this file: ``_c.pxd``, the bounds-checked
+reader and writer that every compiled protocol module cimports, and ``Stream``,
+the base of every incremental decoder, compiled in ``_c.pyx`` with its twin in
+``_py.py`` (docs/architecture.md).
 """
 
 from __future__ import annotations

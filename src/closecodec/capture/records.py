@@ -51,24 +51,6 @@ from os import PathLike
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from .. import _backend
-from .reassembly import (
-    DEFAULT_BLOCK_SIZE,
-    DEFAULT_MAX_BUFFER_PER_DIRECTION,
-    DEFAULT_MAX_BUFFER_TOTAL,
-    DEFAULT_MAX_CLOSED,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_RECORD,
-    StreamData,
-    StreamEnd,
-    StreamGap,
-    StreamStart,
-    TcpConnection,
-    TcpReassembler,
-    with_fields,
-    tuple_new,
-    SourceReader,
-    TupleValue,
-)
 from ..buffer import DEFAULT_MAX_INFLATED, DEFAULT_MAX_MESSAGE_SIZE
 from ..diffusion.values import (
     AbortNotification,
@@ -85,6 +67,24 @@ from ..mqtt.values import MqttConnack, MqttDisconnect
 from ..websocket.deflate import MessageInflater
 from ..websocket.deflate import negotiated as deflate_negotiated
 from ..websocket.values import WebSocketClose, WebSocketMessage
+from .reassembly import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_MAX_BUFFER_PER_DIRECTION,
+    DEFAULT_MAX_BUFFER_TOTAL,
+    DEFAULT_MAX_CLOSED,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RECORD,
+    SourceReader,
+    StreamData,
+    StreamEnd,
+    StreamGap,
+    StreamStart,
+    TcpConnection,
+    TcpReassembler,
+    TupleValue,
+    tuple_new,
+    with_fields,
+)
 
 __all__ = [
     "DECODE_AS_KINDS",
