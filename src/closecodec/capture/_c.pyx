@@ -24,6 +24,7 @@ from closecodec.capture.values cimport Packet, TcpSegment
 
 import builtins
 
+from closecodec.capture.values import ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT
 from closecodec.errors import IncompleteError, MalformedError
 
 
@@ -949,16 +950,18 @@ cdef class SegmentLoop:
     Iterating reads packets from ``packets`` and returns only what needs
     Python, as tuples:
 
-    - ``(0, frame, timestamp_ns, segment)``: a :class:`TcpSegment` for the
-      reassembler: every segment of a connection without a :class:`Lane`,
-      or that its lane does not take (out of order, SYN/FIN/RST, cut by the
-      snap length, ...);
-    - ``(1, frame, timestamp_ns, lane, direction, spans)``: what a sink
-      returned (``(start, end, value)`` triples), or a sink that failed
+    - ``(ITEM_SEGMENT, frame, timestamp_ns, segment)``: a :class:`TcpSegment`
+      for the reassembler: every segment of a connection without a
+      :class:`Lane`, or that its lane does not take (out of order,
+      SYN/FIN/RST, cut by the snap length, ...);
+    - ``(ITEM_DECODED, frame, timestamp_ns, lane, direction, spans)``: what a
+      sink returned (``(start, end, value)`` triples), or a sink that failed
       (its ``error`` set), for the payload of that frame;
-    - ``(2, frame, timestamp_ns, lane, direction, offset, data)``: the
+    - ``(ITEM_HELD, frame, timestamp_ns, lane, direction, offset, data)``: the
       in-order payload (bytes, at stream ``offset``) of a direction that
       holds (:meth:`Lane.hold`).
+
+    The tags are ``capture/values.py``'s.
 
     Packets without a usable TCP segment are counted in ``skipped`` by
     reason. Everything a lane takes is exactly what the reassembler and the
@@ -1124,7 +1127,7 @@ cdef class SegmentLoop:
                             lane._seq[d] += <uint32_t>n
                             lane._offset[d] += n
                             if lane._hold[d]:
-                                return (2, r.frames, r._timestamp(), lane, d, offset,
+                                return (ITEM_HELD, r.frames, r._timestamp(), lane, d, offset,
                                         PyBytes_FromStringAndSize(<char*>v + h.payload_at, n))
                             if sink is None:
                                 continue
@@ -1133,6 +1136,6 @@ cdef class SegmentLoop:
                             if not spans and not (<Stream>sink).failed():
                                 continue
                             self._spans = []
-                            return (1, r.frames, r._timestamp(), lane, d, spans)
-            return (0, r.frames, r._timestamp(),
+                            return (ITEM_DECODED, r.frames, r._timestamp(), lane, d, spans)
+            return (ITEM_SEGMENT, r.frames, r._timestamp(),
                     make_segment(v, &h, r._view[r._rec_at:r._rec_at + r._rec_len]))

@@ -41,7 +41,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from ..buffer import byte_view
 from ..buffer._py import SHAPE_SPANS
 from ..errors import IncompleteError, MalformedError
-from .values import Packet, TcpSegment
+from .values import ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, Packet, TcpSegment
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -612,16 +612,18 @@ class SegmentLoop:
     Iterating reads packets from ``packets`` and returns only what needs
     Python, as tuples:
 
-    - ``(0, frame, timestamp_ns, segment)``: a :class:`TcpSegment` for the
-      reassembler: every segment of a connection without a :class:`Lane`,
-      or that its lane does not take (out of order, SYN/FIN/RST, cut by the
-      snap length, ...);
-    - ``(1, frame, timestamp_ns, lane, direction, spans)``: what a sink
-      returned (``(start, end, value)`` triples), or a sink that failed
+    - ``(ITEM_SEGMENT, frame, timestamp_ns, segment)``: a :class:`TcpSegment`
+      for the reassembler: every segment of a connection without a
+      :class:`Lane`, or that its lane does not take (out of order,
+      SYN/FIN/RST, cut by the snap length, ...);
+    - ``(ITEM_DECODED, frame, timestamp_ns, lane, direction, spans)``: what a
+      sink returned (``(start, end, value)`` triples), or a sink that failed
       (its ``error`` set), for the payload of that frame;
-    - ``(2, frame, timestamp_ns, lane, direction, offset, data)``: the
+    - ``(ITEM_HELD, frame, timestamp_ns, lane, direction, offset, data)``: the
       in-order payload (bytes, at stream ``offset``) of a direction that
       holds (:meth:`Lane.hold`).
+
+    The tags are ``capture/values.py``'s.
 
     Packets without a usable TCP segment are counted in ``skipped`` by
     reason. Everything a lane takes is exactly what the reassembler and the
@@ -708,12 +710,13 @@ class SegmentLoop:
                             lane._seq[d] = (lane._seq[d] + n) & 0xFFFFFFFF
                             lane._offset[d] += n
                             if lane._hold[d]:
-                                return (2, packet.frame, packet.timestamp_ns, lane, d, offset, bytes(segment.payload))
+                                return (ITEM_HELD, packet.frame, packet.timestamp_ns, lane, d, offset,
+                                        bytes(segment.payload))
                             if sink is None:
                                 continue
                             spans: List[Any] = []
                             sink.feed_into(segment.payload, spans, SHAPE_SPANS)
                             if not spans and sink.error is None:
                                 continue
-                            return (1, packet.frame, packet.timestamp_ns, lane, d, spans)
-            return (0, packet.frame, packet.timestamp_ns, segment)
+                            return (ITEM_DECODED, packet.frame, packet.timestamp_ns, lane, d, spans)
+            return (ITEM_SEGMENT, packet.frame, packet.timestamp_ns, segment)

@@ -67,6 +67,7 @@ from ..mqtt.values import MqttConnack, MqttDisconnect
 from ..websocket.deflate import MessageInflater
 from ..websocket.deflate import negotiated as deflate_negotiated
 from ..websocket.values import WebSocketClose, WebSocketMessage
+from .values import ITEM_DECODED, ITEM_HELD
 from .reassembly import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_MAX_BUFFER_PER_DIRECTION,
@@ -423,13 +424,13 @@ class CloseRecordReader(SourceReader):
         try:
             for item in loop:
                 kind = item[0]
-                if kind == 1:
+                if kind == ITEM_DECODED:
                     _, frame, time, lane, d, spans = item
                     self._decoded(by_lane[lane], d, spans, frame, time)
-                elif kind == 2:
+                elif kind == ITEM_HELD:
                     _, frame, time, lane, d, offset, data = item
                     self._hold(by_lane[lane], d, offset, data, frame, time)
-                else:
+                else:  # ITEM_SEGMENT
                     _, frame, time, segment = item
                     for event in reassembler.add(frame, time, segment):
                         self._event(event, segment)

@@ -11,9 +11,18 @@ from typing import Any
 from ..value import Value
 
 __all__ = [
+    "ITEM_DECODED",
+    "ITEM_HELD",
+    "ITEM_SEGMENT",
     "Packet",
     "TcpSegment",
 ]
+
+# What the segment loop (``_c.pyx`` and ``_py.py``) hands the record reader: a tuple whose first
+# item says which of three it is (SegmentLoop's docstring has their fields).
+ITEM_SEGMENT = 0  #: a TCP segment for the reassembler
+ITEM_DECODED = 1  #: what a lane's decoder returned for a frame's payload
+ITEM_HELD = 2  #: the in-order payload of a direction that holds it
 
 
 # -- packet captures (docs/capture.md) ---------------------------------------------

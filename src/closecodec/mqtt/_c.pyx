@@ -277,7 +277,8 @@ cdef struct PropertyWalk:
     Py_ssize_t value_at[PROPERTY_SLOTS]
 
 
-cdef inline void walk_defer(PropertyWalk* w, int problem, Py_ssize_t at, uint64_t number, uint64_t value) noexcept nogil:
+cdef inline void walk_defer(PropertyWalk* w, int problem, Py_ssize_t at, uint64_t number,
+                            uint64_t value) noexcept nogil:
     if not w.deferred:
         w.deferred, w.deferred_at, w.deferred_number, w.deferred_value = problem, at, number, value
 

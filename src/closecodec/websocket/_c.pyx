@@ -270,7 +270,8 @@ cdef object ws_header_error(int problem, WsHeader* h, int64_t offset, int expect
     elif problem == WS_FRAGMENTED_CONTROL:
         message = f"control frame (opcode {h.opcode}) is fragmented (FIN clear)"
     elif problem == WS_MASKING:
-        message = "unmasked frame where masking is required" if expect_masked else "masked frame where masking is forbidden"
+        message = ("unmasked frame where masking is required" if expect_masked
+                   else "masked frame where masking is forbidden")
     elif problem == WS_CONTROL_TOO_LONG:
         message = "control frame payload longer than 125 bytes"
     elif problem == WS_LENGTH_TOP_BIT:
@@ -401,7 +402,8 @@ cdef object read_frame(const unsigned char* data, Py_ssize_t start, Py_ssize_t s
     return frame
 
 
-cdef inline int close_body_parse(const unsigned char* body, Py_ssize_t length, int* code, Py_ssize_t* at) noexcept nogil:
+cdef inline int close_body_parse(const unsigned char* body, Py_ssize_t length, int* code,
+                                 Py_ssize_t* at) noexcept nogil:
     """A close body (RFC 6455 §5.5.1, §7.4), unmasked: 0, or what is wrong (CLOSE_*) and where in the
     body (``at[0]``). ``code[0]``: the status code, or -1 for an empty body (1005, "no status")."""
     code[0] = -1
