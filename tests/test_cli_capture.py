@@ -276,6 +276,44 @@ def test_standard_input_of_the_command_on_the_pure_backend():
     assert [json.loads(line) for line in done.stdout.decode("utf-8").splitlines()] == jsonl(MQTT)
 
 
+# -- Unix manners: a closed pipe, Ctrl-C ------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [
+    ["capture", str(WS_PCAP)],
+    ["capture", str(WS_PCAP), "--format", "jsonl"],
+    ["capture", str(WS_PCAP), "--format", "csv"],
+    ["capture", str(WS_PCAP), "--summary"],
+    ["reasons"],
+    [],
+], ids=["table", "jsonl", "csv", "summary", "reasons", "bare"])
+def test_output_into_a_closed_pipe_ends_quietly(argv):
+    # As `closecodec capture FILE | head` does once head has what it wants: nobody reads any more.
+    child = subprocess.Popen([sys.executable, "-m", "closecodec", *argv], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141  # 128 + SIGPIPE, as a shell shows it for grep or cat
+    assert err == ""  # no traceback, no "Exception ignored"
+
+
+class _InterruptedInput(io.RawIOBase):
+    """Standard input on which the user presses Ctrl-C."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_ends_the_command_without_a_traceback():
+    stdin = io.TextIOWrapper(io.BufferedReader(_InterruptedInput()))
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["capture", "-"], out=out, stdin=stdin, err=err) == 130  # 128 + SIGINT
+    assert out.getvalue() == err.getvalue() == ""
+
+
 # -- limits ------------------------------------------------------------------------------
 
 

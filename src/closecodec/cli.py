@@ -458,10 +458,6 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
                 writer.writerow(_csv_row(record))
             else:
                 table.add(record)
-    except BrokenPipeError:  # e.g. piped into head: stop quietly
-        if out is sys.stdout:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     except DecodeError as error:
         if reader.packets.frames == 0:
             if progress is not None:
@@ -472,9 +468,15 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
         # printed at the end), then say where it stopped.
         broken = (f"closecodec capture: {name}: stopped after frame {reader.packets.frames}: {error}; "
                   f"the records above are what comes before")
+    except BrokenPipeError:  # writing, not reading: main() ends the command quietly
+        raise
     except OSError as error:
         print(f"closecodec capture: cannot read {name}: {error.strerror or error}", file=err)
         return 2
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.done()  # the shell's prompt comes on a clean line
+        raise
     finally:
         if opened is not None:
             opened.close()
@@ -608,9 +610,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit statuses as a shell reports a command that SIGPIPE or SIGINT (Ctrl-C) ended.
+EXIT_BROKEN_PIPE = 128 + 13
+EXIT_INTERRUPTED = 128 + 2
+
+
 def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin,
          err: Optional[TextIO] = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status.
+
+    As Unix tools do, output into a closed pipe (``closecodec capture FILE | head``) ends the
+    command quietly with status 141, and Ctrl-C with status 130, without a traceback.
+    """
+    try:
+        return _run(argv, out, stdin, err)
+    except BrokenPipeError:
+        if out is sys.stdout:
+            # Python flushes stdout once more at exit: into a closed pipe, that would complain.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _run(argv: Optional[List[str]], out: TextIO, stdin: TextIO, err: Optional[TextIO]) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "capture":
         return run_capture(args, out, stdin, sys.stderr if err is None else err)
