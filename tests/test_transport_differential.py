@@ -158,3 +158,37 @@ def test_truncations_and_corruptions_agree(data, position, value):
 def test_unmask_agrees(websocket_both, data, key, phase):
     compiled, pure = websocket_both
     assert compiled.unmask_ws_payload(data, key, phase) == pure.unmask_ws_payload(data, key, phase)
+
+
+def _refusal(call: Callable[[], Any]) -> Any:
+    try:
+        return ("ok", call())
+    except (TypeError, ValueError) as error:
+        return (type(error), str(error))
+
+
+BAD_WS_OPTIONS = [
+    {"rsv_allowed": 8, "max_payload": -1},
+    {"rsv_allowed": "4", "max_payload": 1.5},
+    {"rsv_allowed": 8},
+    {"max_payload": -1},
+]
+BAD_MQTT_OPTIONS = [{"version": 3, "max_packet_size": -1}, {"version": 3}, {"max_packet_size": "1"}]
+
+
+@pytest.mark.parametrize("options", BAD_WS_OPTIONS, ids=str)
+@pytest.mark.parametrize("name", ["decode_ws_frame", "decode_ws_header"])
+def test_bad_websocket_options_are_refused_alike(websocket_both, name, options):
+    # With more than one bad option, both backends name the same one first.
+    compiled, pure = (getattr(module, name) for module in websocket_both)
+    refused = _refusal(lambda: compiled(b"\x88\x00", **options))
+    assert refused == _refusal(lambda: pure(b"\x88\x00", **options))
+    assert refused[0] is ValueError
+
+
+@pytest.mark.parametrize("options", BAD_MQTT_OPTIONS, ids=str)
+def test_bad_mqtt_options_are_refused_alike(mqtt_both, options):
+    compiled, pure = (module.decode_mqtt_packet for module in mqtt_both)
+    refused = _refusal(lambda: compiled(b"\xe0\x00", **options))
+    assert refused == _refusal(lambda: pure(b"\xe0\x00", **options))
+    assert refused[0] is ValueError

@@ -367,10 +367,12 @@ def decode_ws_frame(buf, Py_ssize_t offset=0, /, *, expect_masked=None, rsv_allo
     cdef Py_buffer view
     cdef Reader r
     cdef Py_ssize_t end
+    cdef int64_t limit
     open_reader(&r, buf, offset, &view)
     try:
+        limit = payload_limit(max_payload)  # first, as in decode_ws_header and the pure twin
         frame = read_frame(r.data, r.pos, r.size, masked_side(expect_masked), rsv_mask(rsv_allowed), minimal_length,
-                           payload_limit(max_payload), &end)
+                           limit, &end)
         return frame, end
     finally:
         PyBuffer_Release(&view)
