@@ -49,6 +49,7 @@ __all__ = [
     "MqttReasonCode",
     "ReasonNumbering",
     "ResponseCode",
+    "WEBSOCKET_CLOSE_CODES_ON_WIRE",
     "WebSocketCloseCode",
     "close_reason_from_byte",
     "close_reason_from_mqtt",
@@ -398,6 +399,11 @@ def handshake_close_reason(
 # WebSocket close codes (RFC 6455 §7.4.1, §7.4.2; the IANA WebSocket Close Code Number Registry, RFC 6455 §11.7)
 
 
+#: The status codes a close frame may carry, as inclusive ``(low, high)`` ranges (RFC 6455 §7.4.1,
+#: §7.4.2): the rule of :func:`websocket_close_code_allowed_on_wire`, as data for the compiled decoder.
+WEBSOCKET_CLOSE_CODES_ON_WIRE: Tuple[Tuple[int, int], ...] = ((1000, 1003), (1007, 1014), (3000, 4999))
+
+
 def websocket_close_code_allowed_on_wire(code: int) -> bool:
     """Say whether a close frame may carry ``code``.
 
@@ -405,10 +411,14 @@ def websocket_close_code_allowed_on_wire(code: int) -> bool:
         code: a status code.
 
     Returns:
-        True for 1000-1003, 1007-1014 and 3000-4999; False for everything else,
-        including the local-only 1005, 1006 and 1015 and the reserved 1004.
+        True for 1000-1003, 1007-1014 and 3000-4999 (:data:`WEBSOCKET_CLOSE_CODES_ON_WIRE`);
+        False for everything else, including the local-only 1005, 1006 and 1015 and
+        the reserved 1004.
     """
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+    for low, high in WEBSOCKET_CLOSE_CODES_ON_WIRE:
+        if low <= code <= high:
+            return True
+    return False
 
 
 class WebSocketCloseCode(OpenIntEnum):

@@ -37,7 +37,7 @@ from operator import index
 
 from closecodec.buffer import DEFAULT_MAX_MESSAGE_SIZE
 from closecodec.errors import DecodeError, EncodeError, IncompleteError, WebSocketFrameError
-from closecodec.reasons import WebSocketCloseCode, websocket_close_code_allowed_on_wire
+from closecodec.reasons import WEBSOCKET_CLOSE_CODES_ON_WIRE, WebSocketCloseCode
 from closecodec.websocket.values import WebSocketOpcode
 
 __all__ = [
@@ -72,21 +72,35 @@ cdef inline object close_code(int code):
     return cached
 
 
-# reasons.websocket_close_code_allowed_on_wire, as a table (the rule is written there, once).
-cdef bint CLOSE_CODE_ALLOWED[5000]
+# reasons.WEBSOCKET_CLOSE_CODES_ON_WIRE, the ranges a close frame's code may be in (the rule is
+# written there, once), copied into C at import.
+cdef enum:
+    MAX_CLOSE_CODE_RANGES = 8
+cdef int CLOSE_CODE_LOW[MAX_CLOSE_CODE_RANGES]
+cdef int CLOSE_CODE_HIGH[MAX_CLOSE_CODE_RANGES]
+cdef int CLOSE_CODE_RANGES = 0
 
 
-cdef void init_close_codes():
-    cdef int code
-    for code in range(5000):
-        CLOSE_CODE_ALLOWED[code] = websocket_close_code_allowed_on_wire(code)
+cdef int init_close_codes() except -1:
+    global CLOSE_CODE_RANGES
+    if len(WEBSOCKET_CLOSE_CODES_ON_WIRE) > MAX_CLOSE_CODE_RANGES:
+        raise ImportError("reasons.WEBSOCKET_CLOSE_CODES_ON_WIRE has more ranges than websocket/_c.pyx holds")
+    for low, high in WEBSOCKET_CLOSE_CODES_ON_WIRE:
+        CLOSE_CODE_LOW[CLOSE_CODE_RANGES] = low
+        CLOSE_CODE_HIGH[CLOSE_CODE_RANGES] = high
+        CLOSE_CODE_RANGES += 1
+    return 0
 
 
 init_close_codes()
 
 
 cdef inline bint close_code_allowed(int code) noexcept nogil:
-    return 0 <= code < 5000 and CLOSE_CODE_ALLOWED[code]
+    cdef int i
+    for i in range(CLOSE_CODE_RANGES):
+        if CLOSE_CODE_LOW[i] <= code <= CLOSE_CODE_HIGH[i]:
+            return True
+    return False
 
 
 # What a header or a close body breaks: the nogil parsers below find it, and the Python-level
