@@ -194,6 +194,11 @@ def _read_properties(data: Any, pos: int, end: int, packet: MqttPacketType, defe
     return tuple(properties), at
 
 
+def _check_version(version: Any) -> None:
+    if version is not None and version not in (4, 5):
+        raise ValueError(f"version must be 4, 5 or None, not {version!r}")
+
+
 def decode_mqtt_packet(
     buf: Any, offset: int = 0, /, *, version: Optional[int] = None, strict: bool = False,
     max_packet_size: Optional[int] = None,
@@ -224,8 +229,7 @@ def decode_mqtt_packet(
             reason code not allowed, Session Present with a refusal) or 0x95.
     """
     data, start, size = start_reading(buf, offset)
-    if version is not None and version not in (4, 5):
-        raise ValueError(f"version must be 4, 5 or None, not {version!r}")
+    _check_version(version)
     if max_packet_size is not None and (type(max_packet_size) is not int or max_packet_size < 0):
         raise ValueError(f"max_packet_size must be None or an int >= 0, not {max_packet_size!r}")
     if start >= size:
@@ -434,8 +438,7 @@ class MqttStream(Stream):
         max_packet_size: int = DEFAULT_MAX_MESSAGE_SIZE, keep_bodies: bool = False, closes_only: bool = False,
     ) -> None:
         super().__init__()
-        if version is not None and version not in (4, 5):
-            raise ValueError(f"version must be 4, 5 or None, not {version!r}")
+        _check_version(version)
         self._version = version
         self._strict = bool(strict)
         self._max = check_limit(max_packet_size, "max_packet_size")

@@ -140,6 +140,10 @@ def _read_header(
 def _options(max_payload: Any, rsv_allowed: Any) -> None:
     if max_payload is not None and (type(max_payload) is not int or max_payload < 0):
         raise ValueError(f"max_payload must be None or an int >= 0, not {max_payload!r}")
+    _check_rsv(rsv_allowed)
+
+
+def _check_rsv(rsv_allowed: Any) -> None:
     if type(rsv_allowed) is not int or not 0 <= rsv_allowed <= 7:
         raise ValueError(f"rsv_allowed must be 0..7 (RSV1 is 4), not {rsv_allowed!r}")
 
@@ -330,8 +334,7 @@ class WebSocketStream(Stream):
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, closes_only: bool = False,
     ) -> None:
         super().__init__()
-        if type(rsv_allowed) is not int or not 0 <= rsv_allowed <= 7:
-            raise ValueError(f"rsv_allowed must be 0..7 (RSV1 is 4), not {rsv_allowed!r}")
+        _check_rsv(rsv_allowed)
         self._expect_masked = None if expect_masked is None else bool(expect_masked)
         self._rsv_allowed = rsv_allowed
         self._minimal_length = bool(minimal_length)
