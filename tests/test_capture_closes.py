@@ -551,12 +551,17 @@ def test_decode_as_reads_a_connection_whose_handshake_is_missing(side):
     flow.send(1, ws(1, b"still talking"))
     frame = flow.send(1, ws_close(4000, b"bye"))
     answer = flow.send(0, ws_close(4000, b"bye", MASK))
-    assert capture.records(side) == []
+    assert capture.records(side, heuristics=False) == []
+    expected = [(frame, flow.endpoint(1), "server_to_client", 4000, "bye"),
+                (answer, flow.endpoint(0), "client_to_server", 4000, "bye")]
     for decode_as in ({9000: "websocket"}, ["9000=websocket"]):
         records = capture.records(side, decode_as=decode_as)
-        assert [(r.frame, r.src, r.direction, r.code, r.reason) for r in records] == [
-            (frame, flow.endpoint(1), "server_to_client", 4000, "bye"),
-            (answer, flow.endpoint(0), "client_to_server", 4000, "bye")]
+        assert [(r.frame, r.src, r.direction, r.code, r.reason) for r in records] == expected
+        assert {r.detection for r in records} == {"decode-as"}
+    # Without the port: recognised by its bytes (the closes end both directions exactly).
+    records = capture.records(side)
+    assert [(r.frame, r.src, r.direction, r.code, r.reason) for r in records] == expected
+    assert {r.detection for r in records} == {"heuristic"}
 
 
 def test_decode_as_diffusion_and_mqtt(side):
@@ -565,7 +570,7 @@ def test_decode_as_diffusion_and_mqtt(side):
     event = diffusion.send(1, ws(2, CLOSE_EVENT))
     mqtt = Flow(capture, handshake=False, client_port=50002, server_port=9001)
     disconnect = mqtt.send(1, bytes.fromhex("e0018b"))  # 0x8B server shutting down
-    assert capture.records(side) == []
+    assert capture.records(side, heuristics=False) == []
     records = capture.records(side, decode_as=["9000=diffusion", "9001=mqtt"])
     assert [(r.frame, r.protocol, r.kind, r.code, r.name, r.session_id, r.mqtt_version, r.application)
             for r in records] == [
@@ -580,9 +585,12 @@ def test_mqtt_on_port_1883_needs_no_connect(side):
     frame = flow.send(1, bytes.fromhex("e00195"))
     elsewhere = Flow(capture, handshake=False, server_port=1884)
     elsewhere.send(1, bytes.fromhex("e00195"))
-    records = capture.records(side)
-    assert [(r.frame, r.protocol, r.code, r.name) for r in records] == [(frame, "mqtt", 0x95, "PACKET_TOO_LARGE")]
-    assert capture.records(side, mqtt_ports=()) == []
+    records = capture.records(side, heuristics=False)
+    assert [(r.frame, r.protocol, r.code, r.name, r.detection) for r in records] == [
+        (frame, "mqtt", 0x95, "PACKET_TOO_LARGE", "port")]
+    assert capture.records(side, mqtt_ports=(), heuristics=False) == []
+    # By its bytes, on any port: a DISCONNECT that ends its direction exactly.
+    assert [(r.frame, r.detection) for r in capture.records(side)] == [(frame, "port"), (frame + 1, "heuristic")]
 
 
 def test_parse_decode_as():

@@ -252,11 +252,17 @@ def test_decode_as_reads_a_capture_whose_handshake_is_cut(tmp_path):
     path = tmp_path / "cut-handshake.pcap"
     path.write_bytes(data[:24] + data[offsets[7]:])
     full = truth(WS_PCAP)
-    without = jsonl(path)
+    without = jsonl(path, "--no-heuristics")
     assert [r["frame"] + 7 for r in without] == [t["frame"] for t in full[2:]]
     with_port = jsonl(path, "--decode-as", "21890=websocket")
     assert [(r["frame"] + 7, r["src"], r["code"], r["reason"]) for r in with_port] == \
         [(t["frame"], t["src"], t["ws_status_code"], t["ws_reason"]) for t in full]
+    assert [r["detection"] for r in with_port] == ["decode-as", "decode-as"] + ["handshake"] * (len(full) - 2)
+    # With no option, stream 0 is recognised by its bytes.
+    guessed = jsonl(path)
+    assert [(r["frame"], r["src"], r["code"], r["reason"]) for r in guessed] == \
+        [(r["frame"], r["src"], r["code"], r["reason"]) for r in with_port]
+    assert [r["detection"] for r in guessed[:3]] == ["heuristic", "heuristic", "handshake"]
     assert [(r["frame"], r["direction"]) for r in with_port[:2]] == [(3, "server_to_client"), (5, "client_to_server")]
     status, _, err = run(path, "--decode-as", "21890=telnet")
     assert status == 2 and "PORT=KIND" in err and "telnet" in err

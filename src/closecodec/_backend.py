@@ -90,6 +90,7 @@ decode_ws_frame = websocket.decode_ws_frame
 encode_ws_frame = websocket.encode_ws_frame
 WebSocketStream = websocket.WebSocketStream
 parse_http_head = websocket.parse_http_head
+ws_tile = websocket.ws_tile
 
 # MQTT: packets, the stream, the CONNECT.
 decode_mqtt_varint = mqtt.decode_mqtt_varint
@@ -98,6 +99,7 @@ decode_mqtt_packet = mqtt.decode_mqtt_packet
 encode_mqtt_packet = mqtt.encode_mqtt_packet
 MqttStream = mqtt.MqttStream
 parse_mqtt_connect = mqtt.parse_mqtt_connect
+mqtt_tile = mqtt.mqtt_tile
 
 # Packet captures: pcap/pcapng records, link/IP/TCP headers, the segment loop.
 DEFAULT_BLOCK_SIZE: int = capture.DEFAULT_BLOCK_SIZE

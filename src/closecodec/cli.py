@@ -173,7 +173,7 @@ _PROTOCOLS = ("websocket", "mqtt", "diffusion", "tcp")
 _SHORT = {"websocket": "ws", "mqtt": "mqtt", "diffusion": "diff", "tcp": "tcp"}
 _CSV_FIELDS = ("frame", "time", "time_ns", "stream", "src", "dst", "direction", "protocol", "kind", "code", "name",
                "reason", "session_id", "close_reason", "client_id", "mqtt_version", "properties", "application",
-               "data_lost")
+               "detection", "data_lost")
 
 
 def sample_capture() -> Any:
@@ -294,7 +294,8 @@ def _csv_row(record: Any) -> List[Any]:
     return ["" if row[name] is None else row[name] for name in _CSV_FIELDS]
 
 
-def _print_summary(counts: "Counter[Tuple[str, Any, Any]]", form: str, out: TextIO) -> None:
+def _print_summary(counts: "Counter[Tuple[str, Any, Any]]", detections: "Counter[str]", form: str,
+                   out: TextIO) -> None:
     groups = sorted(counts.items(), key=lambda item: (item[0][0], -item[1], str(item[0][2])))
     if form == "jsonl":
         for (protocol, code, name), count in groups:
@@ -318,6 +319,15 @@ def _print_summary(counts: "Counter[Tuple[str, Any, Any]]", form: str, out: Text
     for (protocol, code, name), count in groups:
         code_text = "-" if code is None else (f"0x{code:02X}" if protocol == "mqtt" else str(code))
         print(f"{protocol:<10} {code_text:>6}  {_clip(name or '-', 40):<40} {count:>7}", file=out)
+    if detections:
+        # How the connections of these closes were recognised (docs/capture.md).
+        from .capture.records import DETECTIONS
+
+        print(file=out)
+        print(f"{'detection':<10} {'closes':>7}", file=out)
+        for detection in DETECTIONS:
+            if detections[detection]:
+                print(f"{detection:<10} {detections[detection]:>7}", file=out)
 
 
 def _plot(records: List[Any], path: str) -> None:
@@ -418,7 +428,8 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
                 size = 0
             if size >= PROGRESS_MIN_SIZE and getattr(err, "isatty", lambda: False)():
                 progress = _Progress(err, os.path.basename(name), size)
-        reader = CloseRecordReader(source, decode_as=decode_as, progress=progress, **limits)
+        reader = CloseRecordReader(source, decode_as=decode_as, heuristics=args.heuristics,
+                                   mqtt_version=args.mqtt_version, progress=progress, **limits)
     except OSError as error:
         print(f"closecodec capture: cannot read {name}: {error.strerror or error}", file=err)
         return 2
@@ -436,6 +447,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
 
     form = args.format
     counts: Counter = Counter()
+    detections: Counter = Counter()
     kept: List[Any] = []
     writer = csv.writer(out, lineterminator="\n") if form == "csv" else None
     table = _Table(out)
@@ -448,6 +460,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             if tests and not all(test(record) for test in tests):
                 continue
             counts[(record.protocol, record.code, record.name)] += 1
+            detections[record.detection] += 1
             if args.plot:
                 kept.append(record)
             if args.summary:
@@ -483,7 +496,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     if progress is not None:
         progress.done()
     if args.summary:
-        _print_summary(counts, form, out)
+        _print_summary(counts, detections, form, out)
     elif form == "table":
         table.flush()
         if not counts:
@@ -534,7 +547,14 @@ def _add_capture_parser(commands: Any) -> None:
                          help="only closes to or from this endpoint; IPv6 as [addr]:port (repeatable)")
     capture.add_argument("--decode-as", action="append", metavar="PORT=KIND",
                          help="decode TCP port PORT as websocket, mqtt or diffusion (Diffusion in WebSocket) "
-                              "when the capture lacks the handshake (repeatable)")
+                              "when the capture lacks the handshake (repeatable); wins over everything but a "
+                              "handshake")
+    capture.add_argument("--no-heuristics", dest="heuristics", action="store_false",
+                         help="do not recognise connections from their bytes when the capture lacks their start "
+                              "(docs/capture.md)")
+    capture.add_argument("--mqtt-version", type=int, choices=(3, 4, 5), metavar="{3,4,5}",
+                         help="the MQTT version of connections whose CONNECT is not in the capture, when their "
+                              "packets do not show it (as Wireshark's mqtt.default_version)")
     capture.add_argument("--plot", metavar="FILE.png", help="draw closes over time by reason (needs matplotlib)")
     limits = capture.add_argument_group(
         "limits", "bounds on memory for hostile or huge captures (SIZE: bytes, or a number with K, M or G for "

@@ -31,6 +31,8 @@ cdef class _DirectionDecoder:
     cdef public object done
     cdef public object ended
     cdef public object messages
+    cdef public object candidates
+    cdef public object tried
 
 cdef class _Conn:
     cdef public object value
@@ -45,8 +47,11 @@ cdef class _Conn:
     cdef public object lost
     cdef public object port_kind
     cdef public object port_client
+    cdef public object port_detection
+    cdef public object detection
     cdef public object deflate
     cdef public object maybe_diffusion
+    cdef public object probation
     cdef public object lane
     cdef public object endpoints
 
@@ -59,6 +64,9 @@ cdef _plain_websocket(_Conn conn)
 
 cdef class CloseRecordReader(SourceReader):
     cdef public object _ports
+    cdef public object _heuristics
+    cdef public object _mqtt_version
+    cdef public object _tiles
     cdef public object _capture
     cdef public object _websocket
     cdef public object _mqtt
@@ -89,9 +97,11 @@ cdef class CloseRecordReader(SourceReader):
     @cython.locals(head=_Head, other=_Head, d=int)
     cdef _recognise(self, _Conn conn)
     cdef _fallback(self, _Conn conn)
+    @cython.locals(half=_DirectionDecoder, window=bint)
+    cdef _guess(self, _Conn conn, bint ended)
     cdef _setup_by_port(self, _Conn conn)
     cdef _upgrade(self, _Conn conn, int d, line, dict headers, size, tuple answer)
-    @cython.locals(half=_DirectionDecoder, d=int)
+    @cython.locals(half=_DirectionDecoder, d=int, held=list, starts=list, i=Py_ssize_t, j=Py_ssize_t)
     cdef _setup(self, _Conn conn, kind, ws=*, rsv=*, skip=*)
     @cython.locals(half=_DirectionDecoder)
     cdef _feed(self, _Conn conn, int d, data, offset, frame, time)
@@ -102,6 +112,8 @@ cdef class CloseRecordReader(SourceReader):
     cdef _count(self, what, frame, _Conn conn, error)
     @cython.locals(half=_DirectionDecoder, close=WebSocketClose, message=WebSocketMessage)
     cdef _on_websocket(self, _Conn conn, int d, value, frame, time)
+    @cython.locals(half=_DirectionDecoder, probation=list)
+    cdef _on_probation(self, _Conn conn, int d, message, frame, time)
     cdef _inflate(self, _Conn conn, _DirectionDecoder half, payload, frame)
     @cython.locals(half=_DirectionDecoder)
     cdef _on_diffusion_bytes(self, _Conn conn, int d, payload, frame, time)

@@ -67,6 +67,7 @@ from ..mqtt.values import MqttConnack, MqttDisconnect
 from ..websocket.deflate import MessageInflater
 from ..websocket.deflate import negotiated as deflate_negotiated
 from ..websocket.values import WebSocketClose, WebSocketMessage
+from .midstream import MIN_MESSAGES, Candidates, recognise
 from .values import ITEM_DECODED, ITEM_HELD
 from .reassembly import (
     DEFAULT_BLOCK_SIZE,
@@ -89,6 +90,7 @@ from .reassembly import (
 
 __all__ = [
     "DECODE_AS_KINDS",
+    "DETECTIONS",
     "MAX_HANDSHAKE",
     "CloseRecord",
     "CloseRecordReader",
@@ -100,6 +102,8 @@ __all__ = [
 MAX_HANDSHAKE = 64 * 1024
 #: What ``decode_as`` may say a port carries.
 DECODE_AS_KINDS = ("websocket", "mqtt", "diffusion")
+#: How a connection was recognised (a record's ``detection``).
+DETECTIONS = ("handshake", "decode-as", "port", "heuristic")
 
 _DIRECTIONS = ("client_to_server", "server_to_client")
 _BINARY = 2
@@ -142,6 +146,9 @@ class CloseRecord(TupleValue):
         properties: the MQTT 5 properties, ``(MqttPropertyId, value)`` pairs.
         application: what the connection was recognised as: ``"websocket"``,
             ``"mqtt"``, ``"mqtt-websocket"``, ``"diffusion"``.
+        detection: how: ``"handshake"`` (an HTTP upgrade, an MQTT CONNECT),
+            ``"decode-as"`` (``decode_as``), ``"port"`` (``mqtt_ports``) or
+            ``"heuristic"`` (its bytes, mid-stream: docs/capture.md).
         data_lost: bytes of the connection before this record were missing
             from the capture or did not decode.
         value: the decoded value (:class:`WebSocketClose`,
@@ -152,7 +159,7 @@ class CloseRecord(TupleValue):
     _fields = (
         "frame", "timestamp_ns", "stream", "src", "dst", "direction", "protocol", "kind", "code", "name",
         "reason", "session_id", "close_reason", "client_id", "mqtt_version", "properties", "application",
-        "data_lost", "value",
+        "detection", "data_lost", "value",
     )
 
     @property
@@ -182,6 +189,7 @@ class CloseRecord(TupleValue):
             "mqtt_version": self.mqtt_version,
             "properties": [mqtt_property_json(pid, item) for pid, item in self.properties] if mqtt else None,
             "application": self.application,
+            "detection": self.detection,
             "data_lost": self.data_lost,
         }
 
@@ -262,7 +270,8 @@ def _head_of(half: _DirectionDecoder, parse_connect: Callable[[bytes], Any]) -> 
 class _DirectionDecoder:
     """One direction: held handshake bytes, then its decoder."""
 
-    __slots__ = ("pending", "held", "head", "ws", "mqtt", "inflater", "done", "ended", "messages")
+    __slots__ = ("pending", "held", "head", "ws", "mqtt", "inflater", "done", "ended", "messages", "candidates",
+                 "tried")
 
     def __init__(self) -> None:
         self.pending: List[Tuple[int, bytes, int, int]] = []  # (offset, bytes, frame, timestamp_ns)
@@ -274,14 +283,17 @@ class _DirectionDecoder:
         self.done = False  # a close frame was read: nothing more to decode
         self.ended = False
         self.messages = 0  # binary messages seen (the first server one may be a connection response)
+        self.candidates: Optional[Candidates] = None  # mid-stream recognition's, once it is tried
+        self.tried = 0  # the held bytes it was last tried on
 
 
 class _Conn:
     __slots__ = ("value", "app", "client", "halves", "records", "first_end", "session_id", "client_id",
-                 "mqtt_version", "lost", "port_kind", "port_client", "deflate", "maybe_diffusion", "lane",
-                 "endpoints")
+                 "mqtt_version", "lost", "port_kind", "port_client", "port_detection", "detection", "deflate",
+                 "maybe_diffusion", "probation", "lane", "endpoints")
 
-    def __init__(self, value: TcpConnection, port_kind: Optional[str], port_client: int) -> None:
+    def __init__(self, value: TcpConnection, port_kind: Optional[str], port_client: int,
+                 port_detection: Optional[str]) -> None:
         self.value = value
         self.app: Optional[str] = None  # None while recognising; "ignore" when not ours
         self.client = 0
@@ -294,8 +306,13 @@ class _Conn:
         self.lost = False
         self.port_kind = port_kind
         self.port_client = port_client
+        self.port_detection = port_detection  # "decode-as" or "port": which table gave port_kind
+        self.detection = "handshake"
         self.deflate = False
         self.maybe_diffusion = False
+        # Recognised mid-stream as WebSocket: the Diffusion messages seen while it may be Diffusion, as
+        # (direction, value, frame, timestamp_ns); None once it is plain WebSocket or Diffusion.
+        self.probation: Optional[List[Tuple[int, Any, int, int]]] = None
         self.lane: Any = None  # the reassembler's Lane for it: where the segment loop feeds its decoders
         self.endpoints: Optional[Tuple[str, str]] = None  # client and server as text, once a record needs them
 
@@ -319,6 +336,8 @@ def _sink(conn: _Conn, d: int) -> None:
 
 def _plain_websocket(conn: _Conn) -> None:
     """Plain WebSocket for good: only close frames matter from the next message on."""
+    conn.maybe_diffusion = False
+    conn.probation = None
     for half in conn.halves:
         if half.ws is not None:
             half.ws.closes_only = True
@@ -336,6 +355,13 @@ class CloseRecordReader(SourceReader):
             inside WebSocket binary messages). A connection whose server or
             client port is listed is decoded as that (server port first).
         mqtt_ports: ports taken as MQTT without a CONNECT (``decode_as`` wins).
+        heuristics: recognise WebSocket, MQTT and Diffusion inside WebSocket
+            from the bytes of a connection whose start the capture lacks
+            (docs/capture.md, "Mid-stream recognition"); the port tables win.
+        mqtt_version: the MQTT version (3, 4 or 5) of connections whose
+            CONNECT the capture lacks and whose packets do not show it (as
+            Wireshark's ``mqtt.default_version``); None decodes their
+            DISCONNECTs by their length.
         max_message_size: the largest WebSocket message or MQTT packet
             reassembled; a larger one is a decode error (counted).
         progress: called with the file offset read so far every few thousand
@@ -368,7 +394,8 @@ class CloseRecordReader(SourceReader):
 
     def __init__(self, source: Union[str, "PathLike[str]", BinaryIO, None], /, *,
                  decode_as: Union[Mapping[int, str], Iterable[str], None] = None,
-                 mqtt_ports: Iterable[int] = (1883,), max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                 mqtt_ports: Iterable[int] = (1883,), heuristics: bool = True, mqtt_version: Optional[int] = None,
+                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
                  progress: Optional[Callable[[int], None]] = None,
                  block_size: int = DEFAULT_BLOCK_SIZE, max_record: int = DEFAULT_MAX_RECORD,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
@@ -380,8 +407,14 @@ class CloseRecordReader(SourceReader):
             ports = parse_decode_as(f"{port}={kind}" for port, kind in decode_as.items())
         else:
             ports = parse_decode_as(decode_as)
-        self._ports = {int(port): "mqtt" for port in mqtt_ports}
-        self._ports.update(ports)
+        if mqtt_version not in (None, 3, 4, 5):
+            raise ValueError(f"mqtt_version must be None, 3, 4 or 5, not {mqtt_version!r}")
+        # Port -> (kind, detection): decode_as wins over mqtt_ports.
+        self._ports = {int(port): ("mqtt", "port") for port in mqtt_ports}
+        self._ports.update({port: (kind, "decode-as") for port, kind in ports.items()})
+        self._heuristics = bool(heuristics)
+        self._mqtt_version = mqtt_version
+        self._tiles = (_backend.websocket.ws_tile, _backend.mqtt.mqtt_tile)
         # The byte loops as the package selected them when this reader was made (docs/architecture.md).
         self._capture, self._websocket, self._mqtt, self._diffusion = (
             _backend.capture, _backend.websocket, _backend.mqtt, _backend.diffusion)
@@ -476,12 +509,12 @@ class CloseRecordReader(SourceReader):
     def _start(self, event: StreamStart) -> None:
         value = event.connection
         self._tally("connections")
-        kind = self._ports.get(value.server_port)
+        port = self._ports.get(value.server_port)
         client = 0
-        if kind is None:
-            kind = self._ports.get(value.client_port)
+        if port is None:
+            port = self._ports.get(value.client_port)
             client = 1
-        conn = _Conn(value, kind, client)
+        conn = _Conn(value, None, client, None) if port is None else _Conn(value, port[0], client, port[1])
         conn.lane = self.reassembler.lane_of(value)
         self._conns[value.stream] = conn
         if conn.lane is not None:
@@ -496,9 +529,14 @@ class CloseRecordReader(SourceReader):
         self._tally("gaps")
         conn.lost = True
         if conn.app is None:
-            # The handshake is incomplete: only the port table can say what follows.
+            # The handshake is incomplete: only the port tables, or the bytes after the gap, can say what
+            # follows.
             if conn.port_kind is None:
-                self._ignore(conn)
+                if not self._heuristics:
+                    self._ignore(conn)
+                    return
+                half = conn.halves[event.direction]
+                half.pending, half.held, half.head, half.candidates, half.tried = [], 0, None, None, 0
                 return
             self._setup_by_port(conn)
         half: _DirectionDecoder = conn.halves[event.direction]
@@ -531,7 +569,7 @@ class CloseRecordReader(SourceReader):
         if conn.app is None:
             if conn.port_kind is not None and any(half.pending for half in conn.halves):
                 self._setup_by_port(conn)
-            else:
+            elif not (self._heuristics and self._guess(conn, True)):
                 self._ignore(conn)
         if conn.app != "ignore" and not conn.records and conn.first_end is not None:
             reason, sender, frame, time = conn.first_end
@@ -558,7 +596,7 @@ class CloseRecordReader(SourceReader):
         if conn.app is None and (conn.halves[0].held > MAX_HANDSHAKE or conn.halves[1].held > MAX_HANDSHAKE):
             if conn.port_kind is not None:
                 self._setup_by_port(conn)
-            else:
+            elif not (self._heuristics and self._guess(conn, True)):
                 self._ignore(conn)
 
     def _recognise(self, conn: _Conn) -> None:
@@ -599,14 +637,65 @@ class CloseRecordReader(SourceReader):
         self._fallback(conn)
 
     def _fallback(self, conn: _Conn) -> None:
-        if conn.port_kind is None:
+        """Neither an upgrade nor a CONNECT: the port tables, else the bytes (undecided: hold more)."""
+        if conn.port_kind is not None:
+            self._setup_by_port(conn)
+        elif not self._heuristics:
             self._ignore(conn)
         else:
-            self._setup_by_port(conn)
+            self._guess(conn, False)
+
+    def _guess(self, conn: _Conn, ended: bool) -> bool:
+        """Recognise the connection from its held bytes (docs/capture.md, "Mid-stream recognition"); True
+        if it was. ``ended``: it holds all it ever will."""
+        half: _DirectionDecoder
+        parse_connect = self._mqtt.parse_mqtt_connect
+        verdict = None
+        for window in (False, True):
+            for half in conn.halves:
+                if half.candidates is None:
+                    half.candidates = Candidates()
+                if half.held and (half.tried != half.held or window):
+                    half.tried = half.held
+                    starts = []
+                    at = 0
+                    for piece in half.pending:
+                        starts.append(at)
+                        at += len(piece[1])
+                    half.candidates.update(_head_of(half, parse_connect).data, starts, self._tiles,
+                                           self._max_message, window)
+            value = conn.value
+            verdict = recognise((conn.halves[0].held, conn.halves[1].held),
+                                (conn.halves[0].candidates, conn.halves[1].candidates), ended,
+                                value.server_port < value.client_port)
+            if verdict is not None:
+                break
+        if verdict is None:
+            return False
+        conn.client = verdict.client
+        conn.detection = "heuristic"
+        if verdict.starts[0] or verdict.starts[1]:
+            conn.lost = True  # decoding starts after bytes it could not read
+            self._tally("midstream_skipped_bytes", verdict.starts[0] + verdict.starts[1])
+        for half in conn.halves:
+            half.candidates = None
+        if verdict.kind == "websocket":
+            conn.maybe_diffusion = True
+            conn.probation = []
+            for half in conn.halves:
+                half.inflater = False  # compressed messages: their window was before the capture
+            self._setup(conn, "websocket", ws=True, rsv=4, skip=verdict.starts)
+        else:
+            conn.mqtt_version = verdict.version or self._mqtt_version
+            self._setup(conn, "mqtt", ws=False, rsv=0, skip=verdict.starts)
+        return True
 
     def _setup_by_port(self, conn: _Conn) -> None:
         conn.client = conn.port_client
+        conn.detection = conn.port_detection
         kind = conn.port_kind
+        if kind == "mqtt" and conn.mqtt_version is None:
+            conn.mqtt_version = self._mqtt_version
         if kind == "websocket":
             conn.maybe_diffusion = True
         self._setup(conn, kind, ws=kind != "mqtt", rsv=4)
@@ -656,27 +745,40 @@ class CloseRecordReader(SourceReader):
             if ws:
                 # Messages are needed until plain WebSocket is told from Diffusion (_on_websocket), but only
                 # the server's: the client's matter once it is Diffusion.
-                half.ws = self._websocket.WebSocketStream(expect_masked=d == conn.client, rsv_allowed=rsv,
-                                                 minimal_length=False, max_message_size=self._max_message,
-                                                 closes_only=conn.maybe_diffusion and d == conn.client)
+                half.ws = self._websocket.WebSocketStream(
+                    expect_masked=d == conn.client, rsv_allowed=rsv, minimal_length=False,
+                    max_message_size=self._max_message,
+                    closes_only=conn.maybe_diffusion and conn.probation is None and d == conn.client)
             else:
                 version = conn.mqtt_version
                 half.mqtt = self._mqtt.MqttStream(version=None if version is None else max(4, version),
                                               max_packet_size=self._max_message, closes_only=True)
+        held = []
+        starts = [0, 0]
         for d, half in enumerate(conn.halves):
             pending, half.pending, half.held, half.head = half.pending, [], 0, None
-            if not pending:
+            held.append(pending)
+            if pending:
+                starts[d] = pending[0][0] + skip[d]
+                decoder = half.ws if half.ws is not None else half.mqtt
+                decoder.reset(starts[d])
+        # Both directions' held pieces, merged in the order of their frames (each direction's in its
+        # own order), so that the records come in frame order too.
+        i = j = 0
+        while i < len(held[0]) or j < len(held[1]):
+            if j == len(held[1]) or i < len(held[0]) and held[0][i][2] <= held[1][j][2]:
+                d, piece = 0, held[0][i]
+                i += 1
+            else:
+                d, piece = 1, held[1][j]
+                j += 1
+            offset, data, frame, time = piece
+            start = starts[d]
+            if offset + len(data) <= start:
                 continue
-            start = pending[0][0] + skip[d]
-            decoder = half.ws if half.ws is not None else half.mqtt
-            decoder.reset(start)
-            for offset, data, frame, time in pending:
-                end = offset + len(data)
-                if end <= start:
-                    continue
-                if offset < start:
-                    data, offset = data[start - offset:], start
-                self._feed(conn, d, data, offset, frame, time)
+            if offset < start:
+                data, offset = data[start - offset:], start
+            self._feed(conn, d, data, offset, frame, time)
         _sink(conn, 0)
         _sink(conn, 1)
 
@@ -745,6 +847,9 @@ class CloseRecordReader(SourceReader):
         app = conn.app
         half: _DirectionDecoder = conn.halves[d]
         if app == "websocket":
+            if conn.probation is not None:
+                self._on_probation(conn, d, message, frame, time)
+                return
             # A first server message that is a whole connection response makes the connection Diffusion.
             if not conn.maybe_diffusion or d == conn.client:
                 return
@@ -781,6 +886,43 @@ class CloseRecordReader(SourceReader):
             self._on_mqtt_bytes(conn, d, payload, frame, time)
         else:
             self._on_diffusion_bytes(conn, d, payload, frame, time)
+
+    def _on_probation(self, conn: _Conn, d: int, message: Any, frame: int, time: int) -> None:
+        """A message of a connection recognised mid-stream as WebSocket: Diffusion once a connection
+        response or ``MIN_MESSAGES`` binary messages in a row parse as Diffusion messages, plain WebSocket
+        at the first that does not (docs/capture.md)."""
+        if message.rsv:
+            self._tally("compressed_skipped")  # its window was before the capture: no telling
+            return
+        payload = message.payload
+        if message.opcode != _BINARY:
+            _plain_websocket(conn)
+            return
+        half: _DirectionDecoder = conn.halves[d]
+        half.messages += 1
+        codec = self._diffusion
+        try:
+            if d != conn.client and half.messages == 1 and payload[:1] == b"\x23":
+                value, end = codec.decode_connection_response(payload)
+                if end != len(payload):
+                    raise DecodeError("bytes after the connection response", end)
+            else:
+                value = codec.decode_message(payload)
+        except DecodeError:
+            _plain_websocket(conn)
+            return
+        probation = conn.probation
+        probation.append((d, value, frame, time))
+        if type(value) is not ConnectionResponse and len(probation) < MIN_MESSAGES:
+            return
+        conn.app = "diffusion"
+        conn.maybe_diffusion = False
+        conn.probation = None
+        self._tally("websocket", -1)
+        self._tally("diffusion")
+        conn.halves[0].ws.closes_only = conn.halves[1].ws.closes_only = False
+        for sender, value, at, when in probation:
+            self._on_diffusion(conn, sender, value, at, when)
 
     def _inflate(self, conn: _Conn, half: _DirectionDecoder, payload: bytes, frame: int) -> Optional[bytes]:
         """A permessage-deflate message's payload (RFC 7692 §7.2.2), or None if it cannot be had.
@@ -897,7 +1039,7 @@ class CloseRecordReader(SourceReader):
             frame, time, conn.value.stream, src, dst, _DIRECTIONS[d != conn.client], protocol, kind, code, name,
             reason, session_id if session_id is not None else conn.session_id, close_reason,
             conn.client_id if mqtt else None, mqtt_version if protocol == "mqtt" else None, tuple(properties),
-            app, conn.lost, value,
+            app, conn.detection, conn.lost, value,
         )))
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "decode_mqtt_varint",
     "encode_mqtt_packet",
     "encode_mqtt_varint",
+    "mqtt_tile",
     "parse_mqtt_connect",
 ]
 
@@ -1103,5 +1104,140 @@ def parse_mqtt_connect(data, /):
             return level, PyUnicode_DecodeUTF8(<const char*>v + at + 2, size, NULL)
         except UnicodeDecodeError:
             return level, None
+    finally:
+        PyBuffer_Release(&view)
+
+
+# -- mid-stream recognition (docs/capture.md) -----------------------------------------
+
+
+cdef inline int tile_sender(int kind) noexcept nogil:
+    """The sender of the packet types only one side sends (MQTT 5 §2.1.2): 0 the client, 1 the server, else -1."""
+    if kind == 1 or kind == 8 or kind == 10 or kind == 12:
+        return 0
+    if kind == 2 or kind == 9 or kind == 11 or kind == 13:
+        return 1
+    return -1
+
+
+cdef inline Py_ssize_t tile_properties(const unsigned char* data, Py_ssize_t pos, Py_ssize_t end) noexcept nogil:
+    """Where a property block (its Property Length first) ends, or -1 if that is past ``end`` or malformed."""
+    cdef uint64_t length
+    cdef Py_ssize_t bad
+    cdef Py_ssize_t at = vbi_parse(data, pos, end, &length, &bad)
+    if at < 0 or length > <uint64_t>(end - at):
+        return -1
+    return at + <Py_ssize_t>length
+
+
+cdef int tile_body(const unsigned char* data, int kind, int flags, Py_ssize_t pos, Py_ssize_t end) noexcept nogil:
+    """A whole packet's body as mqtt_tile checks it (as _py._tile_body): -1, or the version it shows (0: none)."""
+    cdef Py_ssize_t n = end - pos
+    cdef Py_ssize_t at, length
+    cdef int level
+    if kind == 1:  # CONNECT: protocol name and level
+        if n < 3:
+            return -1
+        length = be16(data + pos)
+        if n < 3 + length:
+            return -1
+        level = data[pos + 2 + length]
+        if length == 4 and memcmp(data + pos + 2, b"MQTT", 4) == 0 and (level == 4 or level == 5):
+            return level
+        if length == 6 and memcmp(data + pos + 2, b"MQIsdp", 6) == 0 and level == 3:
+            return level
+        return -1
+    if kind == 2:  # CONNACK
+        if n < 2 or data[pos] > 1:
+            return -1
+        if n == 2:
+            return 0 if data[pos + 1] <= 5 else -1
+        if 0 < data[pos + 1] < 0x80:
+            return -1
+        return 5 if tile_properties(data, pos + 2, end) == end else -1
+    if kind == 3:  # PUBLISH
+        at = pos
+        if string_parse(data, &at, end):
+            return -1
+        if flags & 0x06:
+            return 0 if end - at >= 2 and (data[at] | data[at + 1]) else -1
+        return 0
+    if 4 <= kind <= 7 or kind == 11:  # PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK
+        if n < 2 or not (data[pos] | data[pos + 1]):
+            return -1
+        if n == 2:
+            return 0
+        if kind == 11:
+            at = tile_properties(data, pos + 2, end)
+            return 5 if 0 <= at < end else -1
+        if data[pos + 2] != 0 and data[pos + 2] != 0x10 and data[pos + 2] < 0x80:
+            return -1
+        return 5 if n == 3 or tile_properties(data, pos + 3, end) == end else -1
+    if kind == 8 or kind == 10 or kind == 9:  # SUBSCRIBE, UNSUBSCRIBE, SUBACK
+        return 0 if n >= (3 if kind == 9 else 5) and (data[pos] | data[pos + 1]) else -1
+    if kind == 12 or kind == 13:  # PINGREQ, PINGRESP
+        return 0 if n == 0 else -1
+    if kind == 14:  # DISCONNECT
+        if n == 0:
+            return 0
+        if not DISCONNECT_CODE_ALLOWED[data[pos]]:
+            return -1
+        return 5 if n == 1 or tile_properties(data, pos + 1, end) == end else -1
+    if n == 0:  # AUTH
+        return 5
+    if data[pos] != 0 and data[pos] != 0x18 and data[pos] != 0x19:
+        return -1
+    return 5 if n == 1 or tile_properties(data, pos + 1, end) == end else -1
+
+
+def mqtt_tile(data, Py_ssize_t start, max_packet, /):
+    """Whether MQTT control packets tile ``data`` from ``start`` (as _py.mqtt_tile, whose docstring has the
+    rules)."""
+    cdef Reader r
+    cdef Py_buffer view
+    cdef Py_ssize_t pos, body, end, bad, packets = 0
+    cdef uint64_t remaining, limit
+    cdef int kind, flags, side, shown, sender = -1, version = 0
+    cdef bint closed = False
+    if type(max_packet) is not int or max_packet < 0:
+        raise ValueError(f"max_packet must be an int >= 0, not {max_packet!r}")
+    limit = max_packet if max_packet < 0xFFFFFFFF else 0xFFFFFFFF
+    open_reader(&r, data, start, &view)
+    try:
+        pos = start
+        while pos < r.size:
+            kind = r.data[pos] >> 4
+            flags = r.data[pos] & 0x0F
+            if kind == 0:
+                return None
+            if kind == 3:
+                if (flags >> 1) & 3 == 3:
+                    return None
+            elif flags != (2 if kind == 6 or kind == 8 or kind == 10 else 0):
+                return None
+            body = vbi_parse(r.data, pos + 1, r.size, &remaining, &bad)
+            if body == -2:
+                return None
+            if body == -1:
+                break
+            if remaining > limit or closed:
+                return None
+            side = tile_sender(kind)
+            if side != -1:
+                if sender != -1 and sender != side:
+                    return None
+                sender = side
+            if remaining > <uint64_t>(r.size - body):
+                break
+            end = body + <Py_ssize_t>remaining
+            shown = tile_body(r.data, kind, flags, body, end)
+            if shown < 0 or (shown and version and shown != version):
+                return None
+            if shown:
+                version = shown
+            closed = kind == 14
+            packets += 1
+            pos = end
+        return pos, packets, sender, version, closed
     finally:
         PyBuffer_Release(&view)

@@ -39,6 +39,7 @@ __all__ = [
     "decode_mqtt_varint",
     "encode_mqtt_packet",
     "encode_mqtt_varint",
+    "mqtt_tile",
     "parse_mqtt_connect",
 ]
 
@@ -594,3 +595,141 @@ def parse_mqtt_connect(data: Any, /) -> Any:
         return level, data[at + 2:at + 2 + size].decode("utf-8")
     except UnicodeDecodeError:
         return level, None
+
+
+# -- mid-stream recognition (docs/capture.md, "Mid-stream recognition") -------------
+
+# The sender of the packet types only one side sends (MQTT 5 §2.1.2): 0 the client, 1 the server.
+_TILE_SENDER = {1: 0, 8: 0, 10: 0, 12: 0, 2: 1, 9: 1, 11: 1, 13: 1}
+
+
+def mqtt_tile(data: Any, start: int, max_packet: int, /) -> Optional[Tuple[int, int, int, int, bool]]:
+    """Whether MQTT control packets tile ``data`` from ``start``: the test of a stream seen mid-way.
+
+    Walks the packets that are whole in ``data`` by MQTT 5.0 §2 and §3 and
+    3.1.1 §2 and §3: types 1..15 with their fixed flags (2 for PUBREL,
+    SUBSCRIBE and UNSUBSCRIBE, 0 for the others but PUBLISH, whose QoS is not
+    3); a Remaining Length of at most 4 bytes in its shortest form and at most
+    ``max_packet``; one sender's types only (CONNECT, SUBSCRIBE, UNSUBSCRIBE,
+    PINGREQ from a client, CONNACK, SUBACK, UNSUBACK, PINGRESP from a
+    server); nothing after a DISCONNECT; and each body as its type lays it
+    out: a CONNECT's protocol name and level, a PUBLISH's topic (UTF-8, no
+    U+0000) and non-zero packet identifier, acknowledgements' identifiers,
+    reason codes their packet may carry, property lengths that end where the
+    packet does, PINGREQ and PINGRESP empty.
+
+    Raises:
+        TypeError: ``data`` is not a bytes-like object.
+        ValueError: ``start`` is outside it, or ``max_packet`` is not an int >= 0.
+
+    Returns:
+        None when a rule is broken, else ``(end, packets, sender, version,
+        closed)``: where the first packet not whole in ``data`` starts
+        (``len(data)`` when there is none), how many packets are whole, who
+        sent them (0 client, 1 server, -1 not known), the version they show
+        (5 for a property length or a reason code, a CONNECT's level, else 0),
+        whether the last of them is a DISCONNECT.
+    """
+    view, pos, size = start_reading(data, start)
+    if type(max_packet) is not int or max_packet < 0:
+        raise ValueError(f"max_packet must be an int >= 0, not {max_packet!r}")
+    packets = 0
+    sender = -1
+    version = 0
+    closed = False
+    while pos < size:
+        kind = view[pos] >> 4
+        flags = view[pos] & 0x0F
+        if kind == 0 or ((flags >> 1) & 3 == 3 if kind == 3 else flags != (2 if kind in (6, 8, 10) else 0)):
+            return None
+        try:
+            remaining, body = _read_vbi(view, pos + 1, size, "Remaining Length")
+        except MqttPacketError:
+            return None
+        if remaining < 0:
+            break
+        if remaining > max_packet or closed:
+            return None
+        side = _TILE_SENDER.get(kind, -1)
+        if side != -1:
+            if sender not in (-1, side):
+                return None
+            sender = side
+        end = body + remaining
+        if end > size:
+            break
+        shown = _tile_body(view, kind, flags, body, end)
+        if shown < 0 or shown and version and shown != version:
+            return None
+        version = shown or version
+        closed = kind == 14
+        packets += 1
+        pos = end
+    return pos, packets, sender, version, closed
+
+
+def _tile_body(data: Any, kind: int, flags: int, pos: int, end: int) -> int:
+    """A whole packet's body as mqtt_tile checks it: -1 if it breaks a rule, else the version it shows (0: none)."""
+    n = end - pos
+    if kind == 1:  # CONNECT: protocol name and level
+        if n < 3:
+            return -1
+        length = data[pos] << 8 | data[pos + 1]
+        if n < 3 + length:
+            return -1
+        named = (bytes(data[pos + 2:pos + 2 + length]), data[pos + 2 + length])
+        return named[1] if named in ((b"MQTT", 4), (b"MQTT", 5), (b"MQIsdp", 3)) else -1
+    if kind == 2:  # CONNACK: flags, a return code (3.1.1) or a reason code and properties (5.0)
+        if n < 2 or data[pos] > 1:
+            return -1
+        if n == 2:
+            return 0 if data[pos + 1] <= 5 else -1
+        if 0 < data[pos + 1] < 0x80:
+            return -1
+        return 5 if _tile_properties(data, pos + 2, end) == end else -1
+    if kind == 3:  # PUBLISH: topic, then a packet identifier from QoS 1 on
+        try:
+            _, at = _read_string(data, pos, end, "topic")
+        except MqttPacketError:
+            return -1
+        if flags & 0x06:
+            return 0 if end - at >= 2 and data[at] | data[at + 1] else -1
+        return 0
+    if 4 <= kind <= 7 or kind == 11:  # PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK
+        if n < 2 or not data[pos] | data[pos + 1]:
+            return -1
+        if n == 2:
+            return 0
+        if kind == 11:  # properties, then at least one reason code
+            at = _tile_properties(data, pos + 2, end)
+            return 5 if 0 <= at < end else -1
+        if data[pos + 2] not in (0, 0x10) and data[pos + 2] < 0x80:
+            return -1
+        return 5 if n == 3 or _tile_properties(data, pos + 3, end) == end else -1
+    if kind in (8, 10, 9):  # SUBSCRIBE, UNSUBSCRIBE (an identifier and a topic filter), SUBACK
+        return 0 if n >= (3 if kind == 9 else 5) and data[pos] | data[pos + 1] else -1
+    if kind in (12, 13):  # PINGREQ, PINGRESP
+        return 0 if n == 0 else -1
+    if kind == 14:  # DISCONNECT: empty, or a reason code and properties (5.0)
+        if n == 0:
+            return 0
+        if not mqtt_disconnect_reason_allowed(data[pos]):
+            return -1
+        return 5 if n == 1 or _tile_properties(data, pos + 1, end) == end else -1
+    # AUTH (5.0 only): empty, or a reason code and properties
+    if n == 0:
+        return 5
+    if data[pos] not in (0, 0x18, 0x19):
+        return -1
+    return 5 if n == 1 or _tile_properties(data, pos + 1, end) == end else -1
+
+
+def _tile_properties(data: Any, pos: int, end: int) -> int:
+    """Where a property block (its Property Length first) ends, or -1 if that is past ``end`` or malformed."""
+    try:
+        length, at = _read_vbi(data, pos, end, "Property Length")
+    except MqttPacketError:
+        return -1
+    if length < 0 or at + length > end:
+        return -1
+    return at + length

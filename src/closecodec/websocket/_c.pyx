@@ -48,6 +48,7 @@ __all__ = [
     "encode_ws_frame",
     "parse_http_head",
     "unmask_ws_payload",
+    "ws_tile",
 ]
 
 #: Default ``max_payload`` of :func:`decode_ws_frame`: 16 MiB.
@@ -892,6 +893,67 @@ cdef class WebSocketStream(Stream):
         message.rsv = RSV_VALUES[rsv]
         message.masked = masked
         return message
+
+
+# -- mid-stream recognition (docs/capture.md) -----------------------------------------
+
+cdef enum:
+    TILE_TEXT_CHECKED_ = 1024  # as _py.TILE_TEXT_CHECKED
+
+TILE_TEXT_CHECKED = TILE_TEXT_CHECKED_
+
+
+def ws_tile(data, Py_ssize_t start, max_payload, /):
+    """Whether WebSocket frames tile ``data`` from ``start`` (as _py.ws_tile, whose docstring has the rules)."""
+    cdef Reader r
+    cdef Py_buffer view
+    cdef WsHeader h
+    cdef Py_ssize_t pos, at, end, frames = 0
+    cdef int masked = -1, code, problem
+    cdef int64_t limit
+    cdef bint fragmented = False, closed = False, compressed = False
+    cdef unsigned char body[TILE_TEXT_CHECKED_]
+    cdef const unsigned char* payload
+    if type(max_payload) is not int or max_payload < 0:
+        raise ValueError(f"max_payload must be an int >= 0, not {max_payload!r}")
+    limit = max_payload if max_payload < 0x7FFFFFFFFFFFFFFF else 0x7FFFFFFFFFFFFFFF
+    open_reader(&r, data, start, &view)
+    try:
+        pos = start
+        while True:
+            problem = ws_header_parse(r.data, pos, r.size, -1, 4, True, limit, &h, &at)
+            if problem == WS_SHORT:
+                break
+            if problem or closed or (masked != -1 and masked != h.masked):
+                return None
+            masked = h.masked
+            if h.opcode < 8:
+                # A continuation outside a message is let pass first: the stream may start inside one.
+                if ((h.opcode == 0) != fragmented and (h.opcode != 0 or pos != start)) or (h.rsv and h.opcode == 0):
+                    return None
+                if not h.fin and h.length == 0:
+                    return None
+                fragmented = not h.fin
+                compressed = compressed or h.rsv != 0
+            if <uint64_t>(r.size - h.payload_at) < h.length:
+                break
+            end = h.payload_at + <Py_ssize_t>h.length
+            if h.opcode == 8 or (h.opcode == 1 and h.fin and not h.rsv and h.length <= TILE_TEXT_CHECKED_):
+                payload = r.data + h.payload_at
+                if h.masked:
+                    xor_mask(payload, body, <Py_ssize_t>h.length, h.key)
+                    payload = body
+                if h.opcode == 8:
+                    if close_body_parse(payload, <Py_ssize_t>h.length, &code, &at):
+                        return None
+                    closed = True
+                elif utf8_invalid_at(payload, <Py_ssize_t>h.length) >= 0:
+                    return None
+            frames += 1
+            pos = end
+        return pos, frames, masked, closed, compressed
+    finally:
+        PyBuffer_Release(&view)
 
 
 # -- HTTP heads (WebSocket upgrades) ---------------------------------------------

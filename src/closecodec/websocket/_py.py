@@ -38,6 +38,7 @@ __all__ = [
     "encode_ws_frame",
     "parse_http_head",
     "unmask_ws_payload",
+    "ws_tile",
 ]
 
 #: Default ``max_payload`` of :func:`decode_ws_frame`: 16 MiB.
@@ -491,6 +492,85 @@ class WebSocketStream(Stream):
 
     def _on_message(self, opcode: int, payload: bytes, rsv: int, masked: bool, start: int) -> Any:
         return WebSocketMessage(opcode, payload, rsv, masked)
+
+
+# -- mid-stream recognition (docs/capture.md, "Mid-stream recognition") -------------
+
+#: The longest whole, unfragmented, uncompressed text frame whose payload ws_tile checks as UTF-8.
+TILE_TEXT_CHECKED = 1024
+
+
+def ws_tile(data: Any, start: int, max_payload: int, /) -> Optional[Tuple[int, int, int, bool, bool]]:
+    """Whether WebSocket frames tile ``data`` from ``start``: the test of a stream seen mid-way.
+
+    Walks the frames that are whole in ``data`` by RFC 6455 (§5.2, §5.4, §5.5)
+    and RFC 7692 (§6): defined opcodes; RSV2 and RSV3 clear; RSV1 only on the
+    first frame of a data message; control frames final, at most 125 bytes;
+    lengths in their shortest form and at most ``max_payload``; every frame
+    masked alike; a continuation only inside a fragmented message (or first),
+    a new data message only outside one; no empty non-final fragment; a close
+    body empty or a code allowed on the wire with a UTF-8 reason; nothing
+    after a close; a whole unfragmented uncompressed text frame of at most
+    ``TILE_TEXT_CHECKED`` bytes valid UTF-8.
+
+    Raises:
+        TypeError: ``data`` is not a bytes-like object.
+        ValueError: ``start`` is outside it, or ``max_payload`` is not an int >= 0.
+
+    Returns:
+        None when a rule is broken, else ``(end, frames, masked, closed,
+        compressed)``: where the first frame not whole in ``data`` starts
+        (``len(data)`` when there is none), how many frames are whole,
+        their masking (1, 0, or -1 before the first header), whether the last
+        of them is a close, whether a data frame had RSV1 set.
+    """
+    view, pos, size = start_reading(data, start)
+    if type(max_payload) is not int or max_payload < 0:
+        raise ValueError(f"max_payload must be an int >= 0, not {max_payload!r}")
+    start = pos
+    frames = 0
+    masked = -1
+    fragmented = False
+    closed = compressed = False
+    while True:
+        try:
+            fin, rsv, opcode, mask_key, length, payload_at = _read_header(view, pos, size, None, 4, True, max_payload)
+        except IncompleteError:
+            return pos, frames, masked, closed, compressed
+        except WebSocketFrameError:
+            return None
+        side = 0 if mask_key is None else 1
+        if closed or masked not in (-1, side):
+            return None
+        masked = side
+        if opcode < 8:
+            # A continuation outside a message is let pass first: the stream may start inside one.
+            if (opcode == 0) != fragmented and (opcode != 0 or pos != start) or rsv and opcode == 0:
+                return None
+            if not fin and length == 0:
+                return None
+            fragmented = not fin
+            compressed = compressed or rsv != 0
+        if size - payload_at < length:
+            return pos, frames, masked, closed, compressed
+        end = payload_at + length
+        if opcode == 8 or opcode == 1 and fin and not rsv and length <= TILE_TEXT_CHECKED:
+            payload = bytes(view[payload_at:end])
+            if mask_key is not None:
+                payload = _xor(payload, mask_key)
+            if opcode == 8:
+                try:
+                    _close(payload, payload_at, mask_key)
+                except WebSocketFrameError:
+                    return None
+                closed = True
+            else:
+                try:
+                    payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+        frames += 1
+        pos = end
 
 
 # -- HTTP heads (WebSocket upgrades) -------------------------------------------------

@@ -1,0 +1,155 @@
+"""Mid-stream recognition: WebSocket and MQTT connections whose start the capture lacks.
+
+A connection whose first bytes are neither an HTTP upgrade nor an MQTT CONNECT
+is held while its bytes are tried as WebSocket frames and as MQTT packets
+(docs/capture.md, "Mid-stream recognition"). In each direction, every offset of
+the first :data:`SEARCH` bytes and every segment start is a candidate start of
+the first whole frame; a candidate lives while the frames from it tile the
+bytes (the rooms' ``ws_tile`` and ``mqtt_tile`` say by which rules). The
+connection is recognised when, taking the best candidate of each direction
+that holds bytes, the two directions agree (one masks and the other does not;
+one sends as a client and the other as a server) and together hold
+:data:`MIN_UNITS` whole frames or packets; or, when it ends, when a direction's
+frames from a segment start end exactly with a close frame or DISCONNECT.
+
+Plain Python, used by :mod:`closecodec.capture.records` once per segment of a
+connection being recognised; the byte loops are the rooms' compiled twins.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+__all__ = ["MIN_MESSAGES", "MIN_UNITS", "SEARCH", "Candidates", "Verdict", "recognise"]
+
+#: Offsets of a direction's first bytes tried as the start of its first whole frame (segment starts
+#: further on are tried too).
+SEARCH = 4096
+#: Whole frames or packets, both directions together, that recognise a connection before it ends.
+MIN_UNITS = 4
+#: Binary messages in a row that parse as Diffusion messages and make a WebSocket connection Diffusion.
+MIN_MESSAGES = 3
+
+_WEBSOCKET, _MQTT = 0, 1
+
+
+class Candidates:
+    """One direction's candidate starts, each with what its protocol's tile function last said."""
+
+    __slots__ = ("alive", "searched", "segments")
+
+    def __init__(self) -> None:
+        # Per protocol, start offset (in the direction's held bytes) -> the tile result.
+        self.alive: Tuple[Dict[int, tuple], Dict[int, tuple]] = ({}, {})
+        self.searched = 0  # offsets of the first SEARCH bytes below this were made candidates
+        self.segments: List[int] = []  # where each held segment starts (each one a candidate)
+
+    def update(self, data: bytes, segment_starts: List[int], tiles: Sequence[Any], max_message: int,
+               window: bool) -> None:
+        """Walk the living candidates over ``data`` (all the held bytes) and try the new ones: the new
+        segment starts, and with ``window`` every offset of the first :data:`SEARCH` bytes (the caller
+        asks for those only when the segment starts do not decide)."""
+        size = len(data)
+        fresh = segment_starts[len(self.segments):]
+        self.segments = segment_starts
+        if window and self.searched < min(size, SEARCH):
+            fresh = fresh + list(range(self.searched, min(size, SEARCH)))
+            self.searched = min(size, SEARCH)
+        for protocol, tile in enumerate(tiles):
+            alive = self.alive[protocol]
+            for start in [s for s, result in alive.items() if result[0] < size] + fresh:
+                result = tile(data, start, max_message)
+                if result is None:
+                    alive.pop(start, None)
+                else:
+                    alive[start] = result
+
+    def best(self, protocol: int) -> Optional[Tuple[int, tuple]]:
+        """The living candidate with the most whole units (then a segment start, then the first), or None."""
+        alive = self.alive[protocol]
+        if not alive:
+            return None
+        segments = set(self.segments)
+        start = max(alive, key=lambda s: (alive[s][1], s in segments, -s))
+        return start, alive[start]
+
+
+class Verdict:
+    """What a connection was recognised as: ``kind`` (``"websocket"`` or ``"mqtt"``), its ``client``
+    direction, where decoding starts in each direction's held bytes, and the MQTT version the packets
+    show (5, a CONNECT's level, or 0)."""
+
+    __slots__ = ("kind", "client", "starts", "version")
+
+    def __init__(self, kind: str, client: int, starts: Tuple[int, int], version: int) -> None:
+        self.kind = kind
+        self.client = client
+        self.starts = starts
+        self.version = version
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.kind!r}, client={self.client}, starts={self.starts}, version={self.version})"
+
+
+def recognise(sizes: Tuple[int, int], candidates: Tuple[Candidates, Candidates], ended: bool,
+              to_lower_port: bool) -> Optional[Verdict]:
+    """The verdict on a connection from its directions' candidates, or None while it cannot be told.
+
+    Args:
+        sizes: the bytes held in each direction.
+        candidates: each direction's :class:`Candidates`, updated over those bytes.
+        ended: the connection ended (or holds all it may): a direction's frames that end exactly
+            with a close frame or DISCONNECT are enough then.
+        to_lower_port: direction 0 is sent to the lower port, taken as the server's when the bytes
+            do not tell which side is the client.
+    """
+    found = []
+    for protocol in (_WEBSOCKET, _MQTT):
+        verdict = _judge(protocol, sizes, candidates, ended, to_lower_port)
+        if verdict is not None:
+            found.append(verdict)
+    if not found:
+        return None
+    return max(found, key=lambda item: item[0])[1]  # the most whole units; WebSocket on a tie
+
+
+def _judge(protocol: int, sizes: Tuple[int, int], candidates: Tuple[Candidates, Candidates], ended: bool,
+           to_lower_port: bool) -> Optional[Tuple[int, Verdict]]:
+    # ws_tile gives (end, frames, masked, closed, compressed); mqtt_tile (end, packets, sender, version, closed).
+    closed_at = 3 if protocol == _WEBSOCKET else 4
+    picks: List[Optional[Tuple[int, tuple]]] = [None, None]
+    for d in (0, 1):
+        if sizes[d]:
+            picks[d] = candidates[d].best(protocol)
+            if picks[d] is None:
+                return None  # a direction whose bytes are not this protocol
+    units = sum(pick[1][1] for pick in picks if pick is not None)
+    if units == 0:
+        return None
+    closing = ended and any(
+        pick is not None and pick[1][closed_at] and pick[1][0] == sizes[d] and pick[0] in candidates[d].segments
+        for d, pick in enumerate(picks))
+    if units < MIN_UNITS and not closing:
+        return None
+    # Which direction is the client's: 1 if it is, 0 if it is not, -1 unknown. A client masks its
+    # WebSocket frames (RFC 6455 §5.3) and alone sends some MQTT packets (mqtt_tile's sender 0).
+    client_side = [-1, -1]
+    for d, pick in enumerate(picks):
+        if pick is not None and pick[1][2] != -1:
+            client_side[d] = pick[1][2] if protocol == _WEBSOCKET else 1 - pick[1][2]
+    if client_side[0] != -1 and client_side[0] == client_side[1]:
+        return None  # both directions on the same side
+    if client_side[0] != -1:
+        client = 0 if client_side[0] else 1
+    elif client_side[1] != -1:
+        client = 1 if client_side[1] else 0
+    else:
+        client = 0 if to_lower_port else 1
+    version = 0
+    if protocol == _MQTT:
+        shown = {pick[1][3] for pick in picks if pick is not None and pick[1][3]}
+        if len(shown) > 1:
+            return None
+        version = shown.pop() if shown else 0
+    starts = (0 if picks[0] is None else picks[0][0], 0 if picks[1] is None else picks[1][0])
+    return units, Verdict("websocket" if protocol == _WEBSOCKET else "mqtt", client, starts, version)
