@@ -8,7 +8,7 @@ the harness process must instrument it first (:mod:`fuzz.run`).
 """
 
 #: The harnesses (functions of the same names in fuzz.harnesses), in the order they run.
-NAMES = ("message", "event_batch", "connection_response", "ws_frame", "mqtt_packet", "ws_stream",
+NAMES = ("message", "event_batch", "connection_response", "ws_frame", "mqtt_packet", "tile", "ws_stream",
          "diffusion_stream", "mqtt_stream", "packet", "pcap", "closes")
 
 #: libFuzzer's -max_len for each: streams and captures need room for several frames or packets.

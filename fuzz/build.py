@@ -33,7 +33,7 @@ CFLAGS = {
 }
 
 # Run in the build copy: cythonize every _c.pyx and the value modules (value.py, */values.py) as
-# setup.py does, in place. Not capture/reassembly.py and capture/records.py, which setup.py also
+# setup.py does, in place. Not capture/reassembly.py, records.py and midstream.py, which setup.py also
 # compiles: they are Python-level logic, the same compiled or interpreted, and the harnesses
 # test the backends beneath them.
 _SETUP = """

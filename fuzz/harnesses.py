@@ -8,8 +8,8 @@ anything else when a backend raised something other than a documented
 
 Input layouts:
 
-- decoders (``message`` ... ``packet``): two option bytes, then the bytes to
-  decode (:func:`fuzz.common.decoder_input`);
+- decoders (``message`` ... ``mqtt_packet``, ``tile``): two option bytes, then
+  the bytes to decode (:func:`fuzz.common.decoder_input`);
 - streams: two option bytes, one byte seeding the chunking, then the stream;
 - captures (``pcap``, ``closes``): the file itself.
 """
@@ -112,6 +112,17 @@ def mqtt_packet(data: bytes) -> None:
     kw.update(_sized("max_packet_size", options.pick(MAX_SIZES)))
     both(MQTT, "decode_mqtt_packet", buf, offset, **kw)
     both(MQTT, "decode_mqtt_varint", buf, offset)
+
+
+TILE_LIMITS = (1 << 24, 0, 1, 125, 126, 65536)
+
+
+def tile(data: bytes) -> None:
+    """ws_tile and mqtt_tile (mid-stream recognition) on any bytes, from any start, with any limit."""
+    options, buf, offset = decoder_input(data)
+    limit = options.pick(TILE_LIMITS)
+    both(WEBSOCKET, "ws_tile", buf, offset, limit)
+    both(MQTT, "mqtt_tile", buf, offset, limit)
 
 
 # -- streams ---------------------------------------------------------------------------
@@ -300,6 +311,7 @@ HARNESSES: Dict[str, Callable[[bytes], None]] = {
     "connection_response": connection_response,
     "ws_frame": ws_frame,
     "mqtt_packet": mqtt_packet,
+    "tile": tile,
     "ws_stream": ws_stream,
     "diffusion_stream": diffusion_stream,
     "mqtt_stream": mqtt_stream,

@@ -23,7 +23,7 @@ def main() -> None:
 
         import closecodec
         from closecodec import _backend, jsonform, reasons  # noqa: F401 (instrumented)
-        from closecodec.capture import reassembly, records  # noqa: F401 (instrumented)
+        from closecodec.capture import midstream, reassembly, records  # noqa: F401 (instrumented)
 
         # Every pure twin (Python code, instrumented) and every compiled module.
         modules = [importlib.import_module(f"closecodec.{room}._{side}") for room in _backend.PAIRS for side in ("py", "c")]

@@ -363,6 +363,7 @@ def generate() -> Seeds:
                 data = _after_http(data)
                 if not data:
                     continue
+                decoder("tile", f"{tag}-dir{direction}", data[:4000], n)
                 if path.name.startswith("mqtt"):
                     stream("mqtt_stream", f"{tag}-dir{direction}", data, n)
                 elif path.name.startswith("diffusion"):
@@ -375,6 +376,8 @@ def generate() -> Seeds:
             capture = write(packets)
             add("pcap", f"{tag}-{fmt_name}", capture)
             add("closes", f"{tag}-{fmt_name}", capture)
+            # The connection as a capture that starts after its handshake: mid-stream recognition.
+            add("closes", f"{tag}-{fmt_name}-midstream", write(packets[len(packets) // 3:]))
         add("pcap", path.name, path.read_bytes())
         add("closes", path.name, path.read_bytes())
         # Packets for parse_packet: the first few of each connection, re-wrapped in every link type.

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib
+import io
+import ipaddress
 import json
 import random
 import struct
@@ -263,7 +265,8 @@ def null(payload: bytes, family: int = 2, big: bool = False) -> bytes:
 # port 80 (HTTP upgrade, then 1 KiB binary frames, unmasked from the server and masked
 # from the client, then a close each way and FINs) or, one in four, an MQTT 5
 # connection on port 1883 (CONNECT, CONNACK, 1 KiB PUBLISHes, then a DISCONNECT with a
-# reason code). A connection that ends is replaced by a new one.
+# reason code). A connection that ends is replaced by a new one. Without handshakes, the
+# same traffic as a capture that started after every connection opened.
 
 CONCURRENT = 300
 FRAME = 1024
@@ -294,8 +297,9 @@ def _mqtt(first: int, body: bytes) -> bytes:
 class _Generator:
     """Writes the pcap, packet by packet, with a seeded random source."""
 
-    def __init__(self, path: Path, seed: int) -> None:
+    def __init__(self, path: Path, seed: int, handshakes: bool) -> None:
         self.rng = random.Random(seed)
+        self.handshakes = handshakes
         self.file = path.open("wb")
         self.file.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))  # µs, Ethernet
         self.written = 24
@@ -316,6 +320,11 @@ class _Generator:
         else:
             src, dst, sport, dport, seq, ack = conn["server"], conn["client"], conn["service"], conn["port"], \
                 conn["sseq"], conn["cseq"]
+        advance = len(payload) + (1 if flags & 0x03 else 0)  # SYN and FIN take a sequence number
+        side = "cseq" if from_client else "sseq"
+        if conn["opening"] and not self.handshakes:  # a capture that starts after the handshake
+            conn[side] = (conn[side] + advance) % 2**32
+            return
         segment = struct.pack(">HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
         ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(segment), 0, 0x4000, 64, 6, 0, src, dst) + segment
         frame = b"\0" * 12 + b"\x08\x00" + ip
@@ -324,8 +333,6 @@ class _Generator:
         self.out.append(frame)
         self.written += 16 + len(frame)
         self.packets += 1
-        advance = len(payload) + (1 if flags & 0x03 else 0)  # SYN and FIN take a sequence number
-        side = "cseq" if from_client else "sseq"
         conn[side] = (conn[side] + advance) % 2**32
         if len(self.out) > 8192:
             self.flush()
@@ -343,6 +350,7 @@ class _Generator:
             "client": bytes([10, 1, (n >> 14) & 0xFF, 1 + (n >> 6) % 250]), "server": bytes([10, 0, 0, 1]),
             "port": 10000 + n % 50000, "service": 1883 if mqtt else 80, "mqtt": mqtt,
             "cseq": rng.randrange(2**32), "sseq": rng.randrange(2**32), "left": rng.randrange(20, 100),
+            "opening": True,
         }
         self.packet(conn, True, 0x02)
         self.packet(conn, False, 0x12)
@@ -360,6 +368,7 @@ class _Generator:
                         b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
             self.packet(conn, False, 0x18, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        conn["opening"] = False
         return conn
 
     def step(self, conn: dict) -> None:
@@ -384,9 +393,13 @@ class _Generator:
         self.packet(conn, True, 0x11)
 
 
-def generate_capture(path: Path, size: int, *, seed: int = 7) -> "tuple[int, int]":
-    """Write a pcap of about ``size`` bytes to ``path``; return its packets and close frames."""
-    gen = _Generator(path, seed)
+def generate_capture(path: Path, size: int, *, seed: int = 7, handshakes: bool = True) -> "tuple[int, int]":
+    """Write a pcap of about ``size`` bytes to ``path``; return its packets and close frames.
+
+    ``handshakes=False`` leaves out each connection's SYNs and its HTTP upgrade or CONNECT and CONNACK,
+    as a capture that started after they were sent: the rest is the same traffic.
+    """
+    gen = _Generator(path, seed, handshakes)
     live = [gen.open() for _ in range(CONCURRENT)]
     while gen.written < size:
         i = gen.rng.randrange(CONCURRENT)
@@ -399,3 +412,114 @@ def generate_capture(path: Path, size: int, *, seed: int = 7) -> "tuple[int, int
     gen.flush()
     gen.file.close()
     return gen.packets, gen.closes
+
+
+# -- synthetic captures of TCP connections --------------------------------------------
+
+
+class Capture:
+    """Packets of TCP connections over IPv4 and Ethernet, numbered from 1 as they are added."""
+
+    def __init__(self) -> None:
+        self.packets: List[Tuple[int, bytes, Optional[int]]] = []
+
+    def add(self, src: Tuple[bytes, int], dst: Tuple[bytes, int], seq: int, flags: int, payload: bytes = b"") -> int:
+        segment = tcp(src[1], dst[1], seq, 0, flags, payload)
+        if len(src[0]) == 16:
+            data = ether(ipv6(segment, src[0], dst[0]), 0x86DD)
+        else:
+            data = ether(ipv4(segment, src[0], dst[0]))
+        self.packets.append((1_700_000_000 * 10**9 + len(self.packets) * 1_000_000, data, None))
+        return len(self.packets)
+
+    def file(self) -> io.BytesIO:
+        return io.BytesIO(pcap_file(self.packets))
+
+    def records(self, side: str, **options: Any) -> List[Any]:
+        from closecodec.capture.records import CloseRecordReader
+
+        with use_backend(side):
+            reader = CloseRecordReader(self.file(), **options)
+        out = list(reader)
+        assert reader.error is None
+        return out
+
+
+class Flow:
+    """One TCP connection in a :class:`Capture`: side 0 is the client."""
+
+    def __init__(self, capture: Capture, client_port: int = 50000, server_port: int = 8080,
+                 handshake: bool = True, addresses: Tuple[bytes, bytes] = (A4, B4)) -> None:
+        self.capture = capture
+        self.ends = ((addresses[0], client_port), (addresses[1], server_port))
+        self.seq = [1000, 700000]
+        if handshake:
+            self.flag(0, SYN)
+            self.flag(1, SYN | ACK)
+            self.flag(0, ACK)
+
+    def endpoint(self, side: int) -> str:
+        address, number = self.ends[side]
+        if len(address) == 16:
+            return f"[{ipaddress.IPv6Address(address)}]:{number}"
+        return f"{ipaddress.IPv4Address(address)}:{number}"
+
+    def flag(self, side: int, flags: int) -> int:
+        frame = self.capture.add(self.ends[side], self.ends[1 - side], self.seq[side], flags)
+        if flags & (SYN | FIN):
+            self.seq[side] += 1
+        return frame
+
+    def send(self, side: int, data: bytes) -> int:
+        frame = self.capture.add(self.ends[side], self.ends[1 - side], self.seq[side], ACK | PSH, data)
+        self.seq[side] += len(data)
+        return frame
+
+    def skip(self, side: int, size: int) -> None:
+        """Bytes the capture missed."""
+        self.seq[side] += size
+
+
+UPGRADE = (b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+SWITCHING = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+
+
+def upgrade(path: bytes = b"/chat", protocol: Optional[bytes] = None) -> Tuple[bytes, bytes]:
+    request, response = UPGRADE.replace(b"/chat", path), SWITCHING
+    if protocol is not None:
+        request = request[:-2] + b"Sec-WebSocket-Protocol: " + protocol + b"\r\n\r\n"
+        response = response[:-2] + b"Sec-WebSocket-Protocol: " + protocol + b"\r\n\r\n"
+    return request, response
+
+
+def ws(opcode: int, payload: bytes, mask: Optional[bytes] = None) -> bytes:
+    """A WebSocket frame (RFC 6455 §5.2), FIN set, payloads under 126 bytes."""
+    assert len(payload) < 126
+    if mask is None:
+        return bytes([0x80 | opcode, len(payload)]) + payload
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def ws_close(code: Optional[int], reason: bytes = b"", mask: Optional[bytes] = None) -> bytes:
+    return ws(8, b"" if code is None else struct.pack(">H", code) + reason, mask)
+
+
+MASK = bytes.fromhex("37fa213d")
+
+
+def mqtt_connect(client_id: bytes, version: int = 4) -> bytes:
+    """A CONNECT (MQTT 3.1.1 §3.1 / 5.0 §3.1): clean session, keep-alive 60."""
+    body = b"\x00\x04MQTT" + bytes([version, 0x02]) + b"\x00\x3c" + (b"\x00" if version == 5 else b"")
+    body += struct.pack(">H", len(client_id)) + client_id
+    return bytes([0x10, len(body)]) + body
+
+
+def websocket_flow(capture: Capture, **options: Any) -> Flow:
+    flow = Flow(capture, **options)
+    request, response = upgrade()
+    flow.send(0, request)
+    flow.send(1, response)
+    flow.send(1, ws(1, b"hello"))
+    return flow

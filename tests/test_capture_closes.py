@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import io
-import ipaddress
 import json
 import shutil
 import struct
@@ -53,8 +52,9 @@ from closecodec.capture.records import CloseRecord, CloseRecordReader, close_rec
 from closecodec.errors import IncompleteError, MalformedError
 
 from helpers import (
-    A4, A6, ACK, ALL_CAPTURES, B4, B6, DATA, DIFFUSION_CAPTURE, FIN, MQTT_CAPTURE, MQTT_PORTS, PSH, RST, SYN,
-    WS_CAPTURES, compiled_missing, ether, installed_sides, ipv4, ipv6, pcap_file, tcp, use_backend,
+    A6, ACK, ALL_CAPTURES, B6, DATA, DIFFUSION_CAPTURE, FIN, MASK, MQTT_CAPTURE, MQTT_PORTS, RST, UPGRADE,
+    WS_CAPTURES, Capture, Flow, compiled_missing, installed_sides, mqtt_connect, upgrade, use_backend,
+    websocket_flow, ws, ws_close,
 )
 
 @functools.lru_cache(maxsize=None)
@@ -289,112 +289,6 @@ def test_stats_are_the_counts_so_far_in_a_counter_of_their_own(side):
 
 
 # -- synthetic captures ---------------------------------------------------------------
-
-
-class Capture:
-    """Packets of TCP connections over IPv4 and Ethernet, numbered from 1 as they are added."""
-
-    def __init__(self) -> None:
-        self.packets: List[Tuple[int, bytes, Optional[int]]] = []
-
-    def add(self, src: Tuple[bytes, int], dst: Tuple[bytes, int], seq: int, flags: int, payload: bytes = b"") -> int:
-        segment = tcp(src[1], dst[1], seq, 0, flags, payload)
-        if len(src[0]) == 16:
-            data = ether(ipv6(segment, src[0], dst[0]), 0x86DD)
-        else:
-            data = ether(ipv4(segment, src[0], dst[0]))
-        self.packets.append((1_700_000_000 * 10**9 + len(self.packets) * 1_000_000, data, None))
-        return len(self.packets)
-
-    def file(self) -> io.BytesIO:
-        return io.BytesIO(pcap_file(self.packets))
-
-    def records(self, side: str, **options: Any) -> List[CloseRecord]:
-        with use_backend(side):
-            reader = CloseRecordReader(self.file(), **options)
-        out = list(reader)
-        assert reader.error is None
-        return out
-
-
-class Flow:
-    """One TCP connection in a :class:`Capture`: side 0 is the client."""
-
-    def __init__(self, capture: Capture, client_port: int = 50000, server_port: int = 8080,
-                 handshake: bool = True, addresses: Tuple[bytes, bytes] = (A4, B4)) -> None:
-        self.capture = capture
-        self.ends = ((addresses[0], client_port), (addresses[1], server_port))
-        self.seq = [1000, 700000]
-        if handshake:
-            self.flag(0, SYN)
-            self.flag(1, SYN | ACK)
-            self.flag(0, ACK)
-
-    def endpoint(self, side: int) -> str:
-        address, number = self.ends[side]
-        if len(address) == 16:
-            return f"[{ipaddress.IPv6Address(address)}]:{number}"
-        return f"{ipaddress.IPv4Address(address)}:{number}"
-
-    def flag(self, side: int, flags: int) -> int:
-        frame = self.capture.add(self.ends[side], self.ends[1 - side], self.seq[side], flags)
-        if flags & (SYN | FIN):
-            self.seq[side] += 1
-        return frame
-
-    def send(self, side: int, data: bytes) -> int:
-        frame = self.capture.add(self.ends[side], self.ends[1 - side], self.seq[side], ACK | PSH, data)
-        self.seq[side] += len(data)
-        return frame
-
-    def skip(self, side: int, size: int) -> None:
-        """Bytes the capture missed."""
-        self.seq[side] += size
-
-
-UPGRADE = (b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-SWITCHING = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
-
-
-def upgrade(path: bytes = b"/chat", protocol: Optional[bytes] = None) -> Tuple[bytes, bytes]:
-    request, response = UPGRADE.replace(b"/chat", path), SWITCHING
-    if protocol is not None:
-        request = request[:-2] + b"Sec-WebSocket-Protocol: " + protocol + b"\r\n\r\n"
-        response = response[:-2] + b"Sec-WebSocket-Protocol: " + protocol + b"\r\n\r\n"
-    return request, response
-
-
-def ws(opcode: int, payload: bytes, mask: Optional[bytes] = None) -> bytes:
-    """A WebSocket frame (RFC 6455 §5.2), FIN set, payloads under 126 bytes."""
-    assert len(payload) < 126
-    if mask is None:
-        return bytes([0x80 | opcode, len(payload)]) + payload
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def ws_close(code: Optional[int], reason: bytes = b"", mask: Optional[bytes] = None) -> bytes:
-    return ws(8, b"" if code is None else struct.pack(">H", code) + reason, mask)
-
-
-MASK = bytes.fromhex("37fa213d")
-
-
-def mqtt_connect(client_id: bytes, version: int = 4) -> bytes:
-    """A CONNECT (MQTT 3.1.1 §3.1 / 5.0 §3.1): clean session, keep-alive 60."""
-    body = b"\x00\x04MQTT" + bytes([version, 0x02]) + b"\x00\x3c" + (b"\x00" if version == 5 else b"")
-    body += struct.pack(">H", len(client_id)) + client_id
-    return bytes([0x10, len(body)]) + body
-
-
-def websocket_flow(capture: Capture, **options: Any) -> Flow:
-    flow = Flow(capture, **options)
-    request, response = upgrade()
-    flow.send(0, request)
-    flow.send(1, response)
-    flow.send(1, ws(1, b"hello"))
-    return flow
 
 
 def test_a_close_split_over_segments_is_at_the_frame_of_its_last_byte(side):

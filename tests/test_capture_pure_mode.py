@@ -1,14 +1,15 @@
-"""capture/reassembly.py and capture/records.py give exactly the same compiled (Cython's pure-Python mode)
-as interpreted.
+"""capture/reassembly.py, records.py and midstream.py give exactly the same compiled (Cython's pure-Python
+mode) as interpreted.
 
-Where a compiler is available, setup.py compiles these two plain Python modules
-(with the declarations in reassembly.pxd and records.pxd). The source is the same,
+Where a compiler is available, setup.py compiles these plain Python modules (with
+the declarations in their .pxd files). The source is the same,
 so the behaviour must be: this runs the interpreted modules in a child process
 (a copy of the installed package without their compiled builds, the compiled
 backends kept) and compares everything a reader reports with the compiled
 modules' report in this process, on the shared captures and on the
-benchmark's traffic, whole and damaged (reordered, duplicated and lost
-packets, a connection table small enough to evict).
+benchmark's traffic, whole, without its handshakes (mid-stream recognition) and
+damaged (reordered, duplicated and lost packets, a connection table small enough
+to evict).
 """
 
 from __future__ import annotations
@@ -25,23 +26,25 @@ from typing import Any, Dict, List
 import pytest
 
 import closecodec
-from closecodec.capture import reassembly, records
+from closecodec.capture import midstream, reassembly, records
 
 from helpers import ALL_CAPTURES, DATA, MQTT_PORTS, generate_capture, use_backend, without_lanes
 
-PURE_MODE = ("capture/reassembly", "capture/records")  # the modules compiled from their .py that this test checks
+# The modules compiled from their .py that this test checks.
+PURE_MODE = ("capture/reassembly", "capture/records", "capture/midstream")
 
 pytestmark = pytest.mark.skipif(
-    any(Path(module.__file__).suffix == ".py" for module in (reassembly, records)),
-    reason="capture/reassembly.py and capture/records.py are not compiled in this install (no compiler, or the pure-Python build)",
+    any(Path(module.__file__).suffix == ".py" for module in (reassembly, records, midstream)),
+    reason="capture/reassembly.py, records.py and midstream.py are not compiled in this install (no compiler, or "
+           "the pure-Python build)",
 )
 
 # Run in the child: the report of each (path, options) job, as JSON.
 CHILD = """
 import json, sys
 from pathlib import Path
-from closecodec.capture import reassembly, records
-assert all(Path(m.__file__).suffix == ".py" for m in (reassembly, records)), "compiled modules imported"
+from closecodec.capture import midstream, reassembly, records
+assert all(Path(m.__file__).suffix == ".py" for m in (reassembly, records, midstream)), "compiled modules imported"
 sys.path.insert(0, sys.argv[1])
 from test_capture_pure_mode import report
 print(json.dumps([report(path, options) for path, options in json.loads(sys.stdin.read())]))
@@ -83,7 +86,7 @@ def damaged(data: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def interpreted_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the installed package without the compiled reassembly and records modules."""
+    """A copy of the installed package without the compiled modules of PURE_MODE."""
     root = tmp_path_factory.mktemp("interpreted")
     package = root / "closecodec"
     shutil.copytree(Path(closecodec.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -97,9 +100,10 @@ def test_compiled_and_interpreted_modules_report_the_same(interpreted_package: P
     traffic = tmp_path / "traffic.pcap"
     generate_capture(traffic, 400_000, seed=5)
     (tmp_path / "damaged.pcap").write_bytes(damaged(traffic.read_bytes()))
+    generate_capture(tmp_path / "midstream.pcap", 400_000, seed=5, handshakes=False)
     jobs = [(str(DATA / name), {}) for name in ALL_CAPTURES]
     jobs += [(str(DATA / name), {"decode_as": MQTT_PORTS}) for name in ALL_CAPTURES]
-    for name in ("traffic.pcap", "damaged.pcap"):
+    for name in ("traffic.pcap", "damaged.pcap", "midstream.pcap"):
         jobs += [(str(tmp_path / name), {}), (str(tmp_path / name), {"max_connections": 40}),
                  (str(tmp_path / name), {"lanes": False, "side": "py"})]
     jobs = [(path, {**options, "decode_as": {str(k): v for k, v in options.get("decode_as", {}).items()}})

@@ -23,7 +23,7 @@ from closecodec import cli
 from closecodec.cli import main
 from closecodec.capture.records import CloseRecordReader
 
-from helpers import DATA
+from helpers import DATA, Capture, Flow
 
 WS_PCAP = DATA / "websocket-close-codes.pcap"
 WS_PCAPNG = DATA / "websocket-close-codes.pcapng"
@@ -190,6 +190,8 @@ def test_summary_counts_by_protocol_and_reason():
     assert ["mqtt", "0x8E", "SESSION_TAKEN_OVER", "1"] in lines
     assert ["tcp", "-", "FIN", "13"] in lines
     assert ["mqtt", "0x82", "PROTOCOL_ERROR", "3"] in lines
+    # How the connections were recognised: each by its CONNECT.
+    assert lines[lines.index(["detection", "closes"]) + 1:] == [["handshake", "42"]]
 
     status, out, _ = run(MQTT, "--summary", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -266,6 +268,26 @@ def test_decode_as_reads_a_capture_whose_handshake_is_cut(tmp_path):
     assert [(r["frame"], r["direction"]) for r in with_port[:2]] == [(3, "server_to_client"), (5, "client_to_server")]
     status, _, err = run(path, "--decode-as", "21890=telnet")
     assert status == 2 and "PORT=KIND" in err and "telnet" in err
+
+
+def test_heuristics_and_the_mqtt_version_on_the_command_line(tmp_path):
+    capture = Capture()
+    flow = Flow(capture, handshake=False, server_port=18830)  # MQTT mid-stream, on no port of the table
+    for _ in range(2):
+        flow.send(0, b"\xc0\x00")  # PINGREQ
+        flow.send(1, b"\xd0\x00")  # PINGRESP
+    frame = flow.send(0, b"\xe0\x00")  # DISCONNECT: the same bytes in 3.1.1 and 5.0
+    path = tmp_path / "midstream.pcap"
+    path.write_bytes(capture.file().getvalue())
+    assert [(r["frame"], r["mqtt_version"], r["detection"]) for r in jsonl(path)] == [(frame, None, "heuristic")]
+    assert [r["mqtt_version"] for r in jsonl(path, "--mqtt-version", "5")] == [5]
+    assert jsonl(path, "--no-heuristics") == []
+    with pytest.raises(SystemExit) as usage:  # argparse: a usage error
+        run(path, "--mqtt-version", "6")
+    assert usage.value.code == 2
+    status, out, _ = run(path, "--summary")
+    lines = [line.split() for line in out.splitlines()]
+    assert lines[lines.index(["detection", "closes"]) + 1:] == [["heuristic", "1"]]
 
 
 def test_standard_input():

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Mid-stream recognition: WebSocket and MQTT connections whose start the capture lacks.
 
 A connection whose first bytes are neither an HTTP upgrade nor an MQTT CONNECT
@@ -7,18 +8,23 @@ the first :data:`SEARCH` bytes and every segment start is a candidate start of
 the first whole frame; a candidate lives while the frames from it tile the
 bytes (the rooms' ``ws_tile`` and ``mqtt_tile`` say by which rules). The
 connection is recognised when, taking the best candidate of each direction
-that holds bytes, the two directions agree (one masks and the other does not;
-one sends as a client and the other as a server) and together hold
-:data:`MIN_UNITS` whole frames or packets; or, when it ends, when a direction's
-frames from a segment start end exactly with a close frame or DISCONNECT.
+that holds bytes, each holds a whole frame or packet, the two directions agree
+(one masks and the other does not; one sends as a client and the other as a
+server), and together they hold :data:`MIN_UNITS` whole frames or packets (a
+direction whose start is not a segment start, found by trying every offset,
+holds them on its own); or,
+when it ends, when a direction's frames fill it exactly and end with a close
+frame or DISCONNECT.
 
 Plain Python, used by :mod:`closecodec.capture.records` once per segment of a
-connection being recognised; the byte loops are the rooms' compiled twins.
+connection being recognised; the byte loops are the rooms' twins. Where a compiler
+is available it is also compiled by Cython (pure-Python mode, with the
+declarations in ``midstream.pxd``), as records.py is.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 __all__ = ["MIN_MESSAGES", "MIN_UNITS", "SEARCH", "Candidates", "Verdict", "recognise"]
 
@@ -34,28 +40,39 @@ _WEBSOCKET, _MQTT = 0, 1
 
 
 class Candidates:
-    """One direction's candidate starts, each with what its protocol's tile function last said."""
+    """One direction's held bytes and candidate starts, each with what its protocol's tile function last
+    said."""
 
-    __slots__ = ("alive", "searched", "segments")
+    __slots__ = ("data", "alive", "searched", "segments", "fresh")
 
     def __init__(self) -> None:
-        # Per protocol, start offset (in the direction's held bytes) -> the tile result.
+        self.data = bytearray()  # the direction's held bytes
+        # Per protocol, start offset (in those bytes) -> the tile result.
         self.alive: Tuple[Dict[int, tuple], Dict[int, tuple]] = ({}, {})
         self.searched = 0  # offsets of the first SEARCH bytes below this were made candidates
-        self.segments: List[int] = []  # where each held segment starts (each one a candidate)
+        self.segments: Set[int] = set()  # where each held segment starts (each one a candidate)
+        self.fresh: List[int] = []  # those not tried yet
 
-    def update(self, data: bytes, segment_starts: List[int], tiles: Sequence[Any], max_message: int,
-               window: bool) -> None:
-        """Walk the living candidates over ``data`` (all the held bytes) and try the new ones: the new
-        segment starts, and with ``window`` every offset of the first :data:`SEARCH` bytes (the caller
-        asks for those only when the segment starts do not decide)."""
+    def add(self, piece: Any) -> None:
+        """Hold the next segment's bytes; its start becomes a candidate."""
+        start = len(self.data)
+        self.segments.add(start)
+        self.fresh.append(start)
+        self.data += piece
+
+    def update(self, tiles: Sequence[Any], max_message: int, window: bool) -> None:
+        """Walk the living candidates over the held bytes and try the new ones: the new segment starts,
+        and with ``window`` every offset of the first :data:`SEARCH` bytes (the caller asks for those
+        only when the segment starts do not tile)."""
+        data = self.data
         size = len(data)
-        fresh = segment_starts[len(self.segments):]
-        self.segments = segment_starts
+        fresh = self.fresh
+        self.fresh = []
         if window and self.searched < min(size, SEARCH):
-            fresh = fresh + list(range(self.searched, min(size, SEARCH)))
+            fresh += range(self.searched, min(size, SEARCH))
             self.searched = min(size, SEARCH)
-        for protocol, tile in enumerate(tiles):
+        for protocol in range(2):
+            tile = tiles[protocol]
             alive = self.alive[protocol]
             for start in [s for s, result in alive.items() if result[0] < size] + fresh:
                 result = tile(data, start, max_message)
@@ -64,14 +81,23 @@ class Candidates:
                 else:
                     alive[start] = result
 
+    def alive_any(self) -> bool:
+        """Whether a candidate of either protocol lives."""
+        return bool(self.alive[0]) or bool(self.alive[1])
+
     def best(self, protocol: int) -> Optional[Tuple[int, tuple]]:
         """The living candidate with the most whole units (then a segment start, then the first), or None."""
         alive = self.alive[protocol]
         if not alive:
             return None
-        segments = set(self.segments)
-        start = max(alive, key=lambda s: (alive[s][1], s in segments, -s))
-        return start, alive[start]
+        segments = self.segments
+        chosen = -1
+        key = None
+        for start, result in alive.items():
+            rank = (result[1], start in segments, -start)
+            if key is None or rank > key:
+                chosen, key = start, rank
+        return chosen, alive[chosen]
 
 
 class Verdict:
@@ -103,14 +129,12 @@ def recognise(sizes: Tuple[int, int], candidates: Tuple[Candidates, Candidates],
         to_lower_port: direction 0 is sent to the lower port, taken as the server's when the bytes
             do not tell which side is the client.
     """
-    found = []
+    best = None
     for protocol in (_WEBSOCKET, _MQTT):
-        verdict = _judge(protocol, sizes, candidates, ended, to_lower_port)
-        if verdict is not None:
-            found.append(verdict)
-    if not found:
-        return None
-    return max(found, key=lambda item: item[0])[1]  # the most whole units; WebSocket on a tie
+        found = _judge(protocol, sizes, candidates, ended, to_lower_port)
+        if found is not None and (best is None or found[0] > best[0]):  # the most whole units; WebSocket on a tie
+            best = found
+    return None if best is None else best[1]
 
 
 def _judge(protocol: int, sizes: Tuple[int, int], candidates: Tuple[Candidates, Candidates], ended: bool,
@@ -123,18 +147,26 @@ def _judge(protocol: int, sizes: Tuple[int, int], candidates: Tuple[Candidates, 
             picks[d] = candidates[d].best(protocol)
             if picks[d] is None:
                 return None  # a direction whose bytes are not this protocol
-    units = sum(pick[1][1] for pick in picks if pick is not None)
-    if units == 0:
-        return None
-    closing = ended and any(
-        pick is not None and pick[1][closed_at] and pick[1][0] == sizes[d] and pick[0] in candidates[d].segments
-        for d, pick in enumerate(picks))
-    if units < MIN_UNITS and not closing:
+    units = 0
+    closing = False
+    silent = False  # a direction holds bytes but no whole frame: it has not shown that it agrees
+    for d in (0, 1):
+        pick = picks[d]
+        if pick is not None:
+            units += pick[1][1]
+            silent = silent or pick[1][1] == 0
+            if pick[1][1] < MIN_UNITS and pick[0] not in candidates[d].segments:
+                return None  # a start found by trying every offset needs the evidence on its own
+            # Frames that fill the direction exactly and end with a close, when nothing more will come.
+            if ended and pick[1][closed_at] and pick[0] == 0 and pick[1][0] == sizes[d]:
+                closing = True
+    if silent or units < MIN_UNITS and not closing:
         return None
     # Which direction is the client's: 1 if it is, 0 if it is not, -1 unknown. A client masks its
     # WebSocket frames (RFC 6455 §5.3) and alone sends some MQTT packets (mqtt_tile's sender 0).
     client_side = [-1, -1]
-    for d, pick in enumerate(picks):
+    for d in (0, 1):
+        pick = picks[d]
         if pick is not None and pick[1][2] != -1:
             client_side[d] = pick[1][2] if protocol == _WEBSOCKET else 1 - pick[1][2]
     if client_side[0] != -1 and client_side[0] == client_side[1]:
@@ -147,9 +179,10 @@ def _judge(protocol: int, sizes: Tuple[int, int], candidates: Tuple[Candidates, 
         client = 0 if to_lower_port else 1
     version = 0
     if protocol == _MQTT:
-        shown = {pick[1][3] for pick in picks if pick is not None and pick[1][3]}
-        if len(shown) > 1:
-            return None
-        version = shown.pop() if shown else 0
+        for pick in picks:
+            if pick is not None and pick[1][3]:
+                if version and pick[1][3] != version:
+                    return None
+                version = pick[1][3]
     starts = (0 if picks[0] is None else picks[0][0], 0 if picks[1] is None else picks[1][0])
     return units, Verdict("websocket" if protocol == _WEBSOCKET else "mqtt", client, starts, version)

@@ -8,6 +8,7 @@
 
 cimport cython
 
+from closecodec.capture.midstream cimport Candidates, Verdict, recognise
 from closecodec.capture.reassembly cimport SourceReader, TcpReassembler
 from closecodec.mqtt.values cimport MqttDisconnect
 from closecodec.websocket.values cimport WebSocketClose, WebSocketMessage
@@ -31,8 +32,7 @@ cdef class _DirectionDecoder:
     cdef public object done
     cdef public object ended
     cdef public object messages
-    cdef public object candidates
-    cdef public object tried
+    cdef public Candidates candidates
 
 cdef class _Conn:
     cdef public object value
@@ -97,7 +97,7 @@ cdef class CloseRecordReader(SourceReader):
     @cython.locals(head=_Head, other=_Head, d=int)
     cdef _recognise(self, _Conn conn)
     cdef _fallback(self, _Conn conn)
-    @cython.locals(half=_DirectionDecoder, window=bint)
+    @cython.locals(half=_DirectionDecoder, window=bint, verdict=Verdict)
     cdef _guess(self, _Conn conn, bint ended)
     cdef _setup_by_port(self, _Conn conn)
     cdef _upgrade(self, _Conn conn, int d, line, dict headers, size, tuple answer)

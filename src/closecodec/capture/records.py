@@ -12,10 +12,12 @@ streaming decoders (:class:`~closecodec.WebSocketStream`,
    or a first server binary message that is a whole Diffusion connection
    response, makes it Diffusion over WebSocket; an upgrade answered by another
    status is a rejected handshake (a record). A first client packet that is an
-   MQTT CONNECT is MQTT (any port). Failing those, the port table decides:
+   MQTT CONNECT is MQTT (any port). Failing those, the port tables decide:
    ``decode_as`` (``{port: "websocket" | "mqtt" | "diffusion"}``, as tshark's
    "decode as") and ``mqtt_ports`` (1883 by default), for captures that lack
-   the handshake; otherwise the connection is ignored.
+   the handshake; then the bytes themselves, WebSocket frames or MQTT packets
+   that tile the stream (:mod:`closecodec.capture.midstream`); otherwise the
+   connection is ignored.
 2. **Decode** each direction with a stream decoder, and turn each close into a
    :class:`CloseRecord` at the frame that carried its last byte (as tshark
    reports a frame split over segments).
@@ -270,8 +272,7 @@ def _head_of(half: _DirectionDecoder, parse_connect: Callable[[bytes], Any]) -> 
 class _DirectionDecoder:
     """One direction: held handshake bytes, then its decoder."""
 
-    __slots__ = ("pending", "held", "head", "ws", "mqtt", "inflater", "done", "ended", "messages", "candidates",
-                 "tried")
+    __slots__ = ("pending", "held", "head", "ws", "mqtt", "inflater", "done", "ended", "messages", "candidates")
 
     def __init__(self) -> None:
         self.pending: List[Tuple[int, bytes, int, int]] = []  # (offset, bytes, frame, timestamp_ns)
@@ -284,7 +285,6 @@ class _DirectionDecoder:
         self.ended = False
         self.messages = 0  # binary messages seen (the first server one may be a connection response)
         self.candidates: Optional[Candidates] = None  # mid-stream recognition's, once it is tried
-        self.tried = 0  # the held bytes it was last tried on
 
 
 class _Conn:
@@ -536,7 +536,9 @@ class CloseRecordReader(SourceReader):
                     self._ignore(conn)
                     return
                 half = conn.halves[event.direction]
-                half.pending, half.held, half.head, half.candidates, half.tried = [], 0, None, None, 0
+                half.pending, half.held, half.head = [], 0, None
+                if half.candidates is not None:
+                    half.candidates = Candidates()
                 return
             self._setup_by_port(conn)
         half: _DirectionDecoder = conn.halves[event.direction]
@@ -583,6 +585,7 @@ class CloseRecordReader(SourceReader):
             half.pending = []
             half.held = 0
             half.head = None
+            half.candidates = None
         _sink(conn, 0)
         _sink(conn, 1)
 
@@ -592,7 +595,12 @@ class CloseRecordReader(SourceReader):
         half: _DirectionDecoder = conn.halves[d]
         half.pending.append((offset, data, frame, time))
         half.held += len(data)
-        self._recognise(conn)
+        if half.candidates is not None:
+            # Being recognised by its bytes: no handshake can follow the bytes already held.
+            half.candidates.add(data)
+            self._guess(conn, False)
+        else:
+            self._recognise(conn)
         if conn.app is None and (conn.halves[0].held > MAX_HANDSHAKE or conn.halves[1].held > MAX_HANDSHAKE):
             if conn.port_kind is not None:
                 self._setup_by_port(conn)
@@ -649,21 +657,19 @@ class CloseRecordReader(SourceReader):
         """Recognise the connection from its held bytes (docs/capture.md, "Mid-stream recognition"); True
         if it was. ``ended``: it holds all it ever will."""
         half: _DirectionDecoder
-        parse_connect = self._mqtt.parse_mqtt_connect
+        for half in conn.halves:
+            if half.candidates is None:
+                half.candidates = Candidates()
+                for piece in half.pending:
+                    half.candidates.add(piece[1])
         verdict = None
         for window in (False, True):
+            if window and (conn.halves[0].candidates.alive_any() or not conn.halves[0].held) \
+                    and (conn.halves[1].candidates.alive_any() or not conn.halves[1].held):
+                break  # the segment starts tile: what is missing is more of them, not another start
             for half in conn.halves:
-                if half.candidates is None:
-                    half.candidates = Candidates()
-                if half.held and (half.tried != half.held or window):
-                    half.tried = half.held
-                    starts = []
-                    at = 0
-                    for piece in half.pending:
-                        starts.append(at)
-                        at += len(piece[1])
-                    half.candidates.update(_head_of(half, parse_connect).data, starts, self._tiles,
-                                           self._max_message, window)
+                if half.held:
+                    half.candidates.update(self._tiles, self._max_message, window)
             value = conn.value
             verdict = recognise((conn.halves[0].held, conn.halves[1].held),
                                 (conn.halves[0].candidates, conn.halves[1].candidates), ended,
