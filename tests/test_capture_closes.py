@@ -52,7 +52,7 @@ from closecodec.capture.records import CloseRecord, CloseRecordReader, close_rec
 from closecodec.errors import IncompleteError, MalformedError
 
 from helpers import (
-    A6, ACK, ALL_CAPTURES, B6, DATA, DIFFUSION_CAPTURE, FIN, MASK, MQTT_CAPTURE, MQTT_PORTS, RST, UPGRADE,
+    A6, ACK, ALL_CAPTURES, B6, DATA, DIFFUSION_CAPTURE, FIN, MASK, MQTT_CAPTURE, MQTT_PORTS, PSH, RST, UPGRADE,
     WS_CAPTURES, Capture, Flow, compiled_missing, installed_sides, mqtt_connect, upgrade, use_backend,
     websocket_flow, ws, ws_close,
 )
@@ -304,6 +304,49 @@ def test_a_close_split_over_segments_is_at_the_frame_of_its_last_byte(side):
         (answer, flow.endpoint(0), 1001, "GOING_AWAY", "going away"),
     ]
     assert records[0].timestamp_ns == capture.packets[last - 1][0]
+
+
+def reordered(capture: Capture, flow: Flow, side: int, before: bytes, close: bytes) -> Tuple[int, int]:
+    """Send ``before`` then ``close`` on ``side``, the second segment first (reordering, or a first copy
+    of ``before`` the capture missed and its retransmission); return the frames of the two packets."""
+    seq = flow.seq[side]
+    ahead = capture.add(flow.ends[side], flow.ends[1 - side], seq + len(before), ACK | PSH, close)
+    behind = capture.add(flow.ends[side], flow.ends[1 - side], seq, ACK | PSH, before)
+    flow.seq[side] = seq + len(before) + len(close)
+    return ahead, behind
+
+
+def test_a_close_behind_a_hole_is_at_the_frame_that_fills_it(side):
+    capture = Capture()
+    flow = websocket_flow(capture)
+    ahead, behind = reordered(capture, flow, 1, ws(1, b"said first"), ws_close(1001, b"bye"))
+    answer = flow.send(0, ws_close(1001, b"", MASK))
+    records = capture.records(side)
+    # Wireshark, reassembling out-of-order segments, shows the close where its reassembly completes.
+    assert [(r.frame, r.code) for r in records] == [(behind, 1001), (answer, 1001)]
+    assert behind == ahead + 1 and records[0].timestamp_ns == capture.packets[behind - 1][0]
+
+
+def test_closes_behind_holes_are_tsharks(tmp_path):
+    capture = Capture()
+    flow = websocket_flow(capture)
+    reordered(capture, flow, 1, ws(1, b"a" * 40), ws(1, b"b") + ws_close(1000))
+    flow.send(0, ws(1, b"between", MASK))
+    reordered(capture, flow, 0, ws(2, b"c" * 10, MASK), ws_close(1000, b"", MASK))
+    mqtt = Flow(capture, client_port=50001, server_port=1883)
+    mqtt.send(0, mqtt_connect(b"sensor", version=5))
+    reordered(capture, mqtt, 0, b"\xc0\x00", b"\xe0\x02\x04\x00")
+    path = tmp_path / "reordered.pcap"
+    path.write_bytes(capture.file().getvalue())
+    text = tshark("-n", "-r", str(path), "-o", "tcp.reassemble_out_of_order:TRUE", "-d", "tcp.port==8080,http",
+                  "-d", "tcp.port==1883,mqtt", "-Y", "websocket.opcode == 8 || mqtt.msgtype == 14",
+                  "-T", "fields", "-e", "frame.number")
+    expected = [int(line) for line in text.split()]
+    assert len(expected) == 3  # two WebSocket closes, one DISCONNECT, each behind a hole
+    for side in installed_sides():
+        with use_backend(side):
+            reader = CloseRecordReader(path)
+        assert [r.frame for r in reader if r.protocol != "tcp"] == expected
 
 
 def test_ipv6_endpoints_are_bracketed(side):

@@ -76,6 +76,25 @@ def test_any_order_duplication_and_overlap_reassembles_the_stream(case, order, e
     assert kinds[-1] == "fin" and "StreamGap" not in kinds
 
 
+@given(case=segmented(), order=st.randoms(use_true_random=False))
+def test_bytes_that_waited_are_delivered_at_the_frame_that_filled_the_hole(case, order):
+    data, pieces, isn = case
+    base = isn + 1
+    order.shuffle(pieces)
+    segments = [seg(isn, flags=SYN)] + [seg(base + a, data[a:b]) for a, b in pieces]
+    events = run(segments)
+    # Frame 1 is the SYN; piece i arrives in frame i + 2. A byte is in order once every byte before
+    # it has arrived: at the latest frame among the pieces up to and including its own.
+    arrival = {}
+    for frame, (a, b) in enumerate(pieces, 2):
+        for offset in range(a, b):
+            arrival[offset] = frame
+    for event in events:
+        if type(event) is StreamData:
+            completed = max(arrival[offset] for offset in range(0, event.end))
+            assert event.frame == completed, (event, pieces)
+
+
 @given(case=segmented(min_size=3), order=st.randoms(use_true_random=False), drop=st.integers(0, 100),
        limit=st.sampled_from([None, 1, 100, 10**6]))
 def test_a_dropped_segment_is_a_gap_of_its_size_and_the_rest_is_intact(case, order, drop, limit):

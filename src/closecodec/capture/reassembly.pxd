@@ -61,7 +61,7 @@ cdef class TcpReassembler:
     cpdef list add(self, frame, timestamp_ns, TcpSegment segment)
     cdef _data(self, _Connection conn, int direction, _DirectionState half, offset, payload, missing, list out)
     cdef _hold(self, _DirectionState half, start, end, data, frame, time)
-    cdef _drain(self, _Connection conn, int direction, _DirectionState half, list out)
+    cdef _drain(self, _Connection conn, int direction, _DirectionState half, list out, bint completed=*)
     cdef _skip(self, _Connection conn, int direction, _DirectionState half, list out)
     cdef _gap(self, _Connection conn, int direction, offset, length, list out)
     @cython.locals(conn=_Connection)

@@ -27,7 +27,8 @@ Three layers, each usable alone:
   FIN each take one sequence number.
 - Where segments overlap, the bytes seen first win (retransmitted or
   overlapping bytes that disagree are dropped, as tshark keeps the first copy).
-- Data ahead of a hole waits in a bounded out-of-order buffer. When the
+- Data ahead of a hole waits in a bounded out-of-order buffer, and is delivered
+  at the frame that fills the hole (Wireshark's frame for it). When the
   direction's or the total buffer limit is passed, or the connection ends,
   the hole is skipped: a :class:`StreamGap` says how many bytes were lost and
   the data after it follows intact. Bytes the capture cut off (snap length)
@@ -278,7 +279,10 @@ class StreamData(TupleValue):
             SYN, or the first byte seen).
         data: the bytes (a memoryview into the capture's block, or bytes when
             they waited in the out-of-order buffer).
-        frame: the frame number of the packet that carried them.
+        frame: the frame number of the packet that carried them; for bytes that
+            arrived before the bytes in front of them, of the packet that
+            filled that hole (where their reassembly completed, as Wireshark
+            shows them).
         timestamp_ns: that packet's capture time.
     """
 
@@ -688,8 +692,15 @@ class TcpReassembler:
             added += cost
         return added
 
-    def _drain(self, conn: _Connection, direction: int, half: _DirectionState, out: List[StreamEvent]) -> None:
-        """Deliver held pieces that now start at the next offset; end the direction at its FIN."""
+    def _drain(self, conn: _Connection, direction: int, half: _DirectionState, out: List[StreamEvent],
+               completed: bool = True) -> None:
+        """Deliver held pieces that now start at the next offset; end the direction at its FIN.
+
+        ``completed``: the segment being added made them the next bytes; they are delivered at its
+        frame, where their reassembly completed (as Wireshark shows data that arrived before the bytes
+        in front of it). Otherwise the reassembler gave up on the hole before them: each piece keeps
+        its own frame.
+        """
         pieces = half.pieces
         released = 0
         while pieces and pieces[0][0] <= half.next:
@@ -702,6 +713,8 @@ class TcpReassembler:
                 continue
             if data is None:
                 self._gap(conn, direction, start, end - start, out)
+            elif completed:
+                out.append(tuple_new(StreamData, (conn.value, direction, start, data, self._frame, self._time)))
             else:
                 out.append(tuple_new(StreamData, (conn.value, direction, start, data, frame, time)))
             half.next = end
@@ -721,7 +734,7 @@ class TcpReassembler:
         if first > half.next:
             self._gap(conn, direction, half.next, first - half.next, out)
             half.next = first
-        self._drain(conn, direction, half, out)
+        self._drain(conn, direction, half, out, False)
 
     def _gap(self, conn: _Connection, direction: int, offset: int, length: int, out: List[StreamEvent]) -> None:
         self.stats["gaps"] += 1

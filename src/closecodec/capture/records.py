@@ -20,7 +20,7 @@ streaming decoders (:class:`~closecodec.WebSocketStream`,
    connection is ignored.
 2. **Decode** each direction with a stream decoder, and turn each close into a
    :class:`CloseRecord` at the frame that carried its last byte (as tshark
-   reports a frame split over segments).
+   reports a frame split over segments), or that filled the hole before it.
 3. **Gaps and errors**: after a :class:`~closecodec.capture.StreamGap` the
    decoder restarts where the data resumes, and after a decode error at the
    start of the next segment, on the assumption that a segment starts a frame
@@ -122,7 +122,9 @@ class CloseRecord(TupleValue):
 
     Fields:
         frame: the frame number (1-based, as Wireshark counts) of the packet
-            holding the close's last byte.
+            holding the close's last byte, or, when bytes before it arrived
+            later, of the packet that filled that hole (where Wireshark shows
+            it when it reassembles out-of-order segments).
         timestamp_ns: that packet's capture time, in ns since the epoch
             (:attr:`time` in seconds).
         stream: the TCP stream number (tshark's ``tcp.stream``).
