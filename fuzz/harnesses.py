@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Tuple
 from closecodec.buffer import DEFAULT_MAX_INFLATED
 from closecodec.capture import _c as capture_c
 from closecodec.capture import _py as capture_py
+from closecodec.capture.reassembly import CAPTURE_MAGICS, first_packet_time
 from closecodec.capture.records import CloseRecordReader
 from closecodec.diffusion import _c as diffusion_c
 from closecodec.diffusion import _py as diffusion_py
@@ -267,6 +268,43 @@ def pcap(data: bytes) -> None:
                  right=f"block {BLOCK_SIZES[1]}")
 
 
+def _merged(module: Any, parts: List[bytes], block_size: int) -> List[Any]:
+    """The packets a PacketMerger gives over ``parts`` (each one file), its failures and state."""
+    kept = []
+    for index, part in enumerate(parts):  # the first look the record reader takes at each file
+        try:
+            first = first_packet_time(capture_py.PacketReader(io.BytesIO(part)))
+        except DecodeError:
+            continue
+        if first is not None:
+            kept.append((index, first))
+    opens = [lambda part=parts[i]: module.PacketReader(io.BytesIO(part), block_size=block_size) for i, _ in kept]
+    merger = module.PacketMerger(opens, [first for _, first in kept])
+    trace: List[Any] = [canon(packet) for packet in merger]
+    trace.append([(index, canon_error(error)) for index, error in merger.failures])
+    trace.append(fields(merger, ("frames", "packets", "offset", "error")))
+    return trace
+
+
+def merge(data: bytes) -> None:
+    """PacketMerger: the input cut into up to four files (each any bytes), merged in time order."""
+    options = Options(int.from_bytes(data[:2], "little"))
+    count = options.pick((2, 3, 4, 1))
+    block_size = options.pick(BLOCK_SIZES)
+    body = data[2:]
+    # Each file starts at the next pcap or pcapng magic after an even share of the input, so that
+    # a capture cut into pieces keeps its pieces' headers when it has several.
+    cuts = [0]
+    for n in range(1, count):
+        at = n * len(body) // count
+        found = [body.find(magic, at) for magic in CAPTURE_MAGICS]
+        at = min([i for i in found if i >= 0], default=at)
+        cuts.append(max(at, cuts[-1]))
+    parts = [body[a:b] for a, b in zip(cuts, cuts[1:] + [len(body)])]
+    _agree_lists(f"PacketMerger({count} files, block_size={block_size})", _merged(capture_c, parts, block_size),
+                 _merged(capture_py, parts, block_size))
+
+
 def _read_closes(side: str, data: bytes, lanes: bool = True) -> Dict[str, Any]:
     with use_backend(side):
         reader = CloseRecordReader(io.BytesIO(data)) if lanes else without_lanes(io.BytesIO(data))
@@ -317,6 +355,7 @@ HARNESSES: Dict[str, Callable[[bytes], None]] = {
     "mqtt_stream": mqtt_stream,
     "packet": packet,
     "pcap": pcap,
+    "merge": merge,
     "closes": closes,
 }
 assert tuple(HARNESSES) == NAMES, "fuzz/__init__.py's NAMES and HARNESSES must match"

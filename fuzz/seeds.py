@@ -380,6 +380,11 @@ def generate() -> Seeds:
             add("closes", f"{tag}-{fmt_name}-midstream", write(packets[len(packets) // 3:]))
         add("pcap", path.name, path.read_bytes())
         add("closes", path.name, path.read_bytes())
+        # The capture as two files split in the middle (each a whole pcap), for the merger.
+        packets = [packet for conn in connections.values() for packet in conn]
+        packets.sort(key=lambda packet: packet[1])
+        half = len(packets) // 2
+        add("merge", path.name, options() + write_pcap(packets[:half]) + write_pcap(packets[half:]))
         # Packets for parse_packet: the first few of each connection, re-wrapped in every link type.
         for n, packets in enumerate(connections.values()):
             if n >= 8:

@@ -324,6 +324,8 @@ class _Generator:
         side = "cseq" if from_client else "sseq"
         if conn["opening"] and not self.handshakes:  # a capture that starts after the handshake
             conn[side] = (conn[side] + advance) % 2**32
+            self.written += 16 + 54 + len(payload)  # as if written: the same packets follow, at the same times
+            self.clock += 7
             return
         segment = struct.pack(">HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
         ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(segment), 0, 0x4000, 64, 6, 0, src, dst) + segment

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from closecodec import WebSocketFrame, WebSocketOpcode, encode_ws_frame
 from closecodec.capture.midstream import MIN_MESSAGES, SEARCH
 
-from helpers import MASK, Capture, Flow, installed, outcome, ws, ws_close
+from closecodec.capture.records import CloseRecordReader
+
+from helpers import MASK, Capture, Flow, generate_capture, installed, outcome, use_backend, ws, ws_close
 
 LIMIT = 1 << 20  # max_payload / max_packet in the tile calls below
 
@@ -483,3 +485,23 @@ def test_real_peers_cut_at_every_chunk_give_the_same_closes(side, peers):
         records = capture.records(side)
         assert [(r.frame + lacking, r.src, r.direction, r.code, r.reason) for r in records] == expected, cut
         assert {r.detection for r in records} == {"heuristic"}
+
+
+def test_the_benchmark_traffic_without_its_handshakes_gives_the_same_closes(tmp_path, side):
+    tidy, cut = tmp_path / "tidy.pcap", tmp_path / "cut.pcap"
+    generate_capture(tidy, 1_000_000, seed=3)
+    generate_capture(cut, 1_000_000, seed=3, handshakes=False)
+
+    def closes(path: Any) -> List[Tuple[Any, ...]]:
+        return [(r.timestamp_ns, r.src, r.dst, r.code, r.reason) for r in capture_records(path, side)
+                if r.protocol != "tcp"]
+
+    expected = closes(tidy)
+    assert len(expected) > 20 and closes(cut) == expected
+
+
+def capture_records(path: Any, side: str) -> List[Any]:
+    with use_backend(side):
+        reader = CloseRecordReader(path)
+    with reader:
+        return list(reader)

@@ -290,10 +290,40 @@ def test_heuristics_and_the_mqtt_version_on_the_command_line(tmp_path):
     assert lines[lines.index(["detection", "closes"]) + 1:] == [["heuristic", "1"]]
 
 
+def test_a_capture_set_on_the_command_line(tmp_path):
+    whole = jsonl(WS_PCAP)
+    data = WS_PCAP.read_bytes()
+    offsets = pcap_record_offsets(data)
+    cut = offsets[len(offsets) // 2]
+    (tmp_path / "a.pcap").write_bytes(data[:cut])
+    (tmp_path / "b.pcap").write_bytes(data[:24] + data[cut:])
+    merged = jsonl(tmp_path / "a.pcap", tmp_path / "b.pcap")
+    frames = [(Path(r["file"]).name, r["frame"] + (len(offsets) // 2 if r["file"].endswith("b.pcap") else 0))
+              for r in merged]
+    assert [frame for _, frame in frames] == [r["frame"] for r in whole]
+    assert {name for name, _ in frames} == {"a.pcap", "b.pcap"}
+    assert jsonl(tmp_path) == merged  # the directory: its capture files
+    status, out, err = run(tmp_path)
+    assert status == 0 and err == ""
+    assert out.splitlines()[0].split()[:2] == ["file", "frame"]
+    assert sum(line.startswith(("a.pcap", "b.pcap")) for line in out.splitlines()) == len(whole)
+    # A truncated last file and a file that is not a capture: named, and the rest is read.
+    (tmp_path / "b.pcap").write_bytes((tmp_path / "b.pcap").read_bytes()[:-10])
+    (tmp_path / "notes.txt").write_text("hello")
+    status, out, err = run(tmp_path, "--format", "jsonl")
+    assert status == 1
+    assert f"{tmp_path / 'b.pcap'}: truncated" in err and f"{tmp_path / 'notes.txt'}: not a pcap" in err
+    assert len(out.splitlines()) >= len(whole) - 2
+    status, _, err = run(tmp_path / "missing.pcap", tmp_path / "also-missing.pcap")
+    assert status == 2 and "missing.pcap: cannot read it" in err
+    status, _, err = run("-", tmp_path / "a.pcap")
+    assert status == 2 and "standard input" in err
+
+
 def test_standard_input():
     data = WS_PCAPNG.read_bytes()
     stdin = io.TextIOWrapper(io.BytesIO(data))
-    assert jsonl("-", stdin=stdin) == jsonl(WS_PCAPNG)
+    assert jsonl("-", stdin=stdin) == [dict(r, file=None) for r in jsonl(WS_PCAPNG)]
 
 
 def test_standard_input_of_the_command_on_the_pure_backend():
@@ -301,7 +331,8 @@ def test_standard_input_of_the_command_on_the_pure_backend():
     done = subprocess.run([sys.executable, "-m", "closecodec", "capture", "-", "--format", "jsonl"],
                           input=MQTT.read_bytes(), capture_output=True, env=env, timeout=120, check=False)
     assert done.returncode == 0, done.stderr.decode()
-    assert [json.loads(line) for line in done.stdout.decode("utf-8").splitlines()] == jsonl(MQTT)
+    assert [json.loads(line) for line in done.stdout.decode("utf-8").splitlines()] == [
+        dict(r, file=None) for r in jsonl(MQTT)]
 
 
 # -- Unix manners: a closed pipe, Ctrl-C ------------------------------------------------

@@ -171,9 +171,9 @@ SAMPLE_CAPTURE = "diffusion-js-client-handshake-abort.pcap"
 PROGRESS_MIN_SIZE = 32 * 1024 * 1024
 _PROTOCOLS = ("websocket", "mqtt", "diffusion", "tcp")
 _SHORT = {"websocket": "ws", "mqtt": "mqtt", "diffusion": "diff", "tcp": "tcp"}
-_CSV_FIELDS = ("frame", "time", "time_ns", "stream", "src", "dst", "direction", "protocol", "kind", "code", "name",
-               "reason", "session_id", "close_reason", "client_id", "mqtt_version", "properties", "application",
-               "detection", "data_lost")
+_CSV_FIELDS = ("file", "frame", "time", "time_ns", "stream", "src", "dst", "direction", "protocol", "kind", "code",
+               "name", "reason", "session_id", "close_reason", "client_id", "mqtt_version", "properties",
+               "application", "detection", "data_lost")
 
 
 def sample_capture() -> Any:
@@ -241,15 +241,19 @@ class _Table:
     """The table format: 100 columns. The address columns are as wide as the first 256 records need
     (at most 21, the longest ``IPv4:port``); longer addresses, and the reason text in the last column, are
     clipped with an ellipsis. The names in the last column (the code's, the client's close reason, the
-    data-lost mark) are never clipped: they are the answer (a row is longer than 100 columns rather)."""
+    data-lost mark) are never clipped: they are the answer (a row is longer than 100 columns rather).
+    For a capture set, a first column names each record's file (its name, without the directory; at
+    most 24 columns, clipped at the front, where rotated files differ)."""
 
     WIDTH = 100
     LOOKAHEAD = 256
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, files: bool = False) -> None:
         self.out = out
         self.waiting: Optional[List[Any]] = []
         self.src = self.dst = 0
+        self.files = files
+        self.file = 0  # the file column's width, when there is one
 
     def add(self, record: Any) -> None:
         if self.waiting is None:
@@ -265,8 +269,11 @@ class _Table:
         waiting, self.waiting = self.waiting, None
         self.src = min(21, max([len(r.src) for r in waiting] + [6]))
         self.dst = min(21, max([len(r.dst) for r in waiting] + [11]))
-        print(f"{'frame':>6} {'time (UTC)':<12} {'source':<{self.src}} {'destination':<{self.dst}} {'proto':<5} "
-              f"{'code':>5} name / reason", file=self.out)
+        if self.files:
+            self.file = min(24, max([len(_file_name(r.file)) for r in waiting] + [4]))
+        head = f"{'file':<{self.file}} " if self.files else ""
+        print(f"{head}{'frame':>6} {'time (UTC)':<12} {'source':<{self.src}} {'destination':<{self.dst}} "
+              f"{'proto':<5} {'code':>5} name / reason", file=self.out)
         for record in waiting:
             print(self.row(record), file=self.out)
 
@@ -279,13 +286,24 @@ class _Table:
         if record.data_lost:
             detail += " [data lost]"
         rest = self.WIDTH - (6 + 1 + 12 + 1 + self.src + 1 + self.dst + 1 + 5 + 1 + 5 + 1)
+        head = ""
+        if self.files:
+            name = _file_name(record.file)
+            if len(name) > self.file:
+                name = "\u2026" + name[len(name) - self.file + 1:]
+            head = f"{name:<{self.file}} "
+            rest -= self.file + 1
         if record.reason:
             room = rest - len(detail) - 1
             if room > 0:
                 detail += " " + _clip(repr(record.reason), room)
-        return (f"{record.frame:>6} {stamp:<12} {_clip(record.src, self.src):<{self.src}} "
+        return (f"{head}{record.frame:>6} {stamp:<12} {_clip(record.src, self.src):<{self.src}} "
                 f"{_clip(record.dst, self.dst):<{self.dst}} {_SHORT[record.protocol]:<5} {_code_text(record):>5} "
                 f"{detail}".rstrip())
+
+
+def _file_name(path: Optional[str]) -> str:
+    return "-" if path is None else os.path.basename(path)
 
 
 def _csv_row(record: Any) -> List[Any]:
@@ -364,6 +382,20 @@ def _plot(records: List[Any], path: str) -> None:
     plt.close(figure)
 
 
+def _total_size(paths: List[str]) -> int:
+    """The bytes of the files ``paths`` name (a directory's files), for a progress bar; 0 where unknown."""
+    total = 0
+    for path in paths:
+        try:
+            if os.path.isdir(path):
+                total += sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
+            else:
+                total += os.path.getsize(path)
+        except OSError:
+            pass
+    return total
+
+
 class _Progress:
     """A one-line progress bar on a terminal: ``\\r`` updates, at most five a second."""
 
@@ -391,8 +423,11 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     from .capture.records import CloseRecordReader, parse_decode_as
     from .errors import IncompleteError
 
-    if args.sample and args.file is not None:
-        print(f"closecodec capture: --sample and a FILE ({args.file}) exclude each other", file=err)
+    if args.sample and args.file:
+        print(f"closecodec capture: --sample and a FILE ({args.file[0]}) exclude each other", file=err)
+        return 2
+    if "-" in args.file and len(args.file) > 1:
+        print("closecodec capture: - (standard input) cannot be part of a capture set", file=err)
         return 2
     try:
         decode_as = parse_decode_as(args.decode_as or [])
@@ -409,11 +444,11 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             print("closecodec capture: --plot needs matplotlib; install it with: pip install 'closecodec[capture]'",
                   file=err)
             return 2
-    name = args.file
+    name = args.file[0] if len(args.file) == 1 else f"{len(args.file)} paths"
     progress = None
     opened: Any = None
     try:
-        if args.sample or name is None:
+        if args.sample or not args.file:
             name = SAMPLE_CAPTURE
             opened = sample_capture().open("rb")
             source: Any = opened
@@ -421,11 +456,9 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             name = "<stdin>"
             source = getattr(stdin, "buffer", None) or sys.stdin.buffer
         else:
-            source = name
-            try:
-                size = os.path.getsize(name)
-            except OSError:
-                size = 0
+            # One file is read as it is; several, or a directory, are a capture set.
+            source = name if len(args.file) == 1 and not os.path.isdir(name) else list(args.file)
+            size = _total_size(args.file)
             if size >= PROGRESS_MIN_SIZE and getattr(err, "isatty", lambda: False)():
                 progress = _Progress(err, os.path.basename(name), size)
         reader = CloseRecordReader(source, decode_as=decode_as, heuristics=args.heuristics,
@@ -450,7 +483,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     detections: Counter = Counter()
     kept: List[Any] = []
     writer = csv.writer(out, lineterminator="\n") if form == "csv" else None
-    table = _Table(out)
+    table = _Table(out, files=len(reader.files) > 1)
     if not args.summary and writer is not None:
         writer.writerow(_CSV_FIELDS)
     status = 0
@@ -506,6 +539,10 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
         frame, stream, message = reader.errors[0]
         print(f"closecodec capture: {problems} stretch(es) of stream data did not decode and were skipped; "
               f"the first at frame {frame} (tcp.stream {stream}): {message}", file=err)
+    for path, why in reader.problems:  # the files of a set left out or cut short
+        print(f"closecodec capture: {path}: {why}", file=err)
+    if reader.problems:
+        status = 1 if reader.files else 2  # some of the set was read, or none of it
     if broken is not None:
         print(broken, file=err)
         status = 2
@@ -536,7 +573,9 @@ def _add_capture_parser(commands: Any) -> None:
                     "CONNACKs, Diffusion handshake rejections, aborts, close requests and session-close events, "
                     "and connections that end with FIN or RST without one. Without FILE, the shipped sample.",
     )
-    capture.add_argument("file", nargs="?", metavar="FILE", help="a pcap or pcapng file, or - for standard input")
+    capture.add_argument("file", nargs="*", metavar="FILE",
+                         help="a pcap or pcapng file, - for standard input, or several files and directories (their "
+                              "capture files): a capture set, read as one capture")
     capture.add_argument("--sample", action="store_true", help="decode the sample capture shipped with closecodec")
     capture.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
     capture.add_argument("--summary", action="store_true", help="counts by protocol and reason instead of records")

@@ -40,13 +40,14 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..buffer import byte_view
 from ..buffer._py import SHAPE_SPANS
-from ..errors import IncompleteError, MalformedError
-from .values import ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, Packet, TcpSegment
+from ..errors import DecodeError, IncompleteError, MalformedError
+from .values import FILE_SHIFT, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, Packet, TcpSegment
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_MAX_RECORD",
     "Lane",
+    "PacketMerger",
     "PacketReader",
     "SegmentLoop",
     "parse_packet",
@@ -338,6 +339,128 @@ def _check_sizes(block_size: Any, max_record: Any) -> None:
             raise TypeError(f"{name} must be an int, not {type(value).__name__}")
         if not 64 <= value <= 1 << 30:
             raise ValueError(f"{name} must be 64..2**30, not {value}")
+
+
+# -- several captures as one ----------------------------------------------------
+
+class PacketMerger:
+    """The packets of several capture files as one capture, in time order.
+
+    Files whose packets overlap in time are merged packet by packet, as
+    mergecap merges them (the earlier packet first; on a tie, the file given
+    first); a file is opened when its first packet is due and closed when it
+    ends, so a set of rotated files holds one or two open at a time.
+
+    Args:
+        opens: one callable per file, giving a :class:`PacketReader` over it
+            (the merger closes the reader's file when it is done with it).
+        firsts: each file's first packet time in ns (a first look at the
+            file), the order in which they are opened.
+
+    Iterating yields :class:`~closecodec.frames.Packet` values whose
+    ``frame`` is ``index << FILE_SHIFT | frame in that file`` (``FILE_SHIFT``
+    of capture/values.py); the segment
+    loop reads it as it reads one :class:`PacketReader`.
+
+    Attributes:
+        failures: ``(index, error)`` for each file that could not be read to
+            its end (an ``OSError`` opening it, the ``MalformedError`` that
+            stopped it, the ``IncompleteError`` of a truncated last record);
+            the packets before were merged.
+        packets: how many packets were merged so far.
+        offset: the bytes of the files read to their end, and of the last packet's
+            file up to it.
+        error: always None (a file's error is in ``failures``).
+    """
+
+    def __init__(self, opens: Any, firsts: Any, /) -> None:
+        if type(opens) is not list or type(firsts) is not list or len(opens) != len(firsts):
+            raise TypeError("opens and firsts are lists of the same length")
+        self._opens = opens
+        self._firsts = firsts
+        self._order = sorted(range(len(opens)), key=lambda i: (firsts[i], i))
+        self._next = 0
+        self._readers: List[Any] = [None] * len(opens)
+        self._heads: Dict[int, Packet] = {}  # per open file, the packet read and not yet merged
+        self._last = -1
+        self._done_bytes = 0
+        self._offset = 0
+        self.format: Optional[str] = None
+        self.frames = 0
+        self.error = None
+        self.failures: List[Tuple[int, Exception]] = []
+        self.packets = 0
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    def close(self) -> None:
+        """Close the files still open (iteration was stopped early)."""
+        for i in list(self._heads):
+            self._retire(i)
+
+    def _read(self, i: int) -> None:
+        """Read file ``i``'s next packet; retire it at its end, noting why it ended early."""
+        reader = self._readers[i]
+        try:
+            self._heads[i] = next(reader)
+            return
+        except StopIteration:
+            if reader.error is not None:  # truncated: the records before the cut are kept
+                self.failures.append((i, reader.error))
+        except DecodeError as error:  # broken structure: what came before is kept
+            self.failures.append((i, error))
+        self._retire(i)
+
+    def _retire(self, i: int) -> None:
+        reader = self._readers[i]
+        self._readers[i] = None
+        self._heads.pop(i, None)
+        self._done_bytes += reader.offset
+        reader._file.close()
+
+    def _open(self, i: int) -> None:
+        try:
+            reader = self._opens[i]()
+        except (OSError, ValueError, TypeError) as error:
+            self.failures.append((i, error))
+            return
+        self._readers[i] = reader
+        self._read(i)
+
+    def __iter__(self) -> "PacketMerger":
+        return self
+
+    def __next__(self) -> Packet:
+        if self._last >= 0:
+            self._read(self._last)
+            self._last = -1
+        while True:
+            best = -1
+            best_time = None
+            for i, packet in self._heads.items():
+                time = packet.timestamp_ns
+                if best < 0 or time < best_time or (time == best_time and i < best):
+                    best, best_time = i, time
+            if self._next < len(self._order):
+                i = self._order[self._next]
+                if best < 0 or self._firsts[i] < best_time or (self._firsts[i] == best_time and i < best):
+                    self._next += 1
+                    self._open(i)
+                    continue
+            if best < 0:
+                raise StopIteration
+            break
+        packet = self._heads.pop(best)
+        reader = self._readers[best]
+        self._last = best
+        self.packets += 1
+        self.frames = best << FILE_SHIFT | packet.frame
+        self._offset = self._done_bytes + reader.offset  # the files read to their end, and this one so far
+        self.format = reader.format
+        return Packet(self.frames, packet.timestamp_ns, packet.link_type, packet.data, packet.original_length,
+                      packet.interface)
 
 
 # -- link, IP and TCP headers --------------------------------------------------

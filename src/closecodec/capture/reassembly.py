@@ -44,19 +44,21 @@ Three layers, each usable alone:
 
 from __future__ import annotations
 
+import os
 import sys
 from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict
 from heapq import heapify, heappop, heappush, heapreplace
 from ipaddress import ip_address
 from os import PathLike, fspath
-from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .._backend import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_RECORD, PacketReader, parse_packet
 from ..errors import IncompleteError
 from .values import Packet, TcpSegment
 
 __all__ = [
+    "CAPTURE_MAGICS",
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_MAX_BUFFER_PER_DIRECTION",
     "DEFAULT_MAX_BUFFER_TOTAL",
@@ -74,6 +76,8 @@ __all__ = [
     "TcpReassembler",
     "TcpSegment",
     "TcpStreamReader",
+    "capture_files",
+    "first_packet_time",
     "open_capture",
     "parse_packet",
 ]
@@ -128,14 +132,21 @@ def _source_file(source: Union[str, "PathLike[str]", BinaryIO, None]) -> Tuple[A
 
 
 class SourceReader:
-    """What the readers of a capture source share: a path is opened, and closed by :meth:`close`."""
+    """What the readers of a capture source share: a path is opened, and closed by :meth:`close`.
 
-    def __init__(self, source: Union[str, "PathLike[str]", BinaryIO, None]) -> None:
+    A list or tuple of paths is a capture set: no file is opened here, the reader opens the set
+    (:func:`capture_files`) and keeps what closes it in ``_owned``.
+    """
+
+    def __init__(self, source: Union[str, "PathLike[str]", BinaryIO, None, Sequence[Any]]) -> None:
+        if isinstance(source, (list, tuple)):
+            self._file = self._owned = None
+            return
         self._file, owned = _source_file(source)
         self._owned = self._file if owned else None
 
     def close(self) -> None:
-        """Close the file if this reader opened it."""
+        """Close the file if this reader opened it (the files of a set that are still open)."""
         if self._owned is not None:
             self._owned.close()
 
@@ -144,6 +155,62 @@ class SourceReader:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+# -- capture sets ----------------------------------------------------------------
+
+#: The first four bytes of a pcap file (either byte order; µs or ns) or a pcapng file.
+CAPTURE_MAGICS = frozenset((b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1",
+                            b"\x0a\x0d\x0d\x0a"))
+
+
+def capture_files(paths: Sequence[Union[str, "PathLike[str]"]]) -> Tuple[List[str], List[Tuple[str, str]]]:
+    """The files of a capture set, and what it leaves out.
+
+    A directory stands for its files that start with a pcap or pcapng magic
+    number (recognised by their bytes, not their names), by name; any other
+    path is taken as it is. Returns the files, and ``(path, why)`` for each
+    directory that cannot be listed and each file of a directory that is not
+    a capture or cannot be read.
+    """
+    files: List[str] = []
+    left_out: List[Tuple[str, str]] = []
+    for path in map(fspath, paths):
+        if not os.path.isdir(path):
+            files.append(path)
+            continue
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as error:
+            left_out.append((path, f"cannot list the directory: {error.strerror or error}"))
+            continue
+        for name in names:
+            inside = os.path.join(path, name)
+            if not os.path.isfile(inside):
+                continue
+            try:
+                with open(inside, "rb") as file:
+                    magic = file.read(4)
+            except OSError as error:
+                left_out.append((inside, f"cannot read it: {error.strerror or error}"))
+                continue
+            if magic in CAPTURE_MAGICS:
+                files.append(inside)
+            else:
+                left_out.append((inside, "not a pcap or pcapng file (by its first bytes); left out"))
+    return files, left_out
+
+
+def first_packet_time(reader: Any) -> Optional[int]:
+    """The time of the first packet of a fresh packet reader (a first look at its file), or None when
+    it has no whole packet (``reader.error`` then says whether it is cut inside its first record).
+
+    Raises:
+        MalformedError: the file is not a capture, or its first record is broken.
+    """
+    for packet in reader:
+        return packet.timestamp_ns
+    return None
 
 
 # -- values ----------------------------------------------------------------------

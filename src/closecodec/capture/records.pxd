@@ -81,6 +81,11 @@ cdef class CloseRecordReader(SourceReader):
     cdef public dict _conns
     cdef public dict _by_lane
     cdef public list _out
+    cdef public list files
+    cdef public list problems
+
+    cdef _open_set(self, paths, block_size, max_record)
+    cdef _set_failures(self)
 
     @cython.locals(conn=_Conn)
     cdef _event(self, event, segment)

@@ -47,10 +47,12 @@ all of it is freed when the connection ends.
 
 from __future__ import annotations
 
+import functools
+import warnings
 import zlib
 from collections import Counter
-from os import PathLike
-from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from os import PathLike, fspath
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .. import _backend
 from ..buffer import DEFAULT_MAX_INFLATED, DEFAULT_MAX_MESSAGE_SIZE
@@ -70,7 +72,7 @@ from ..websocket.deflate import MessageInflater
 from ..websocket.deflate import negotiated as deflate_negotiated
 from ..websocket.values import WebSocketClose, WebSocketMessage
 from .midstream import MIN_MESSAGES, Candidates, recognise
-from .values import ITEM_DECODED, ITEM_HELD
+from .values import FILE_SHIFT, FRAME_MASK, ITEM_DECODED, ITEM_HELD
 from .reassembly import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_MAX_BUFFER_PER_DIRECTION,
@@ -86,6 +88,8 @@ from .reassembly import (
     TcpConnection,
     TcpReassembler,
     TupleValue,
+    capture_files,
+    first_packet_time,
     tuple_new,
     with_fields,
 )
@@ -102,6 +106,8 @@ __all__ = [
 
 #: Bytes held per direction while recognising a connection (HTTP upgrade, CONNECT).
 MAX_HANDSHAKE = 64 * 1024
+#: Bytes read at a time for the first look at each file of a capture set (its first packet's time).
+FIRST_LOOK_BLOCK = 4096
 #: What ``decode_as`` may say a port carries.
 DECODE_AS_KINDS = ("websocket", "mqtt", "diffusion")
 #: How a connection was recognised (a record's ``detection``).
@@ -121,8 +127,11 @@ class CloseRecord(TupleValue):
     events). :meth:`to_dict` gives the JSON form (docs/capture.md).
 
     Fields:
-        frame: the frame number (1-based, as Wireshark counts) of the packet
-            holding the close's last byte, or, when bytes before it arrived
+        file: the capture file the close is in (as its path was given, or
+            found in a directory given), None for standard input or a file
+            object without a name.
+        frame: the frame number in that file (1-based, as Wireshark counts)
+            of the packet holding the close's last byte, or, when bytes before it arrived
             later, of the packet that filled that hole (where Wireshark shows
             it when it reassembles out-of-order segments).
         timestamp_ns: that packet's capture time, in ns since the epoch
@@ -161,7 +170,7 @@ class CloseRecord(TupleValue):
 
     __slots__ = ()
     _fields = (
-        "frame", "timestamp_ns", "stream", "src", "dst", "direction", "protocol", "kind", "code", "name",
+        "file", "frame", "timestamp_ns", "stream", "src", "dst", "direction", "protocol", "kind", "code", "name",
         "reason", "session_id", "close_reason", "client_id", "mqtt_version", "properties", "application",
         "detection", "data_lost", "value",
     )
@@ -175,6 +184,7 @@ class CloseRecord(TupleValue):
         """The record as a JSON-ready dict (the JSON lines schema, docs/capture.md)."""
         mqtt = self.protocol == "mqtt"
         return {
+            "file": self.file,
             "frame": self.frame,
             "time": self.timestamp_ns / 1e9,
             "time_ns": self.timestamp_ns,
@@ -198,8 +208,9 @@ class CloseRecord(TupleValue):
         }
 
     def __repr__(self) -> str:
-        return (f"CloseRecord(frame={self.frame}, {self.src} -> {self.dst}, {self.protocol} {self.kind}, "
-                f"code={self.code!r}, name={self.name!r}, reason={self.reason!r}, session_id={self.session_id!r})")
+        return (f"CloseRecord(file={self.file!r}, frame={self.frame}, {self.src} -> {self.dst}, "
+                f"{self.protocol} {self.kind}, code={self.code!r}, name={self.name!r}, reason={self.reason!r}, "
+                f"session_id={self.session_id!r})")
 
 
 def parse_decode_as(items: Iterable[str]) -> Dict[int, str]:
@@ -349,8 +360,13 @@ class CloseRecordReader(SourceReader):
     """The close records of a capture, lazily, in constant memory.
 
     Args:
-        source: a path, ``"-"`` or None for standard input, or a binary file
-            object (read from its position; not closed here).
+        source: a path, ``"-"`` or None for standard input, a binary file
+            object (read from its position; not closed here), or a list of
+            paths, a capture set: files, and directories standing for their
+            pcap and pcapng files (by their first bytes), read as one capture
+            with packets in time order (files that overlap in time merged as
+            mergecap merges them) and connections continuing from file to
+            file.
         decode_as: ``{port: kind}`` (or ``"PORT=KIND"`` strings) for traffic
             whose handshake the capture lacks, as tshark's "decode as":
             ``"websocket"``, ``"mqtt"``, or ``"diffusion"`` (Diffusion messages
@@ -385,7 +401,15 @@ class CloseRecordReader(SourceReader):
         error: an :class:`~closecodec.errors.IncompleteError` once iteration
             has ended if the file is truncated (records up to the cut were
             yielded), else None.
-        position: the file offset read so far.
+        position: the file offset read so far (for a set, the bytes read
+            from all its files).
+        files: the files read, by index (one for a single source: its path,
+            or None for standard input); records name theirs.
+        problems: ``(path, why)`` for each file of a set left out (not a
+            capture, unreadable, no packet) or that stopped early (truncated,
+            broken: the records before are kept), once iteration has ended
+            for the latter. Empty for a single source, whose problems are
+            ``error`` and the exceptions.
 
     Raises:
         MalformedError: (while iterating) the file is not a capture, or its
@@ -426,13 +450,62 @@ class CloseRecordReader(SourceReader):
                                           max_buffer_per_direction=max_buffer_per_direction,
                                           max_buffer_total=max_buffer_total, max_closed=max_closed)
         super().__init__(source)
-        self.packets = self._capture.PacketReader(self._file, block_size=block_size, max_record=max_record)
+        self.problems: List[Tuple[str, str]] = []
+        if self._file is None:  # a capture set
+            self.packets = self._open_set(source, block_size, max_record)
+            self._owned = self.packets
+        else:
+            self.packets = self._capture.PacketReader(self._file, block_size=block_size, max_record=max_record)
+            name = source if isinstance(source, (str, PathLike)) and source != "-" else getattr(source, "name", None)
+            name = fspath(name) if isinstance(name, (str, PathLike)) else None
+            # Standard input (sys.stdin.buffer is named "<stdin>"), or a file that is no path: no name.
+            self.files = [None if name is None or name.startswith("<") else name]
         self._counts: Dict[str, int] = {}  # stats, in a plain dict (see _tally)
         self.skipped: Counter = Counter()
         self.errors: List[Tuple[int, int, str]] = []
         self._conns: Dict[int, _Conn] = {}  # by stream number
         self._by_lane: Dict[Any, _Conn] = {}  # the same, by the reassembler's lane (those that have one)
         self._out: List[CloseRecord] = []
+
+    def _open_set(self, paths: Sequence[Any], block_size: int, max_record: int) -> Any:
+        """A ``PacketMerger`` over the capture files ``paths`` name, after a first look at each: a file
+        that cannot be read, is not a capture or holds no packet is left out, in ``problems``."""
+        reader_class = self._capture.PacketReader
+        files, left_out = capture_files(paths)
+        self.problems += left_out
+        self.files = []
+        opens: List[Any] = []
+        firsts: List[int] = []
+        for path in files:
+            try:
+                with open(path, "rb") as file:
+                    # A first look reads little: a small block, grown as the first record needs.
+                    first = first_packet_time(reader_class(file, block_size=FIRST_LOOK_BLOCK, max_record=max_record))
+            except OSError as error:
+                self.problems.append((path, f"cannot read it: {error.strerror or error}"))
+                continue
+            except DecodeError as error:
+                self.problems.append((path, f"not a capture file, or broken at its start: {error}"))
+                continue
+            if first is None:
+                self.problems.append((path, "holds no packet"))
+                continue
+            self.files.append(path)
+            opens.append(functools.partial(_open_packets, reader_class, path, block_size, max_record))
+            firsts.append(first)
+        return self._capture.PacketMerger(opens, firsts)
+
+    def _set_failures(self) -> None:
+        """The files of a set that stopped early, in ``problems`` (once iteration has ended)."""
+        for index, error in self.packets.failures:
+            path = self.files[index]
+            if isinstance(error, IncompleteError):
+                what = f"truncated: it stops inside the record at byte {error.offset}; the records before are kept"
+            elif isinstance(error, OSError):
+                what = f"cannot read it: {error.strerror or error}"
+            else:
+                what = f"broken: {error}; the records before are kept"
+            self.problems.append((path, what))
 
     @property
     def stats(self) -> Counter:
@@ -441,6 +514,7 @@ class CloseRecordReader(SourceReader):
 
     @property
     def error(self) -> Optional[IncompleteError]:
+        """A single source's truncation (a set's files are in :attr:`problems`)."""
         return self.packets.error
 
     @property
@@ -479,6 +553,8 @@ class CloseRecordReader(SourceReader):
                 out.clear()
             if progress is not None:
                 progress(self.packets.offset)
+            if self._file is None:
+                self._set_failures()
         finally:
             self.close()
 
@@ -836,7 +912,9 @@ class CloseRecordReader(SourceReader):
         conn.lost = True
         if len(self.errors) < 100:
             message = error.args[0] if isinstance(error, DecodeError) and error.args else str(error)
-            self.errors.append((frame, conn.value.stream, f"{what[:-7]}: {message}"))
+            if frame >> FILE_SHIFT or len(self.files) > 1:
+                message = f"{message} (in {self.files[frame >> FILE_SHIFT]})"
+            self.errors.append((frame & FRAME_MASK, conn.value.stream, f"{what[:-7]}: {message}"))
 
     def _on_websocket(self, conn: _Conn, d: int, value: Any, frame: int, time: int) -> None:
         kind = type(value)
@@ -1041,11 +1119,12 @@ class CloseRecordReader(SourceReader):
         if conn.endpoints is None:
             conn.endpoints = conn.value.endpoint(0)
         src, dst = conn.endpoints if d == 0 else conn.endpoints[::-1]
+        file = self.files[frame >> FILE_SHIFT]  # a set's frames carry their file (capture/values.py)
         app = conn.app if conn.app != "ignore" else None
         mqtt = app in ("mqtt", "mqtt-websocket")
         self._out.append(tuple_new(CloseRecord, (
-            frame, time, conn.value.stream, src, dst, _DIRECTIONS[d != conn.client], protocol, kind, code, name,
-            reason, session_id if session_id is not None else conn.session_id, close_reason,
+            file, frame & FRAME_MASK, time, conn.value.stream, src, dst, _DIRECTIONS[d != conn.client], protocol,
+            kind, code, name, reason, session_id if session_id is not None else conn.session_id, close_reason,
             conn.client_id if mqtt else None, mqtt_version if protocol == "mqtt" else None, tuple(properties),
             app, conn.detection, conn.lost, value,
         )))
@@ -1061,11 +1140,19 @@ def _frame_of(pending: List[Tuple[int, bytes, int, int]], size: int) -> Tuple[in
     return pending[-1][2], pending[-1][3]
 
 
-def close_records(source: Union[str, "PathLike[str]", BinaryIO, None], /, **options: Any) -> Iterator[CloseRecord]:
+def _open_packets(reader_class: Any, path: str, block_size: int, max_record: int) -> Any:
+    """A packet reader over the file at ``path``, for a set's merger (which closes the file)."""
+    return reader_class(open(path, "rb"), block_size=block_size, max_record=max_record)
+
+
+def close_records(source: Union[str, "PathLike[str]", BinaryIO, None, Sequence[Any]], /,
+                  **options: Any) -> Iterator[CloseRecord]:
     """Yield the :class:`CloseRecord` of every close in a capture, lazily.
 
     Args:
-        source: a path, ``"-"`` or None for standard input, or a binary file object.
+        source: a path, ``"-"`` or None for standard input, a binary file
+            object, or a list of paths (files and directories): a capture set,
+            read as one capture.
         options: keyword options of :class:`CloseRecordReader` (``decode_as``,
             ``mqtt_ports``, limits).
 
@@ -1075,9 +1162,15 @@ def close_records(source: Union[str, "PathLike[str]", BinaryIO, None], /, **opti
             before the cut (use :class:`CloseRecordReader` to get the records
             and the error without an exception).
         OSError: the path cannot be opened.
+
+    A file of a set that cannot be read, is not a capture, or stops early is
+    left out (or kept up to where it stops) with a :class:`UserWarning` naming
+    it, once the rest is read; :attr:`CloseRecordReader.problems` has them.
     """
     reader = CloseRecordReader(source, **options)
     with reader:
         yield from reader
+    for path, why in reader.problems:
+        warnings.warn(f"capture set: {path}: {why}", UserWarning, stacklevel=2)
     if reader.error is not None:
         raise reader.error

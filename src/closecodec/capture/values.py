@@ -13,6 +13,8 @@ from ..value import Value
 __all__ = [
     "ITEM_DECODED",
     "ITEM_HELD",
+    "FILE_SHIFT",
+    "FRAME_MASK",
     "ITEM_SEGMENT",
     "Packet",
     "TcpSegment",
@@ -23,6 +25,11 @@ __all__ = [
 ITEM_SEGMENT = 0  #: a TCP segment for the reassembler
 ITEM_DECODED = 1  #: what a lane's decoder returned for a frame's payload
 ITEM_HELD = 2  #: the in-order payload of a direction that holds it
+
+#: A packet of a merged capture set (``PacketMerger``) has the frame number ``index << FILE_SHIFT | frame``:
+#: the index of its file in the set, and its frame number in that file.
+FILE_SHIFT = 40
+FRAME_MASK = (1 << FILE_SHIFT) - 1
 
 
 # -- packet captures (docs/capture.md) ---------------------------------------------
