@@ -3,6 +3,7 @@ WebSocket and MQTT rooms, and connections whose start the capture lacks, on both
 
 from __future__ import annotations
 
+import io
 import random
 import struct
 from typing import Any, List, Optional, Tuple
@@ -505,3 +506,121 @@ def capture_records(path: Any, side: str) -> List[Any]:
         reader = CloseRecordReader(path)
     with reader:
         return list(reader)
+
+
+# -- the shared captures without their handshakes ------------------------------------------
+
+
+def without_handshakes(name: str) -> Tuple[bytes, List[int]]:
+    """A shared capture without its SYNs, HTTP upgrades and MQTT CONNECTs and CONNACKs (as ``tshark -Y
+    'not http and not tcp.flags.syn==1 and not mqtt.msgtype in {1 2}'`` would cut it), as a pcap, and
+    the original frame number of each packet kept."""
+    from closecodec.capture import _py as capture_py
+    from closecodec.capture.values import TcpSegment
+
+    from helpers import DATA, pcap_file
+
+    kept, frames = [], []
+    with (DATA / name).open("rb") as file:
+        for packet in capture_py.PacketReader(file):
+            segment = capture_py.parse_packet(packet.data, packet.link_type)
+            assert type(segment) is TcpSegment
+            payload = bytes(segment.payload)
+            if segment.flags & 0x02 or payload.startswith((b"GET ", b"HTTP/")) or payload[:1] in (b"\x10", b"\x20"):
+                continue
+            kept.append((packet.timestamp_ns, bytes(packet.data), None))
+            frames.append(packet.frame)
+    return pcap_file(kept, nano=True), frames
+
+
+@pytest.mark.parametrize("name", ["websocket-close-codes.pcapng", "mqtt5-session-takeover.pcapng",
+                                  "diffusion-js-client-handshake-abort.pcap"])
+def test_the_shared_captures_without_handshakes_give_the_same_closes_frame_for_frame(side, name):
+    from helpers import DATA
+
+    kinds = ("ws_close", "mqtt_disconnect", "diffusion_abort", "diffusion_close_request", "diffusion_close_event",
+             "diffusion_response")
+    with use_backend(side):
+        whole = [r for r in CloseRecordReader(DATA / name) if r.kind in kinds]
+    data, frames = without_handshakes(name)
+    with use_backend(side):
+        reader = CloseRecordReader(io.BytesIO(data), mqtt_ports=())
+    cut = [r for r in reader if r.kind in kinds]
+    assert len(whole) >= 9
+    # Sorted: a connection recognised only when it ends (a lone DISCONNECT) gives its record then.
+    assert sorted((frames[r.frame - 1], r.src, r.kind, r.code, r.reason, r.session_id) for r in cut) == sorted(
+        (r.frame, r.src, r.kind, r.code, r.reason, r.session_id) for r in whole)
+    assert {r.detection for r in cut} == {"heuristic"}
+
+
+async def _mosquitto_peers() -> Any:
+    import asyncio
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    import threading
+
+    mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+    if mosquitto is None:
+        pytest.skip("mosquitto is not installed (CI installs it: apt-get install mosquitto)")
+    client = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
+    packets = pytest.importorskip("paho.mqtt.packettypes", reason="paho-mqtt is not installed")
+    reasons = pytest.importorskip("paho.mqtt.reasoncodes", reason="paho-mqtt is not installed")
+
+    async def serve() -> Any:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        config = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
+        config.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        config.close()
+        broker = subprocess.Popen([mosquitto, "-c", config.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+
+        async def stop() -> None:
+            broker.terminate()
+            broker.wait(timeout=10)
+            os.unlink(config.name)
+        return port, stop
+
+    def session(port: int) -> None:
+        done = threading.Event()
+        mqtt = client.Client(client.CallbackAPIVersion.VERSION2, client_id="sensor-7", protocol=client.MQTTv5)
+        mqtt.on_connect = lambda *args: done.set()
+        mqtt.connect("127.0.0.1", port)
+        mqtt.loop_start()
+        assert done.wait(10)
+        for n in range(5):
+            mqtt.publish("plant/line-1/temperature", f"{20 + n}.5", qos=1).wait_for_publish(10)
+        mqtt.disconnect(reasoncode=reasons.ReasonCode(packets.PacketTypes.DISCONNECT, "Disconnect with will message"))
+        mqtt.loop_stop()
+
+    async def talk(port: int) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, session, port)
+    return serve, talk
+
+
+def test_paho_and_mosquitto_cut_at_every_chunk_give_the_same_disconnect(side):
+    import asyncio
+
+    async def main() -> List[Tuple[int, bytes]]:
+        serve, talk = await _mosquitto_peers()
+        return await _recorded(serve, talk)
+
+    chunks = asyncio.run(main())
+    whole, _ = _capture_of(chunks, 0)
+    expected = [(r.frame, r.src, r.direction, r.code, r.name) for r in whole.records(side) if r.protocol == "mqtt"]
+    assert [e[3:] for e in expected] == [(0x04, "DISCONNECT_WITH_WILL_MESSAGE")]
+    disconnect = expected[0][0] - 4  # its chunk
+    for cut in range(2, disconnect + 1):  # past the CONNECT and the CONNACK, up to the DISCONNECT
+        capture, lacking = _capture_of(chunks, cut)
+        records = [r for r in capture.records(side) if r.protocol == "mqtt"]
+        assert [(r.frame + lacking, r.src, r.direction, r.code, r.name) for r in records] == expected, cut
+        assert [(r.detection, r.mqtt_version) for r in records] == [("heuristic", 5)]
