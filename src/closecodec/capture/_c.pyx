@@ -538,33 +538,11 @@ cdef int FILE_SHIFT_ = FILE_SHIFT  # capture/values.py's
 
 
 cdef class PacketMerger(PacketReader):
-    """The packets of several capture files as one capture, in time order.
+    """The packets of several capture files as one capture, in time order (as mergecap merges them).
 
-    Files whose packets overlap in time are merged packet by packet, as
-    mergecap merges them (the earlier packet first; on a tie, the file given
-    first); a file is opened when its first packet is due and closed when it
-    ends, so a set of rotated files holds one or two open at a time.
-
-    Args:
-        opens: one callable per file, giving a :class:`PacketReader` over it
-            (the merger closes the reader's file when it is done with it).
-        firsts: each file's first packet time in ns (a first look at the
-            file), the order in which they are opened.
-
-    Iterating yields :class:`~closecodec.frames.Packet` values whose
-    ``frame`` is ``index << FILE_SHIFT | frame in that file`` (``FILE_SHIFT``
-    of capture/values.py); the segment
-    loop reads it as it reads one :class:`PacketReader`.
-
-    Attributes:
-        failures: ``(index, error)`` for each file that could not be read to
-            its end (an ``OSError`` opening it, the ``MalformedError`` that
-            stopped it, the ``IncompleteError`` of a truncated last record);
-            the packets before were merged.
-        packets: how many packets were merged so far.
-        offset: the bytes of the files read to their end, and of the last packet's
-            file up to it.
-        error: always None (a file's error is in ``failures``).
+    ``PacketMerger(opens, firsts)``: one callable per file giving a :class:`PacketReader` over it, and
+    each file's first packet time. As ``_py.PacketMerger``, whose docstring has the details; a
+    :class:`PacketReader` to the segment loop, which reads it as it reads one file.
     """
 
     cdef list _opens
