@@ -624,3 +624,106 @@ def test_paho_and_mosquitto_cut_at_every_chunk_give_the_same_disconnect(side):
         records = [r for r in capture.records(side) if r.protocol == "mqtt"]
         assert [(r.frame + lacking, r.src, r.direction, r.code, r.name) for r in records] == expected, cut
         assert [(r.detection, r.mqtt_version) for r in records] == [("heuristic", 5)]
+
+
+async def _http_peers() -> Any:
+    """Python's HTTP server and client on one kept-alive connection: HTTP/1.1 as it runs on loopback."""
+    import asyncio
+    import http.client
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+            body = (self.path * 40).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    async def serve() -> Any:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+        async def stop() -> None:
+            server.shutdown()
+            server.server_close()
+        return server.server_address[1], stop
+
+    def session(port: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for n in range(12):
+            connection.request("GET", f"/items/{n}?page={n * 7}")
+            connection.getresponse().read()
+        connection.close()
+
+    async def talk(port: int) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, session, port)
+    return serve, talk
+
+
+async def _tls_peers() -> Any:
+    """A TLS server and client (Python's ssl, a self-signed certificate from openssl) exchanging records."""
+    import asyncio
+    import shutil
+    import ssl
+    import subprocess
+    import tempfile
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed (it makes the test's certificate)")
+    folder = tempfile.mkdtemp()
+    key, cert = f"{folder}/key.pem", f"{folder}/cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True, timeout=60)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_context.load_verify_locations(cert)
+
+    async def echo(reader: Any, writer: Any) -> None:
+        while data := await reader.read(4096):
+            writer.write(data.upper())
+            await writer.drain()
+        writer.close()
+
+    async def serve() -> Any:
+        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_context)
+
+        async def stop() -> None:
+            server.close()
+            shutil.rmtree(folder, ignore_errors=True)
+        return server.sockets[0].getsockname()[1], stop
+
+    async def talk(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_context,
+                                                       server_hostname="localhost")
+        for n in range(12):
+            writer.write(f"message {n} ".encode() * (n + 1))
+            await writer.drain()
+            await reader.read(4096)
+        writer.close()
+        await writer.wait_closed()
+    return serve, talk
+
+
+@pytest.mark.parametrize("peers", [_http_peers, _tls_peers], ids=["http", "tls"])
+def test_real_http_and_tls_cut_anywhere_give_nothing(side, peers):
+    import asyncio
+
+    async def main() -> List[Tuple[int, bytes]]:
+        serve, talk = await peers()
+        return await _recorded(serve, talk)
+
+    chunks = asyncio.run(main())
+    assert len(chunks) >= 20
+    for cut in range(len(chunks)):
+        capture, _ = _capture_of(chunks, cut)
+        assert capture.records(side) == [], cut
