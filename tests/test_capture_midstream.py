@@ -49,17 +49,18 @@ PINGREQ, PINGRESP = packet(0xC0), packet(0xD0)
 def test_ws_tile_walks_whole_frames(websocket):
     tile = websocket.ws_tile
     stream = ws(1, b"hi") + frame(2, b"x" * 300) + ws(9, b"") + ws_close(1000, b"bye")
-    assert tile(stream, 0, LIMIT) == (len(stream), 4, 0, True, False)
+    assert tile(stream, 0, LIMIT) == (len(stream), 4, 0, True, False, False)
     # A frame not whole yet: the walk stops at its start.
     cut = len(stream) - 3
-    assert tile(stream[:cut], 0, LIMIT) == (len(stream) - len(ws_close(1000, b"bye")), 3, 0, False, False)
+    assert tile(stream[:cut], 0, LIMIT) == (len(stream) - len(ws_close(1000, b"bye")), 3, 0, False, False, False)
     # Masked, fragmented, compressed (RSV1 on the first fragment only).
     masked = frame(2, b"abc", fin=False, rsv=4, mask=MASK) + frame(0, b"def", mask=MASK) + ws(10, b"p", MASK)
-    assert tile(masked, 0, LIMIT) == (len(masked), 3, 1, False, True)
+    assert tile(masked, 0, LIMIT) == (len(masked), 3, 1, False, True, False)
+    assert tile(masked[:9], 0, LIMIT) == (9, 1, 1, False, True, True)  # inside the fragmented message
     # A stream that starts inside a fragmented message: a continuation may come first.
-    assert tile(frame(0, b"tail") + ws(1, b"ok"), 0, LIMIT) == (10, 2, 0, False, False)
-    assert tile(b"", 0, LIMIT) == (0, 0, -1, False, False)
-    assert tile(stream, len(stream), LIMIT) == (len(stream), 0, -1, False, False)
+    assert tile(frame(0, b"tail") + ws(1, b"ok"), 0, LIMIT) == (10, 2, 0, False, False, False)
+    assert tile(b"", 0, LIMIT) == (0, 0, -1, False, False, False)
+    assert tile(stream, len(stream), LIMIT) == (len(stream), 0, -1, False, False, False)
 
 
 @pytest.mark.parametrize("stream", [
@@ -87,7 +88,7 @@ def test_ws_tile_refuses_what_rfc_6455_forbids(websocket, stream):
 def test_ws_tile_limits_and_arguments(websocket):
     big = frame(2, b"x" * 200)
     assert websocket.ws_tile(big, 0, 199) is None
-    assert websocket.ws_tile(big, 0, 200) == (len(big), 1, 0, False, False)
+    assert websocket.ws_tile(big, 0, 200) == (len(big), 1, 0, False, False, False)
     # Long text frames are not checked as UTF-8; compressed and fragmented ones neither.
     assert websocket.ws_tile(frame(1, b"\xff" * 1025), 0, LIMIT) is not None
     assert websocket.ws_tile(frame(1, b"\xff", rsv=4), 0, LIMIT) is not None
@@ -115,7 +116,8 @@ def test_frames_that_the_encoder_writes_tile(frames, masked, key):
             payload = payload.decode("latin-1").encode("utf-8")  # valid UTF-8, as a text frame must be
         data += frame(op, payload if op < 8 else payload[:125], mask=key if masked else None)
     for module in installed("websocket"):
-        assert module.ws_tile(data, 0, LIMIT) == (len(data), len(frames), masked if frames else -1, False, False)
+        assert module.ws_tile(data, 0, LIMIT) == (len(data), len(frames), masked if frames else -1, False, False,
+                                                  False)
 
 
 # -- mqtt_tile ---------------------------------------------------------------------------
@@ -370,6 +372,7 @@ async def _recorded(serve: Any, talk: Any) -> List[Tuple[int, bytes]]:
     import asyncio
 
     chunks: List[Tuple[int, bytes]] = []
+    relays: List[Any] = []
     server_port, stop = await serve()
 
     async def pipe(reader: Any, writer: Any, side: int) -> None:
@@ -380,18 +383,28 @@ async def _recorded(serve: Any, talk: Any) -> List[Tuple[int, bytes]]:
             chunks.append((side, data))
             writer.write(data)
             await writer.drain()
-        writer.close()
+        if writer.can_write_eof():
+            writer.write_eof()  # a half-close, passed on: the other direction may still talk
 
     async def relay(client_reader: Any, client_writer: Any) -> None:
         server_reader, server_writer = await asyncio.open_connection("127.0.0.1", server_port)
-        await asyncio.gather(pipe(client_reader, server_writer, 0), pipe(server_reader, client_writer, 1))
+        try:
+            await asyncio.gather(pipe(client_reader, server_writer, 0), pipe(server_reader, client_writer, 1))
+        finally:
+            server_writer.close()
+            client_writer.close()
 
-    proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
-    port = proxy.sockets[0].getsockname()[1]
-    await talk(port)
-    await asyncio.sleep(0.2)  # the relay passes the last bytes and the ends
-    proxy.close()
-    await stop()
+    async def start(client_reader: Any, client_writer: Any) -> None:
+        relays.append(asyncio.ensure_future(relay(client_reader, client_writer)))
+
+    proxy = await asyncio.start_server(start, "127.0.0.1", 0)
+    try:
+        await talk(proxy.sockets[0].getsockname()[1])
+        # Every connection relayed to its end: both sides closed, every byte passed.
+        await asyncio.wait_for(asyncio.gather(*relays), 30)
+    finally:
+        proxy.close()
+        await stop()
     return chunks
 
 
@@ -577,12 +590,15 @@ async def _mosquitto_peers() -> Any:
         config.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
         config.close()
         broker = subprocess.Popen([mosquitto, "-c", config.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
+        for _ in range(200):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 await asyncio.sleep(0.05)
+        else:
+            broker.terminate()
+            raise AssertionError(f"mosquitto did not listen on port {port} within 10 s (exit {broker.poll()})")
 
         async def stop() -> None:
             broker.terminate()
@@ -727,3 +743,19 @@ def test_real_http_and_tls_cut_anywhere_give_nothing(side, peers):
     for cut in range(len(chunks)):
         capture, _ = _capture_of(chunks, cut)
         assert capture.records(side) == [], cut
+
+
+def test_candidates_that_meet_are_kept_once(websocket, mqtt):
+    from closecodec.capture.midstream import Candidates
+
+    # One byte, then MQTT PUBLISH packets each in its own segment: every segment start is a candidate,
+    # and every one of their walks meets the others'. One lives, however many segments come (with the
+    # every-offset search, a few more wait a moment on headers that run past the bytes held).
+    candidates = Candidates()
+    candidates.add(b"\x83")
+    for n in range(300):
+        candidates.add(publish(b"t", bytes([n % 256])))
+        candidates.update((websocket.ws_tile, mqtt.mqtt_tile), LIMIT, n % 50 == 0)
+        assert len(candidates.alive[1]) <= 8, n
+    start, result = candidates.best(1)
+    assert start == 1 and result[1] == 300  # the first whole packet's start, every packet since

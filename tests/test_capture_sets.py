@@ -252,3 +252,30 @@ def test_a_real_ring_buffer_from_dumpcap(tmp_path):
         codes = sorted(r.code for r in found if r.direction == "client_to_server")
         assert codes == sorted(set(codes)) and len(codes) >= 8 and set(codes) <= set(range(4000, 4012))
         assert len({r.file for r in found}) > 1  # the closes are spread over the files
+
+
+def test_a_merger_stopped_early_closes_its_files_and_reads_no_more(tmp_path):
+    packets = PACKETS["websocket-close-codes.pcap"]
+    starts = write_set(tmp_path, packets, [100, 200])
+    paths = [tmp_path / f"part-{n}.pcap" for n in range(len(starts))]
+    for module in installed("capture"):
+        files: List[Any] = []
+
+        def opener(path: Path) -> Any:
+            files.append(path.open("rb"))
+            return module.PacketReader(files[-1])
+
+        firsts = [first_packet_time(module.PacketReader(io.BytesIO(path.read_bytes()))) for path in paths]
+        merger = module.PacketMerger([lambda path=path: opener(path) for path in paths], firsts)
+        taken = [next(merger) for _ in range(150)]  # into the second file
+        assert taken[-1].frame >> FILE_SHIFT == 1
+        merger.close()
+        assert files and all(file.closed for file in files)
+        assert list(merger) == []  # nothing more, and no crash
+
+
+def test_a_bad_block_size_for_a_set_is_an_error_at_once(tmp_path):
+    write_set(tmp_path, PACKETS["diffusion-js-client-handshake-abort.pcap"], [5])
+    for side in installed_sides():
+        with use_backend(side), pytest.raises(ValueError, match="block_size"):
+            CloseRecordReader([tmp_path], block_size=10)

@@ -587,10 +587,14 @@ cdef class PacketMerger(PacketReader):
         self.packets = 0
 
     def close(self):
-        """Close the files still open (iteration was stopped early)."""
+        """Close the files still open (iteration was stopped early); nothing more is read."""
         cdef Py_ssize_t i
         for i in list(self._waiting):
             self._retire(i)
+        self._last = -1
+        self._current = None
+        self._next = len(self._order)
+        self._due()
 
     cdef int _due(self) except -1:
         """Note when the next file to open has its first packet (for the one-file-open path)."""
@@ -606,6 +610,8 @@ cdef class PacketMerger(PacketReader):
     cdef bint _read(self, Py_ssize_t i) except -1:
         """Read file ``i``'s next record (True), or retire it at its end, noting why it ended early."""
         cdef PacketReader r = self._readers[i]
+        if r is None:  # closed
+            return False
         try:
             if r._next_record():
                 return True
@@ -658,6 +664,9 @@ cdef class PacketMerger(PacketReader):
     cdef bint _next_record(self) except -1:
         cdef PacketReader r, other
         cdef Py_ssize_t i, best
+        # The last record is done with: without this view of its block, its reader refills the block
+        # in place rather than a fresh one.
+        self._view = None
         if self._last >= 0:
             best = self._last
             self._last = -1

@@ -396,13 +396,18 @@ class PacketMerger:
         return self._offset
 
     def close(self) -> None:
-        """Close the files still open (iteration was stopped early)."""
-        for i in list(self._heads):
-            self._retire(i)
+        """Close the files still open (iteration was stopped early); nothing more is read."""
+        for i, reader in enumerate(self._readers):
+            if reader is not None:
+                self._retire(i)
+        self._last = -1
+        self._next = len(self._order)
 
     def _read(self, i: int) -> None:
         """Read file ``i``'s next packet; retire it at its end, noting why it ended early."""
         reader = self._readers[i]
+        if reader is None:  # closed
+            return
         try:
             self._heads[i] = next(reader)
             return

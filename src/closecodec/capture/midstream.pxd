@@ -11,13 +11,17 @@ cdef class Candidates:
     cdef public Py_ssize_t searched
     cdef public set segments
     cdef public list fresh
+    cdef public Py_ssize_t walked
 
     @cython.locals(start=Py_ssize_t)
     cpdef add(self, piece)
-    @cython.locals(size=Py_ssize_t, protocol=int, alive=dict, fresh=list)
+    @cython.locals(size=Py_ssize_t, protocol=int, alive=dict, fresh=list, starts=list, grew=bint)
     cpdef update(self, tuple tiles, max_message, bint window)
+    @cython.locals(kept=dict)
+    cdef _merge(self, dict alive)
+    cdef tuple _rank(self, start, tuple result)
     cpdef bint alive_any(self)
-    @cython.locals(alive=dict, segments=set, chosen=Py_ssize_t)
+    @cython.locals(alive=dict, chosen=Py_ssize_t)
     cpdef best(self, int protocol)
 
 

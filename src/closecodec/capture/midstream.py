@@ -43,7 +43,7 @@ class Candidates:
     """One direction's held bytes and candidate starts, each with what its protocol's tile function last
     said."""
 
-    __slots__ = ("data", "alive", "searched", "segments", "fresh")
+    __slots__ = ("data", "alive", "searched", "segments", "fresh", "walked")
 
     def __init__(self) -> None:
         self.data = bytearray()  # the direction's held bytes
@@ -52,6 +52,7 @@ class Candidates:
         self.searched = 0  # offsets of the first SEARCH bytes below this were made candidates
         self.segments: Set[int] = set()  # where each held segment starts (each one a candidate)
         self.fresh: List[int] = []  # those not tried yet
+        self.walked = 0  # the bytes the living candidates were walked over
 
     def add(self, piece: Any) -> None:
         """Hold the next segment's bytes; its start becomes a candidate."""
@@ -61,9 +62,10 @@ class Candidates:
         self.data += piece
 
     def update(self, tiles: Sequence[Any], max_message: int, window: bool) -> None:
-        """Walk the living candidates over the held bytes and try the new ones: the new segment starts,
-        and with ``window`` every offset of the first :data:`SEARCH` bytes (the caller asks for those
-        only when the segment starts do not tile)."""
+        """Walk the living candidates over the held bytes, if they grew, and try the new ones: the new
+        segment starts, and with ``window`` every offset of the first :data:`SEARCH` bytes (the caller
+        asks for those only when the segment starts do not tile). Candidates whose walks met (the same
+        place, the same state) go on alike: only the best of them is kept, so few ever live."""
         data = self.data
         size = len(data)
         fresh = self.fresh
@@ -71,33 +73,52 @@ class Candidates:
         if window and self.searched < min(size, SEARCH):
             fresh += range(self.searched, min(size, SEARCH))
             self.searched = min(size, SEARCH)
+        grew = size != self.walked
+        self.walked = size
         for protocol in range(2):
             tile = tiles[protocol]
             alive = self.alive[protocol]
-            for start in [s for s, result in alive.items() if result[0] < size] + fresh:
+            starts = [s for s, result in alive.items() if result[0] < size] if grew else []
+            if not starts and not fresh:
+                continue
+            for start in starts + fresh:
                 result = tile(data, start, max_message)
                 if result is None:
                     alive.pop(start, None)
                 else:
                     alive[start] = result
+            self._merge(alive)
+
+    def _merge(self, alive: Dict[int, tuple]) -> None:
+        """Keep, of the candidates whose walks stand at the same place in the same state, the best."""
+        kept: Dict[tuple, int] = {}
+        for start, result in alive.items():
+            where = (result[0],) + result[2:]  # all but the count of whole units
+            other = kept.get(where)
+            if other is None or self._rank(start, result) > self._rank(other, alive[other]):
+                kept[where] = start
+        if len(kept) < len(alive):
+            for start in [s for s in alive if kept[(alive[s][0],) + alive[s][2:]] != s]:
+                del alive[start]
+
+    def _rank(self, start: int, result: tuple) -> Tuple[int, bool, int]:
+        """How good a start is: the most whole units, then a segment start, then the first."""
+        return result[1], start in self.segments, -start
 
     def alive_any(self) -> bool:
         """Whether a candidate of either protocol lives."""
         return bool(self.alive[0]) or bool(self.alive[1])
 
     def best(self, protocol: int) -> Optional[Tuple[int, tuple]]:
-        """The living candidate with the most whole units (then a segment start, then the first), or None."""
+        """The living candidate of the best rank (:meth:`_rank`), or None."""
         alive = self.alive[protocol]
-        if not alive:
-            return None
-        segments = self.segments
         chosen = -1
         key = None
         for start, result in alive.items():
-            rank = (result[1], start in segments, -start)
+            rank = self._rank(start, result)
             if key is None or rank > key:
                 chosen, key = start, rank
-        return chosen, alive[chosen]
+        return None if chosen < 0 else (chosen, alive[chosen])
 
 
 class Verdict:
@@ -139,7 +160,7 @@ def recognise(sizes: Tuple[int, int], candidates: Tuple[Candidates, Candidates],
 
 def _judge(protocol: int, sizes: Tuple[int, int], candidates: Tuple[Candidates, Candidates], ended: bool,
            to_lower_port: bool) -> Optional[Tuple[int, Verdict]]:
-    # ws_tile gives (end, frames, masked, closed, compressed); mqtt_tile (end, packets, sender, version, closed).
+    # ws_tile gives (end, frames, masked, closed, ...); mqtt_tile (end, packets, sender, version, closed).
     closed_at = 3 if protocol == _WEBSOCKET else 4
     picks: List[Optional[Tuple[int, tuple]]] = [None, None]
     for d in (0, 1):

@@ -57,6 +57,7 @@ cdef class _Conn:
 
 cdef _Head _head_of(_DirectionDecoder half, parse_connect)
 cdef tuple _frame_of(list pending, size)
+cdef bint _came_first(tuple first, tuple second)
 @cython.locals(half=_DirectionDecoder)
 cdef _sink(_Conn conn, int d)
 @cython.locals(half=_DirectionDecoder)

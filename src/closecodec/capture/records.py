@@ -471,6 +471,7 @@ class CloseRecordReader(SourceReader):
         """A ``PacketMerger`` over the capture files ``paths`` name, after a first look at each: a file
         that cannot be read, is not a capture or holds no packet is left out, in ``problems``."""
         reader_class = self._capture.PacketReader
+        reader_class(None, block_size=block_size, max_record=max_record)  # the sizes checked here, for every file
         files, left_out = capture_files(paths)
         self.problems += left_out
         self.files = []
@@ -846,11 +847,11 @@ class CloseRecordReader(SourceReader):
                 starts[d] = pending[0][0] + skip[d]
                 decoder = half.ws if half.ws is not None else half.mqtt
                 decoder.reset(starts[d])
-        # Both directions' held pieces, merged in the order of their frames (each direction's in its
-        # own order), so that the records come in frame order too.
+        # Both directions' held pieces, merged in the order they came (each direction's in its own
+        # order), so that the records come in that order too.
         i = j = 0
         while i < len(held[0]) or j < len(held[1]):
-            if j == len(held[1]) or i < len(held[0]) and held[0][i][2] <= held[1][j][2]:
+            if j == len(held[1]) or i < len(held[0]) and _came_first(held[0][i], held[1][j]):
                 d, piece = 0, held[0][i]
                 i += 1
             else:
@@ -1140,9 +1141,22 @@ def _frame_of(pending: List[Tuple[int, bytes, int, int]], size: int) -> Tuple[in
     return pending[-1][2], pending[-1][3]
 
 
+def _came_first(first: Tuple[int, bytes, int, int], second: Tuple[int, bytes, int, int]) -> bool:
+    """Whether held piece ``first`` came no later than ``second``: by frame within a file, by time across
+    the files of a set (as they were merged)."""
+    if first[2] >> FILE_SHIFT == second[2] >> FILE_SHIFT:
+        return first[2] <= second[2]
+    return (first[3], first[2]) <= (second[3], second[2])
+
+
 def _open_packets(reader_class: Any, path: str, block_size: int, max_record: int) -> Any:
     """A packet reader over the file at ``path``, for a set's merger (which closes the file)."""
-    return reader_class(open(path, "rb"), block_size=block_size, max_record=max_record)
+    file = open(path, "rb")
+    try:
+        return reader_class(file, block_size=block_size, max_record=max_record)
+    except BaseException:
+        file.close()
+        raise
 
 
 def close_records(source: Union[str, "PathLike[str]", BinaryIO, None, Sequence[Any]], /,

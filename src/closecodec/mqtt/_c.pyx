@@ -1199,11 +1199,11 @@ def mqtt_tile(data, Py_ssize_t start, max_packet, /):
     cdef uint64_t remaining, limit
     cdef int kind, flags, side, shown, sender = -1, version = 0
     cdef bint closed = False
-    if type(max_packet) is not int or max_packet < 0:
-        raise ValueError(f"max_packet must be an int >= 0, not {max_packet!r}")
-    limit = max_packet if max_packet < 0xFFFFFFFF else 0xFFFFFFFF
     open_reader(&r, data, start, &view)
     try:
+        if type(max_packet) is not int or max_packet < 0:
+            raise ValueError(f"max_packet must be an int >= 0, not {max_packet!r}")
+        limit = max_packet if max_packet < 0xFFFFFFFF else 0xFFFFFFFF
         pos = start
         while pos < r.size:
             kind = r.data[pos] >> 4

@@ -628,7 +628,8 @@ def mqtt_tile(data: Any, start: int, max_packet: int, /) -> Optional[Tuple[int, 
         (``len(data)`` when there is none), how many packets are whole, who
         sent them (0 client, 1 server, -1 not known), the version they show
         (5 for a property length or a reason code, a CONNECT's level, else 0),
-        whether the last of them is a DISCONNECT.
+        whether the last of them is a DISCONNECT. From ``end`` on, two walks
+        that give the same result but for ``packets`` go on alike.
     """
     view, pos, size = start_reading(data, start)
     if type(max_packet) is not int or max_packet < 0:

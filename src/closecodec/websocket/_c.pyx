@@ -914,11 +914,11 @@ def ws_tile(data, Py_ssize_t start, max_payload, /):
     cdef bint fragmented = False, closed = False, compressed = False
     cdef unsigned char body[TILE_TEXT_CHECKED_]
     cdef const unsigned char* payload
-    if type(max_payload) is not int or max_payload < 0:
-        raise ValueError(f"max_payload must be an int >= 0, not {max_payload!r}")
-    limit = max_payload if max_payload < 0x7FFFFFFFFFFFFFFF else 0x7FFFFFFFFFFFFFFF
     open_reader(&r, data, start, &view)
     try:
+        if type(max_payload) is not int or max_payload < 0:
+            raise ValueError(f"max_payload must be an int >= 0, not {max_payload!r}")
+        limit = max_payload if max_payload < 0x7FFFFFFFFFFFFFFF else 0x7FFFFFFFFFFFFFFF
         pos = start
         while True:
             problem = ws_header_parse(r.data, pos, r.size, -1, 4, True, limit, &h, &at)
@@ -951,7 +951,7 @@ def ws_tile(data, Py_ssize_t start, max_payload, /):
                     return None
             frames += 1
             pos = end
-        return pos, frames, masked, closed, compressed
+        return pos, frames, masked, closed, compressed, fragmented
     finally:
         PyBuffer_Release(&view)
 

@@ -519,10 +519,12 @@ def ws_tile(data: Any, start: int, max_payload: int, /) -> Optional[Tuple[int, i
 
     Returns:
         None when a rule is broken, else ``(end, frames, masked, closed,
-        compressed)``: where the first frame not whole in ``data`` starts
-        (``len(data)`` when there is none), how many frames are whole,
-        their masking (1, 0, or -1 before the first header), whether the last
-        of them is a close, whether a data frame had RSV1 set.
+        compressed, fragmented)``: where the first frame not whole in
+        ``data`` starts (``len(data)`` when there is none), how many frames
+        are whole, their masking (1, 0, or -1 before the first header),
+        whether the last of them is a close, whether a data frame had RSV1
+        set, whether a fragmented message is open. From ``end`` on, two walks
+        that give the same result but for ``frames`` go on alike.
     """
     view, pos, size = start_reading(data, start)
     if type(max_payload) is not int or max_payload < 0:
@@ -536,7 +538,7 @@ def ws_tile(data: Any, start: int, max_payload: int, /) -> Optional[Tuple[int, i
         try:
             fin, rsv, opcode, mask_key, length, payload_at = _read_header(view, pos, size, None, 4, True, max_payload)
         except IncompleteError:
-            return pos, frames, masked, closed, compressed
+            return pos, frames, masked, closed, compressed, fragmented
         except WebSocketFrameError:
             return None
         side = 0 if mask_key is None else 1
@@ -552,7 +554,7 @@ def ws_tile(data: Any, start: int, max_payload: int, /) -> Optional[Tuple[int, i
             fragmented = not fin
             compressed = compressed or rsv != 0
         if size - payload_at < length:
-            return pos, frames, masked, closed, compressed
+            return pos, frames, masked, closed, compressed, fragmented
         end = payload_at + length
         if opcode == 8 or opcode == 1 and fin and not rsv and length <= TILE_TEXT_CHECKED:
             payload = bytes(view[payload_at:end])
