@@ -12,6 +12,7 @@ import importlib
 import io
 import ipaddress
 import json
+import os
 import random
 import struct
 from contextlib import contextmanager
@@ -65,6 +66,14 @@ def installed_sides() -> List[str]:
 def installed(room: str) -> List[ModuleType]:
     """The backends of ``room`` this install has, for property tests."""
     return [LOADED[room, side][0] for side in installed_sides()]
+
+
+def tool_env() -> Dict[str, str]:
+    """The environment for a system tool a test runs (dumpcap, mergecap, mosquitto, openssl): this one
+    without what the sanitizer run gives Python alone (scripts/sanitizers.sh): an uninstrumented tool
+    with ASan's runtime preloaded can hang (mergecap did)."""
+    drop = ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "PYTHONMALLOC")
+    return {name: value for name, value in os.environ.items() if name not in drop}
 
 
 @contextmanager

@@ -53,7 +53,7 @@ from closecodec.errors import IncompleteError, MalformedError
 
 from helpers import (
     A6, ACK, ALL_CAPTURES, B6, DATA, DIFFUSION_CAPTURE, FIN, MASK, MQTT_CAPTURE, MQTT_PORTS, PSH, RST, UPGRADE,
-    WS_CAPTURES, Capture, Flow, compiled_missing, installed_sides, mqtt_connect, upgrade, use_backend,
+    WS_CAPTURES, Capture, Flow, compiled_missing, installed_sides, mqtt_connect, tool_env, upgrade, use_backend,
     websocket_flow, ws, ws_close,
 )
 
@@ -608,7 +608,7 @@ def tshark(*args: str) -> str:
     path = shutil.which("tshark")
     if path is None:
         pytest.skip("tshark is not installed (CI installs it: apt-get install tshark)")
-    done = subprocess.run([path, *args], capture_output=True, timeout=120, check=False)
+    done = subprocess.run([path, *args], capture_output=True, timeout=120, check=False, env=tool_env())
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     return done.stdout.decode("utf-8")
 

@@ -17,7 +17,7 @@ from closecodec.capture.midstream import MIN_MESSAGES, SEARCH
 
 from closecodec.capture.records import CloseRecordReader
 
-from helpers import MASK, Capture, Flow, generate_capture, installed, outcome, use_backend, ws, ws_close
+from helpers import MASK, Capture, Flow, generate_capture, installed, outcome, tool_env, use_backend, ws, ws_close
 
 LIMIT = 1 << 20  # max_payload / max_packet in the tile calls below
 
@@ -589,7 +589,8 @@ async def _mosquitto_peers() -> Any:
         config = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
         config.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
         config.close()
-        broker = subprocess.Popen([mosquitto, "-c", config.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        broker = subprocess.Popen([mosquitto, "-c", config.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env=tool_env())
         for _ in range(200):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -698,7 +699,8 @@ async def _tls_peers() -> Any:
     folder = tempfile.mkdtemp()
     key, cert = f"{folder}/key.pem", f"{folder}/cert.pem"
     subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True, timeout=60)
+                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True, timeout=60,
+                   env=tool_env())
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert, key)
     client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -23,7 +23,7 @@ from closecodec.capture.records import CloseRecordReader, close_records
 from closecodec.capture.reassembly import capture_files, first_packet_time
 from closecodec.capture.values import FILE_SHIFT
 
-from helpers import ALL_CAPTURES, DATA, installed, installed_sides, pcap_file, use_backend
+from helpers import ALL_CAPTURES, DATA, installed, installed_sides, pcap_file, tool_env, use_backend
 
 Packets = List[Tuple[int, bytes, None]]
 
@@ -221,7 +221,8 @@ def test_a_real_ring_buffer_from_dumpcap(tmp_path):
         async with server.serve(echo, "127.0.0.1", 0, compression=None) as running:
             port = running.sockets[0].getsockname()[1]
             ring = subprocess.Popen([dumpcap, "-q", "-i", "lo", "-f", f"tcp port {port}", "-b", "filesize:8",
-                                     "-w", str(ring_folder / "ring.pcapng")], stderr=subprocess.PIPE, text=True)
+                                     "-w", str(ring_folder / "ring.pcapng")], stderr=subprocess.PIPE, text=True,
+                                    env=tool_env())
             try:
                 line = await asyncio.get_running_loop().run_in_executor(None, ring.stderr.readline)
                 if "Capturing on" not in line:
@@ -242,7 +243,8 @@ def test_a_real_ring_buffer_from_dumpcap(tmp_path):
     asyncio.run(talk())
     files = sorted(ring_folder.glob("ring_*.pcapng"))
     assert len(files) > 2, files  # 8 kB files: the traffic crossed several
-    subprocess.run([mergecap, "-w", str(tmp_path / "merged.pcapng"), *map(str, files)], check=True)
+    subprocess.run([mergecap, "-w", str(tmp_path / "merged.pcapng"), *map(str, files)], check=True, timeout=60,
+                   env=tool_env())
     for side in installed_sides():
         merged, _ = records(tmp_path / "merged.pcapng", side)
         found, reader = records([ring_folder], side)
