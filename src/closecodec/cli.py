@@ -437,6 +437,24 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     limits = {option: getattr(args, option) for option in ("max_connections", "max_buffer_per_direction",
                                                           "max_buffer_total", "max_message_size")
               if getattr(args, option) is not None}
+    if (args.format == "parquet") != (args.output is not None):
+        print("closecodec capture: --format parquet writes to --output DIR, and --output is for it alone", file=err)
+        return 2
+    if args.format == "parquet" and args.summary:
+        print("closecodec capture: --summary prints counts; it does not go with --format parquet", file=err)
+        return 2
+    dataset = None
+    if args.format == "parquet":
+        try:
+            from .capture.arrow import ParquetDataset
+
+            dataset = ParquetDataset(args.output)
+        except ImportError as error:
+            print(f"closecodec capture: {error}", file=err)
+            return 2
+        except OSError as error:
+            print(f"closecodec capture: cannot write {args.output}: {error.strerror or error}", file=err)
+            return 2
     if args.plot:
         try:
             import matplotlib  # noqa: F401
@@ -498,7 +516,9 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
                 kept.append(record)
             if args.summary:
                 continue
-            if form == "jsonl":
+            if dataset is not None:
+                dataset.add(record)
+            elif form == "jsonl":
                 print(json.dumps(record.to_dict(), ensure_ascii=False), file=out)
             elif writer is not None:
                 writer.writerow(_csv_row(record))
@@ -508,6 +528,8 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
         if reader.packets.frames == 0:
             if progress is not None:
                 progress.done()
+            if dataset is not None:
+                dataset.close()
             print(f"closecodec capture: {name} is not a capture file: {error}", file=err)
             return 2
         # Broken structure further on: show what came before it (the table and summary are
@@ -517,18 +539,29 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     except BrokenPipeError:  # writing, not reading: main() ends the command quietly
         raise
     except OSError as error:
+        if dataset is not None:
+            dataset.close()
         print(f"closecodec capture: cannot read {name}: {error.strerror or error}", file=err)
         return 2
     except KeyboardInterrupt:
         if progress is not None:
             progress.done()  # the shell's prompt comes on a clean line
+        if dataset is not None:
+            dataset.close()  # what was found is kept, in a whole file; the status (130) says it stopped
         raise
     finally:
         if opened is not None:
             opened.close()
     if progress is not None:
         progress.done()
-    if args.summary:
+    if dataset is not None:
+        try:
+            rows = dataset.close()
+        except OSError as error:
+            print(f"closecodec capture: cannot write {args.output}: {error.strerror or error}", file=err)
+            return 2
+        print(f"closecodec capture: wrote {rows} records to {args.output}", file=err)
+    elif args.summary:
         _print_summary(counts, detections, form, out)
     elif form == "table":
         table.flush()
@@ -577,7 +610,9 @@ def _add_capture_parser(commands: Any) -> None:
                          help="a pcap or pcapng file, - for standard input, or several files and directories (their "
                               "capture files): a capture set, read as one capture")
     capture.add_argument("--sample", action="store_true", help="decode the sample capture shipped with closecodec")
-    capture.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
+    capture.add_argument("--format", choices=["table", "jsonl", "csv", "parquet"], default="table",
+                         help="parquet: a Parquet dataset in the directory --output names (needs pyarrow)")
+    capture.add_argument("--output", metavar="DIR", help="with --format parquet: the dataset's directory (new or empty)")
     capture.add_argument("--summary", action="store_true", help="counts by protocol and reason instead of records")
     capture.add_argument("--protocol", action="append", choices=_PROTOCOLS, help="only this protocol (repeatable)")
     capture.add_argument("--reason", action="append", metavar="R",
