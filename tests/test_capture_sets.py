@@ -281,3 +281,10 @@ def test_a_bad_block_size_for_a_set_is_an_error_at_once(tmp_path):
     for side in installed_sides():
         with use_backend(side), pytest.raises(ValueError, match="block_size"):
             CloseRecordReader([tmp_path], block_size=10)
+
+
+def test_the_event_reader_reads_one_capture():
+    from closecodec.capture import TcpStreamReader
+
+    with pytest.raises(TypeError, match="CloseRecordReader"):
+        TcpStreamReader([DATA / ALL_CAPTURES[0]])

@@ -937,6 +937,8 @@ class TcpStreamReader(SourceReader):
         MalformedError: (while iterating) the file is not a capture, or its
             structure is broken.
         OSError: the path cannot be opened.
+        TypeError: ``source`` is a list (a capture set is read by
+            :class:`~closecodec.capture.records.CloseRecordReader`).
     """
 
     def __init__(self, source: Union[str, "PathLike[str]", BinaryIO, None], /, *,
@@ -948,6 +950,8 @@ class TcpStreamReader(SourceReader):
                                           max_buffer_per_direction=max_buffer_per_direction,
                                           max_buffer_total=max_buffer_total, max_closed=max_closed)
         super().__init__(source)
+        if self._file is None:
+            raise TypeError("TcpStreamReader reads one capture; a list of files is read by CloseRecordReader")
         self.packets = PacketReader(self._file, block_size=block_size, max_record=max_record)
         self.skipped: Counter = Counter()
 
