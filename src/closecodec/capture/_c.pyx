@@ -631,6 +631,7 @@ cdef class PacketMerger(PacketReader):
         self._done_bytes += r._base + r._pos
         r._file.close()
         if type(r._buf) is bytearray:
+            r._view = None  # its own view of the block: the next file may take the block once no record does
             self._spares.append(r._buf)
             del self._spares[:-2]
         return 0
