@@ -17,7 +17,7 @@ from closecodec.capture.midstream import MIN_MESSAGES, SEARCH
 
 from closecodec.capture.records import CloseRecordReader
 
-from helpers import MASK, Capture, Flow, generate_capture, installed, outcome, tool_env, use_backend, ws, ws_close
+from helpers import ACK, FIN, MASK, Capture, Flow, generate_capture, installed, outcome, tool_env, use_backend, ws, ws_close
 
 LIMIT = 1 << 20  # max_payload / max_packet in the tile calls below
 
@@ -345,8 +345,8 @@ def test_other_protocols_mid_stream_give_nothing(side, exchange):
     for _ in range(20):
         flow.send(0, exchange[0])
         flow.send(1, exchange[1])
-    flow.flag(0, 0x11)
-    flow.flag(1, 0x11)
+    flow.flag(0, FIN | ACK)
+    flow.flag(1, FIN | ACK)
     assert capture.records(side) == []
 
 
@@ -358,8 +358,8 @@ def test_random_streams_give_nothing(side):
         for _ in range(rng.randrange(1, 12)):
             flow.send(rng.randrange(2), rng.randbytes(rng.randrange(1, 1400)))
         if rng.random() < 0.5:
-            flow.flag(0, 0x11)
-            flow.flag(1, 0x11)
+            flow.flag(0, FIN | ACK)
+            flow.flag(1, FIN | ACK)
     assert capture.records(side) == []
 
 
@@ -467,6 +467,17 @@ async def _aiohttp_peers() -> Any:
     return serve, talk
 
 
+def recorded(peers: Any) -> List[Tuple[int, bytes]]:
+    """What a pair of real peers (``peers()`` gives their ``serve`` and ``talk``) wrote, through the proxy."""
+    import asyncio
+
+    async def main() -> List[Tuple[int, bytes]]:
+        serve, talk = await peers()
+        return await _recorded(serve, talk)
+
+    return asyncio.run(main())
+
+
 def _capture_of(chunks: List[Tuple[int, bytes]], cut: int) -> Tuple[Capture, int]:
     """The recorded connection as a capture; from chunk ``cut`` on, without the handshake when ``cut`` > 0.
     Returns the capture and how many packets of the whole one it lacks."""
@@ -476,20 +487,14 @@ def _capture_of(chunks: List[Tuple[int, bytes]], cut: int) -> Tuple[Capture, int
         flow.skip(side, len(data))
     for side, data in chunks[cut:]:
         flow.send(side, data)
-    flow.flag(0, 0x11)
-    flow.flag(1, 0x11)
+    flow.flag(0, FIN | ACK)
+    flow.flag(1, FIN | ACK)
     return capture, 0 if cut == 0 else 3 + cut
 
 
 @pytest.mark.parametrize("peers", [_websockets_peers, _aiohttp_peers], ids=["websockets", "aiohttp"])
 def test_real_peers_cut_at_every_chunk_give_the_same_closes(side, peers):
-    import asyncio
-
-    async def main() -> List[Tuple[int, bytes]]:
-        serve, talk = await peers()
-        return await _recorded(serve, talk)
-
-    chunks = asyncio.run(main())
+    chunks = recorded(peers)
     whole, _ = _capture_of(chunks, 0)
     expected = [(r.frame, r.src, r.direction, r.code, r.reason) for r in whole.records(side)]
     assert len(expected) == 2 and expected[0][3] in (4001, 1001)  # the initiator's close, then the answer
@@ -625,13 +630,7 @@ async def _mosquitto_peers() -> Any:
 
 
 def test_paho_and_mosquitto_cut_at_every_chunk_give_the_same_disconnect(side):
-    import asyncio
-
-    async def main() -> List[Tuple[int, bytes]]:
-        serve, talk = await _mosquitto_peers()
-        return await _recorded(serve, talk)
-
-    chunks = asyncio.run(main())
+    chunks = recorded(_mosquitto_peers)
     whole, _ = _capture_of(chunks, 0)
     expected = [(r.frame, r.src, r.direction, r.code, r.name) for r in whole.records(side) if r.protocol == "mqtt"]
     assert [e[3:] for e in expected] == [(0x04, "DISCONNECT_WITH_WILL_MESSAGE")]
@@ -734,13 +733,7 @@ async def _tls_peers() -> Any:
 
 @pytest.mark.parametrize("peers", [_http_peers, _tls_peers], ids=["http", "tls"])
 def test_real_http_and_tls_cut_anywhere_give_nothing(side, peers):
-    import asyncio
-
-    async def main() -> List[Tuple[int, bytes]]:
-        serve, talk = await peers()
-        return await _recorded(serve, talk)
-
-    chunks = asyncio.run(main())
+    chunks = recorded(peers)
     assert len(chunks) >= 20
     for cut in range(len(chunks)):
         capture, _ = _capture_of(chunks, cut)
