@@ -420,6 +420,7 @@ class _Progress:
 
 
 def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextIO) -> int:
+    from .capture.parallel import PartitionError, default_jobs
     from .capture.records import CloseRecordReader, parse_decode_as
     from .errors import IncompleteError
 
@@ -464,12 +465,12 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             return 2
     name = args.file[0] if len(args.file) == 1 else f"{len(args.file)} paths"
     progress = None
-    opened: Any = None
+    opened: List[Any] = []  # closed when the command ends: the sample's file, a Dask client and cluster
     try:
         if args.sample or not args.file:
             name = SAMPLE_CAPTURE
-            opened = sample_capture().open("rb")
-            source: Any = opened
+            source: Any = sample_capture().open("rb")
+            opened.append(source)
         elif name == "-":
             name = "<stdin>"
             source = getattr(stdin, "buffer", None) or sys.stdin.buffer
@@ -479,10 +480,18 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             size = _total_size(args.file)
             if size >= PROGRESS_MIN_SIZE and getattr(err, "isatty", lambda: False)():
                 progress = _Progress(err, os.path.basename(name), size)
-        reader = CloseRecordReader(source, decode_as=decode_as, heuristics=args.heuristics,
-                                   mqtt_version=args.mqtt_version, progress=progress, **limits)
+        options = dict(decode_as=decode_as, heuristics=args.heuristics, mqtt_version=args.mqtt_version, **limits)
+        if args.jobs is None and args.dask is None and isinstance(source, (str, list)):
+            args.jobs = default_jobs(args.file)
+        if args.dask is not None or (args.jobs or 1) > 1:
+            reader = _parallel_reader(source, args, options, opened)
+        else:
+            reader = CloseRecordReader(source, progress=progress, **options)
     except OSError as error:
         print(f"closecodec capture: cannot read {name}: {error.strerror or error}", file=err)
+        return 2
+    except _Refused as refused:
+        print(f"closecodec capture: {refused}", file=err)
         return 2
 
     tests: List[Callable[[Any], bool]] = []
@@ -525,7 +534,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             else:
                 table.add(record)
     except DecodeError as error:
-        if reader.packets.frames == 0:
+        if reader.frames == 0:
             if progress is not None:
                 progress.done()
             if dataset is not None:
@@ -534,10 +543,15 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             return 2
         # Broken structure further on: show what came before it (the table and summary are
         # printed at the end), then say where it stopped.
-        broken = (f"closecodec capture: {name}: stopped after frame {reader.packets.frames}: {error}; "
+        broken = (f"closecodec capture: {name}: stopped after frame {reader.frames}: {error}; "
                   f"the records above are what comes before")
     except BrokenPipeError:  # writing, not reading: main() ends the command quietly
         raise
+    except PartitionError as error:
+        if dataset is not None:
+            dataset.close()
+        print(f"closecodec capture: {error}; no records are reported as complete", file=err)
+        return 2
     except OSError as error:
         if dataset is not None:
             dataset.close()
@@ -550,8 +564,8 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             dataset.close()  # what was found is kept, in a whole file; the status (130) says it stopped
         raise
     finally:
-        if opened is not None:
-            opened.close()
+        for thing in reversed(opened):
+            thing.close()
     if progress is not None:
         progress.done()
     if dataset is not None:
@@ -581,12 +595,12 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
         status = 2
     elif reader.error is not None:
         truncated: IncompleteError = reader.error
-        if reader.packets.frames == 0:
+        if reader.frames == 0:
             print(f"closecodec capture: {name} is empty or cut inside its file header, before any packet "
                   f"({truncated})", file=err)
         else:
             print(f"closecodec capture: {name} is truncated: it stops inside the record at byte {truncated.offset} "
-                  f"(after frame {reader.packets.frames}); the records above are what comes before", file=err)
+                  f"(after frame {reader.frames}); the records above are what comes before", file=err)
         status = 1
     if args.plot:
         try:
@@ -596,6 +610,35 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             return 2
         print(f"closecodec capture: wrote {args.plot} ({sum(counts.values())} closes)", file=err)
     return status
+
+
+class _Refused(Exception):
+    """A capture command that cannot run as asked (its message says why)."""
+
+
+def _parallel_reader(source: Any, args: argparse.Namespace, options: Dict[str, Any], opened: List[Any]) -> Any:
+    """A ParallelCloseRecordReader for --jobs and --dask: a process pool, or a Dask cluster's client (added to
+    ``opened``, to be closed when the command ends)."""
+    from .capture.parallel import ParallelCloseRecordReader
+
+    if not isinstance(source, (str, list)):
+        raise _Refused("--jobs and --dask read files: not standard input or the sample")
+    client = None
+    if args.dask is not None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise _Refused("--dask needs Dask's distributed scheduler; install it with: "
+                           "pip install 'closecodec[dask]'") from None
+        if args.dask == "local":
+            cluster = LocalCluster(n_workers=args.jobs or os.cpu_count() or 1, threads_per_worker=1,
+                                   processes=True, dashboard_address=None)
+            opened.append(cluster)
+            client = Client(cluster)
+        else:
+            client = Client(args.dask)
+        opened.append(client)
+    return ParallelCloseRecordReader(source, jobs=args.jobs, client=client, **options)
 
 
 def _add_capture_parser(commands: Any) -> None:
@@ -630,6 +673,13 @@ def _add_capture_parser(commands: Any) -> None:
                          help="the MQTT version of connections whose CONNECT is not in the capture, when their "
                               "packets do not show it (as Wireshark's mqtt.default_version)")
     capture.add_argument("--plot", metavar="FILE.png", help="draw closes over time by reason (needs matplotlib)")
+    capture.add_argument("--jobs", type=_count, metavar="N",
+                         help="read in N processes, each decoding a share of the connections; the records are "
+                              "those of one process (default: the machine's cores for 32 MiB of files or more)")
+    capture.add_argument("--dask", metavar="ADDRESS",
+                         help="run the processes as tasks of the Dask scheduler at ADDRESS (the files at the same "
+                              "paths on its workers), or of a LocalCluster on this machine for 'local'; "
+                              "needs closecodec[dask]")
     limits = capture.add_argument_group(
         "limits", "bounds on memory for hostile or huge captures (SIZE: bytes, or a number with K, M or G for "
                   "KiB, MiB, GiB; docs/robustness.md)")

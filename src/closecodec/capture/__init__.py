@@ -39,12 +39,13 @@ __all__ = [
     "TcpStreamReader",
     "open_capture",
     "parse_packet",
+    "partition_of",
 ]
 
 
 def __getattr__(name: str) -> Any:
     # import_module, not "from . import": that looks the submodule up here first, and would recurse.
-    if name in ("Packet", "TcpSegment"):
+    if name in ("Packet", "TcpSegment", "partition_of"):
         return getattr(import_module(".values", __name__), name)
     if name == "BACKEND":
         return import_module(".._backend", __name__).BACKEND

@@ -24,7 +24,7 @@ from closecodec.capture.values cimport Packet, TcpSegment
 
 import builtins
 
-from closecodec.capture.values import FILE_SHIFT, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT
+from closecodec.capture.values import FILE_SHIFT, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, check_partition
 from closecodec.errors import DecodeError, IncompleteError, MalformedError
 
 
@@ -960,6 +960,24 @@ cdef inline Py_ssize_t pack_ports(unsigned char* key, Py_ssize_t addresses, uint
     return addresses + 4
 
 
+cdef inline uint32_t endpoint_hash(const unsigned char* address, int size, uint16_t port) noexcept nogil:
+    """32-bit FNV-1a of an address's bytes and its port's two bytes (big-endian)."""
+    cdef uint32_t h = 0x811C9DC5
+    cdef int i
+    for i in range(size):
+        h = (h ^ address[i]) * 0x01000193
+    h = (h ^ (port >> 8)) * 0x01000193
+    return (h ^ (port & 0xFF)) * 0x01000193
+
+
+cdef inline uint32_t connection_hash(const unsigned char* addresses, int size, uint16_t src_port,
+                                     uint16_t dst_port) noexcept nogil:
+    """values.partition_of's number before the modulo, for the two addresses at ``addresses`` (source first)."""
+    cdef uint32_t mixed = (endpoint_hash(addresses, size, src_port)
+                           ^ endpoint_hash(addresses + size, size, dst_port)) * <uint32_t>0x9E3779B1
+    return mixed >> 16
+
+
 cdef bytes packed_key(bytes src, uint16_t src_port, bytes dst, uint16_t dst_port):
     """The key of a 4-tuple given as Python values, as bytes."""
     cdef unsigned char key[36]
@@ -1164,9 +1182,16 @@ cdef class SegmentLoop:
         packets: a :class:`PacketReader`.
         skipped: a mapping of reason to count (a ``collections.Counter``).
         progress: called with the file offset every 4096 packets, or None.
+        partition: ``(index, count)``: only the segments of connections in
+            partition ``index`` of ``count`` (:func:`partition_of`) come out;
+            the others are read and passed over. Packets without a TCP
+            segment are counted in ``skipped`` by partition 0 alone, so that
+            the partitions' counts add up to one loop's. None: every segment.
     """
 
     cdef PacketReader _packets
+    cdef Py_ssize_t _part_index
+    cdef Py_ssize_t _part_count
     cdef dict _table  # packed 4-tuple -> (lane, direction)
     cdef CacheEntry* _cache  # in front of _table
     cdef object _skipped
@@ -1196,13 +1221,14 @@ cdef class SegmentLoop:
                     and memcmp(entries[way].key, <const char*>key, size) == 0):
                 entries[way].lane = NULL
 
-    def __init__(self, PacketReader packets, skipped, progress=None):
+    def __init__(self, PacketReader packets, skipped, progress=None, partition=None):
         self._packets = packets
         self._spans = []
         self._table = {}
         self._skipped = skipped
         self._progress = progress
         self._count = 0
+        self._part_index, self._part_count = check_partition(partition)
 
     @property
     def last_segment(self):
@@ -1247,12 +1273,16 @@ cdef class SegmentLoop:
             v = r._data + r._rec_at
             reason = parse_headers(v, r._rec_len, <long>r._rec_link, &h)
             if reason:
-                text = SKIP_REASONS[reason]
-                self._skipped[text] += 1
+                if not self._part_index:
+                    text = SKIP_REASONS[reason]
+                    self._skipped[text] += 1
                 continue
             self._last_frame = r.frames
             self._last_ns = r._rec_ns
             self._last_time = r._rec_time
+            if self._part_count > 1 and (connection_hash(v + h.addr_at, h.addr_len, h.src_port, h.dst_port)
+                                         % <uint32_t>self._part_count) != <uint32_t>self._part_index:
+                continue
             if h.missing == 0 and not h.flags & TCP_RST:
                 # Both addresses, contiguous in the IP header (fixed sizes: a memcpy of each is a few moves).
                 if h.addr_len == 4:

@@ -41,7 +41,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from ..buffer import byte_view
 from ..buffer._py import SHAPE_SPANS
 from ..errors import DecodeError, IncompleteError, MalformedError
-from .values import FILE_SHIFT, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, Packet, TcpSegment
+from .values import (FILE_SHIFT, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, Packet, TcpSegment, check_partition,
+                     partition_of)
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -763,15 +764,22 @@ class SegmentLoop:
         packets: a :class:`PacketReader`.
         skipped: a mapping of reason to count (a ``collections.Counter``).
         progress: called with the file offset every 4096 packets, or None.
+        partition: ``(index, count)``: only the segments of connections in
+            partition ``index`` of ``count`` (:func:`partition_of`) come out;
+            the others are read and passed over. Packets without a TCP
+            segment are counted in ``skipped`` by partition 0 alone, so that
+            the partitions' counts add up to one loop's. None: every segment.
     """
 
-    def __init__(self, packets: PacketReader, skipped: Any, progress: Any = None) -> None:
+    def __init__(self, packets: PacketReader, skipped: Any, progress: Any = None,
+                 partition: Optional[Tuple[int, int]] = None) -> None:
         self._packets = packets
         self._table: Dict[tuple, Tuple[Lane, int]] = {}
         self._skipped = skipped
         self._progress = progress
         self._count = 0
         self._last: Optional[Tuple[int, int]] = None
+        self._part_index, self._part_count = check_partition(partition)
 
     @property
     def last_segment(self) -> Optional[Tuple[int, int]]:
@@ -800,9 +808,13 @@ class SegmentLoop:
                 self._progress(packets.offset)
             segment = parse_packet(packet.data, packet.link_type)
             if type(segment) is str:
-                self._skipped[segment] += 1
+                if not self._part_index:
+                    self._skipped[segment] += 1
                 continue
             self._last = (packet.frame, packet.timestamp_ns)
+            if self._part_count > 1 and partition_of(segment.src, segment.src_port, segment.dst, segment.dst_port,
+                                                     self._part_count) != self._part_index:
+                continue
             if not segment.missing and not segment.flags & _RST:
                 found = table.get((segment.src, segment.src_port, segment.dst, segment.dst_port))
                 if found is not None:

@@ -84,6 +84,13 @@ cdef class CloseRecordReader(SourceReader):
     cdef public list _out
     cdef public list files
     cdef public list problems
+    cdef public tuple partition
+    cdef public object _clock
+    cdef public list starts
+    cdef public list order
+    cdef public list error_order
+    cdef public object peak_open
+    cdef public object peak_buffered
 
     cdef _open_set(self, paths, block_size, max_record)
     cdef _set_failures(self)

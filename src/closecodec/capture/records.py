@@ -72,7 +72,7 @@ from ..websocket.deflate import MessageInflater
 from ..websocket.deflate import negotiated as deflate_negotiated
 from ..websocket.values import WebSocketClose, WebSocketMessage
 from .midstream import MIN_MESSAGES, Candidates, recognise
-from .values import FILE_SHIFT, FRAME_MASK, ITEM_DECODED, ITEM_HELD
+from .values import FILE_SHIFT, FRAME_MASK, ITEM_DECODED, ITEM_HELD, check_partition
 from .reassembly import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_MAX_BUFFER_PER_DIRECTION,
@@ -387,6 +387,11 @@ class CloseRecordReader(SourceReader):
         block_size, max_record, max_connections, max_buffer_per_direction,
         max_buffer_total, max_closed: as for
             :class:`~closecodec.capture.TcpStreamReader`.
+        partition: ``(index, count)``: read every packet but only the
+            connections of partition ``index`` of ``count``, by a hash of
+            their addresses and ports (:func:`~closecodec.capture.partition_of`);
+            the unit of parallel reading (:mod:`closecodec.capture.parallel`
+            puts the partitions back together as one reader's records).
 
     Iterating yields :class:`CloseRecord` values as the capture is read.
 
@@ -410,6 +415,12 @@ class CloseRecordReader(SourceReader):
             broken: the records before are kept), once iteration has ended
             for the latter. Empty for a single source, whose problems are
             ``error`` and the exceptions.
+        partition: ``(index, count)``, ``(0, 1)`` when not partitioned.
+        starts, order, error_order, peak_open, peak_buffered: for a
+            partition (else None): the packet count (packets read so far)
+            at each connection's start, by stream number; at which each
+            record and each error was made (-1: at the end of the capture);
+            the most connections open and out-of-order bytes held at once.
 
     Raises:
         MalformedError: (while iterating) the file is not a capture, or its
@@ -426,7 +437,9 @@ class CloseRecordReader(SourceReader):
                  block_size: int = DEFAULT_BLOCK_SIZE, max_record: int = DEFAULT_MAX_RECORD,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  max_buffer_per_direction: int = DEFAULT_MAX_BUFFER_PER_DIRECTION,
-                 max_buffer_total: int = DEFAULT_MAX_BUFFER_TOTAL, max_closed: int = DEFAULT_MAX_CLOSED) -> None:
+                 max_buffer_total: int = DEFAULT_MAX_BUFFER_TOTAL, max_closed: int = DEFAULT_MAX_CLOSED,
+                 partition: Optional[Tuple[int, int]] = None) -> None:
+        self.partition = check_partition(partition)
         if decode_as is None:
             ports: Dict[int, str] = {}
         elif isinstance(decode_as, Mapping):
@@ -466,6 +479,15 @@ class CloseRecordReader(SourceReader):
         self._conns: Dict[int, _Conn] = {}  # by stream number
         self._by_lane: Dict[Any, _Conn] = {}  # the same, by the reassembler's lane (those that have one)
         self._out: List[CloseRecord] = []
+        self._clock: Any = None  # a partition's segment loop while it reads (its count orders what is made)
+        self.starts: Optional[List[int]] = None
+        self.order: Optional[List[int]] = None
+        self.error_order: Optional[List[int]] = None
+        self.peak_open: Optional[int] = None
+        self.peak_buffered: Optional[int] = None
+        if partition is not None:
+            self.starts, self.order, self.error_order = [], [], []
+            self.peak_open = self.peak_buffered = 0
 
     def _open_set(self, paths: Sequence[Any], block_size: int, max_record: int) -> Any:
         """A ``PacketMerger`` over the capture files ``paths`` name, after a first look at each: a file
@@ -522,14 +544,23 @@ class CloseRecordReader(SourceReader):
     def position(self) -> int:
         return self.packets.offset
 
+    @property
+    def frames(self) -> int:
+        """Packet records read so far (for a set, from all its files)."""
+        return self.packets.frames
+
     def __iter__(self) -> Iterator[CloseRecord]:
         reassembler = self.reassembler
         out = self._out
         progress = self._progress
         # The compiled (or pure) segment loop reads and parses the packets and feeds in-order bytes of
         # recognised connections straight to their decoders; the rest comes here.
-        loop = self._capture.SegmentLoop(self.packets, self.skipped, progress)
+        partitioned = self.order is not None
+        loop = self._capture.SegmentLoop(self.packets, self.skipped, progress,
+                                         self.partition if partitioned else None)
         self._attach(loop)
+        if partitioned:
+            self._clock = loop
         by_lane = self._by_lane
         try:
             for item in loop:
@@ -544,9 +575,13 @@ class CloseRecordReader(SourceReader):
                     _, frame, time, segment = item
                     for event in reassembler.add(frame, time, segment):
                         self._event(event, segment)
+                    if partitioned:
+                        self.peak_open = max(self.peak_open, reassembler.open_connections)
+                        self.peak_buffered = max(self.peak_buffered, reassembler.buffered)
                 if out:
                     yield from out
                     out.clear()
+            self._clock = None
             for event in reassembler.finish(loop.last_segment):
                 self._event(event, None)
             if out:
@@ -594,6 +629,8 @@ class CloseRecordReader(SourceReader):
             port = self._ports.get(value.client_port)
             client = 1
         conn = _Conn(value, None, client, None) if port is None else _Conn(value, port[0], client, port[1])
+        if self.starts is not None:
+            self.starts.append(self._clock.count)
         conn.lane = self.reassembler.lane_of(value)
         self._conns[value.stream] = conn
         if conn.lane is not None:
@@ -916,6 +953,8 @@ class CloseRecordReader(SourceReader):
             if frame >> FILE_SHIFT or len(self.files) > 1:
                 message = f"{message} (in {self.files[frame >> FILE_SHIFT]})"
             self.errors.append((frame & FRAME_MASK, conn.value.stream, f"{what[:-7]}: {message}"))
+            if self.error_order is not None:
+                self.error_order.append(-1 if self._clock is None else self._clock.count)
 
     def _on_websocket(self, conn: _Conn, d: int, value: Any, frame: int, time: int) -> None:
         kind = type(value)
@@ -1123,6 +1162,8 @@ class CloseRecordReader(SourceReader):
         file = self.files[frame >> FILE_SHIFT]  # a set's frames carry their file (capture/values.py)
         app = conn.app if conn.app != "ignore" else None
         mqtt = app in ("mqtt", "mqtt-websocket")
+        if self.order is not None:
+            self.order.append(-1 if self._clock is None else self._clock.count)
         self._out.append(tuple_new(CloseRecord, (
             file, frame & FRAME_MASK, time, conn.value.stream, src, dst, _DIRECTIONS[d != conn.client], protocol,
             kind, code, name, reason, session_id if session_id is not None else conn.session_id, close_reason,

@@ -6,7 +6,7 @@ for the reader.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Tuple
 
 from ..value import Value
 
@@ -18,6 +18,8 @@ __all__ = [
     "ITEM_SEGMENT",
     "Packet",
     "TcpSegment",
+    "check_partition",
+    "partition_of",
 ]
 
 # What the segment loop (``_c.pyx`` and ``_py.py``) hands the record reader: a tuple whose first
@@ -30,6 +32,45 @@ ITEM_HELD = 2  #: the in-order payload of a direction that holds it
 #: the index of its file in the set, and its frame number in that file.
 FILE_SHIFT = 40
 FRAME_MASK = (1 << FILE_SHIFT) - 1
+
+
+def partition_of(src: bytes, src_port: int, dst: bytes, dst_port: int, count: int) -> int:
+    """Which of ``count`` partitions a TCP connection belongs to, the same for both of its directions.
+
+    Each endpoint (its address bytes, then its port's two bytes, big-endian) is hashed with
+    32-bit FNV-1a; the two hashes are combined with XOR (so the order of the endpoints does
+    not matter), mixed by a multiplication (Fibonacci hashing), and the high 16 bits taken
+    modulo ``count``. The segment loops of both backends compute exactly this
+    (docs/scale.md, "Partitions").
+    """
+    mixed = ((_endpoint_hash(src, src_port) ^ _endpoint_hash(dst, dst_port)) * 0x9E3779B1) & 0xFFFFFFFF
+    return (mixed >> 16) % count
+
+
+def check_partition(partition: Any) -> Tuple[int, int]:
+    """``(index, count)`` of a segment loop's ``partition`` argument, checked; ``(0, 1)`` for None.
+
+    Raises:
+        TypeError: not None or a pair of ints.
+        ValueError: ``count`` is less than 1, or ``index`` is not in ``range(count)``.
+    """
+    if partition is None:
+        return 0, 1
+    if not isinstance(partition, tuple) or len(partition) != 2 or not all(
+            type(part) is int for part in partition):
+        raise TypeError(f"partition must be None or a pair of ints (index, count), not {partition!r}")
+    index, count = partition
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"partition (index, count) needs 0 <= index < count, not {partition!r}")
+    return index, count
+
+
+def _endpoint_hash(address: bytes, port: int) -> int:
+    h = 0x811C9DC5
+    for byte in address:
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    h = ((h ^ (port >> 8)) * 0x01000193) & 0xFFFFFFFF
+    return ((h ^ (port & 0xFF)) * 0x01000193) & 0xFFFFFFFF
 
 
 # -- packet captures (docs/capture.md) ---------------------------------------------
