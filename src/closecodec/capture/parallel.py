@@ -145,7 +145,10 @@ class ParallelCloseRecordReader:
     Iterating reads the whole capture first (the partitions' records are
     merged when all are in), then yields the records. Afterwards the
     attributes are one reader's: ``stats``, ``errors``, ``skipped``, ``files``,
-    ``problems``, ``error``, ``frames``. A structure broken further on raises
+    ``problems``, ``error``, ``frames``; and ``read_again`` (the partitions
+    together may have reached a connection limit: one reader read it again)
+    and ``rerun`` (the partitions of the process pool run again because
+    their process died). A structure broken further on raises
     the :class:`~closecodec.errors.MalformedError` after the records before it,
     as one reader does.
 
@@ -181,6 +184,7 @@ class ParallelCloseRecordReader:
         self.error: Optional[IncompleteError] = None
         self.frames = 0
         self.read_again = False
+        self.rerun: List[int] = []
 
     def __enter__(self) -> "ParallelCloseRecordReader":
         return self
@@ -235,6 +239,7 @@ class ParallelCloseRecordReader:
             if died and attempts >= self._retries:
                 raise self._failed(died[0], cause)
             attempts += 1
+            self.rerun += died
             pending = died
         return [results[index] for index in range(self.jobs)]
 
