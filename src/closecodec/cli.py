@@ -420,7 +420,7 @@ class _Progress:
 
 
 def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextIO) -> int:
-    from .capture.parallel import PartitionError, default_jobs
+    from .capture.parallel import PartitionError
     from .capture.records import CloseRecordReader, parse_decode_as
     from .errors import IncompleteError
 
@@ -481,8 +481,6 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             if size >= PROGRESS_MIN_SIZE and getattr(err, "isatty", lambda: False)():
                 progress = _Progress(err, os.path.basename(name), size)
         options = dict(decode_as=decode_as, heuristics=args.heuristics, mqtt_version=args.mqtt_version, **limits)
-        if args.jobs is None and args.dask is None and isinstance(source, (str, list)):
-            args.jobs = default_jobs(args.file)
         if args.dask is not None or (args.jobs or 1) > 1:
             reader = _parallel_reader(source, args, options, opened)
         else:
@@ -619,7 +617,7 @@ class _Refused(Exception):
 def _parallel_reader(source: Any, args: argparse.Namespace, options: Dict[str, Any], opened: List[Any]) -> Any:
     """A ParallelCloseRecordReader for --jobs and --dask: a process pool, or a Dask cluster's client (added to
     ``opened``, to be closed when the command ends)."""
-    from .capture.parallel import ParallelCloseRecordReader
+    from .capture.parallel import ParallelCloseRecordReader, default_jobs
 
     if not isinstance(source, (str, list)):
         raise _Refused("--jobs and --dask read files: not standard input or the sample")
@@ -631,7 +629,7 @@ def _parallel_reader(source: Any, args: argparse.Namespace, options: Dict[str, A
             raise _Refused("--dask needs Dask's distributed scheduler; install it with: "
                            "pip install 'closecodec[dask]'") from None
         if args.dask == "local":
-            cluster = LocalCluster(n_workers=args.jobs or os.cpu_count() or 1, threads_per_worker=1,
+            cluster = LocalCluster(n_workers=args.jobs or default_jobs(), threads_per_worker=1,
                                    processes=True, dashboard_address=None)
             opened.append(cluster)
             client = Client(cluster)
@@ -675,7 +673,7 @@ def _add_capture_parser(commands: Any) -> None:
     capture.add_argument("--plot", metavar="FILE.png", help="draw closes over time by reason (needs matplotlib)")
     capture.add_argument("--jobs", type=_count, metavar="N",
                          help="read in N processes, each decoding a share of the connections; the records are "
-                              "those of one process (default: the machine's cores for 32 MiB of files or more)")
+                              "those of one process (default 1; docs/scale.md has what it gains)")
     capture.add_argument("--dask", metavar="ADDRESS",
                          help="run the processes as tasks of the Dask scheduler at ADDRESS (the files at the same "
                               "paths on its workers), or of a LocalCluster on this machine for 'local'; "

@@ -45,8 +45,6 @@ __all__ = ["PartitionError", "ParallelCloseRecordReader", "PartitionResult", "de
 
 #: How many times a partition is run again after its process died (the process pool; Dask has its own).
 RETRIES = 2
-#: Below this many bytes of capture, ``default_jobs`` is 1: starting processes would cost more than it saves.
-PARALLEL_MIN_SIZE = 32 << 20
 
 
 _AT_END = 1 << 62  # the order of what the end of the capture made: after every packet, by stream
@@ -105,20 +103,8 @@ def read_partition(source: Union[str, "PathLike[str]", Sequence[Any]], index: in
     return PartitionResult(reader, records, broken)
 
 
-def default_jobs(paths: Sequence[Union[str, "PathLike[str]"]]) -> int:
-    """The processes worth starting for these capture paths: this machine's cores (those this process may
-    use) when they hold at least ``PARALLEL_MIN_SIZE`` bytes, else 1."""
-    size = 0
-    for path in paths:
-        path = fspath(path)
-        if os.path.isdir(path):
-            for entry in os.scandir(path):
-                if entry.is_file():
-                    size += entry.stat().st_size
-        elif os.path.exists(path):
-            size += os.path.getsize(path)
-    if size < PARALLEL_MIN_SIZE:
-        return 1
+def default_jobs() -> int:
+    """This machine's cores (those this process may use)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -171,10 +157,7 @@ class ParallelCloseRecordReader:
         self._retries = retries
         self._options = options
         if jobs is None:
-            if client is not None:
-                jobs = max(1, sum(client.nthreads().values()))
-            else:
-                jobs = default_jobs(self._source if isinstance(self._source, list) else [self._source])
+            jobs = max(1, sum(client.nthreads().values())) if client is not None else default_jobs()
         self.jobs = jobs
         self.stats: Counter = Counter()
         self.errors: List[Tuple[int, int, str]] = []

@@ -1,0 +1,82 @@
+"""Benchmark: one capture read in parallel partitions (issue 18, docs/scale.md).
+
+400 MB of the capture benchmark's traffic (300 connections open at a time, 1 KiB
+WebSocket messages, MQTT and Diffusion) in one file and in 8 files (a rotated set),
+read to close records by:
+
+- one process (``--jobs 1``): ``CloseRecordReader``;
+- ``--jobs 2``, ``--jobs 4``: ``ParallelCloseRecordReader`` on the standard library's
+  process pool (each process reads every packet, decodes its share of the connections);
+- ``--dask local``: the same partitions as tasks of a Dask ``LocalCluster`` with two
+  worker processes (started once, outside the timings), when the dask extra is installed.
+
+The compiled backend, as users run it. Targets (issue 18): ``--jobs 2`` at least 1.7x
+``--jobs 1`` on this 2-core machine, in one file and in 8; Dask within 15% of ``--jobs 2``
+(at least 0.87x of its speed). Also printed: the partitions' own times (the work of one
+partition, as the Amdahl bound of reading every packet in every process).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, List
+
+from closecodec.capture.parallel import ParallelCloseRecordReader, read_partition
+from closecodec.capture.records import CloseRecordReader
+from tests.helpers import generate_capture
+
+from .capture import split_pcap
+from .harness import Case
+
+
+def serial(source) -> int:
+    with CloseRecordReader(source) as reader:
+        return sum(1 for _ in reader)
+
+
+def parallel(source, jobs: int, client=None) -> int:
+    return sum(1 for _ in ParallelCloseRecordReader(source, jobs=jobs, client=client))
+
+
+def cases() -> List[Case]:
+    quick = "--quick" in sys.argv
+    size = (40 if quick else 400) * 1000 * 1000
+    folder = Path(tempfile.mkdtemp(prefix="closecodec-bench-parallel-"))
+    atexit.register(shutil.rmtree, folder, True)
+    path = folder / "traffic.pcap"
+    packets, _ = generate_capture(path, size)
+    files = [str(file) for file in split_pcap(path, folder / "set", 8)]
+    nbytes = os.path.getsize(path)
+    print(f"\nparallel: {nbytes / 1e6:.0f} MB, {packets} packets; {os.cpu_count()} cores")
+    client = None
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as error:
+        print(f"note: the dask extra is not installed ({error}); pip install '.[dask]'")
+    else:
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+        atexit.register(cluster.close)
+        atexit.register(client.close)
+    out = []
+    for label, source in (("one file", str(path)), ("8 files", files)):
+        jobs: Dict[str, object] = {
+            "--jobs 1": lambda source=source: serial(source),
+            "--jobs 2": lambda source=source: parallel(source, 2),
+            "--jobs 4": lambda source=source: parallel(source, 4),
+            "partition 0 of 2 alone": lambda source=source: len(read_partition(source, 0, 2, {}).records),
+        }
+        if client is not None:
+            jobs["--dask local (2 workers)"] = lambda source=source: parallel(source, 2, client)
+        counts = {name: job() for name, job in jobs.items() if name.startswith("--")}
+        assert len(set(counts.values())) == 1, counts  # every way finds the same records
+        targets = [("--jobs 2", "--jobs 1", 1.7)]
+        if client is not None:
+            targets.append(("--dask local (2 workers)", "--jobs 2", 0.87))
+        out.append(Case(f"parallel: {label}", jobs, units=packets, unit="packet", nbytes=nbytes, targets=targets))
+    return out
