@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Tuple
 from closecodec.buffer import DEFAULT_MAX_INFLATED
 from closecodec.capture import _c as capture_c
 from closecodec.capture import _py as capture_py
+from closecodec.capture.parallel import find_record
 from closecodec.capture.reassembly import CAPTURE_MAGICS, first_packet_time
 from closecodec.capture.records import CloseRecordReader
 from closecodec.diffusion import _c as diffusion_c
@@ -332,6 +333,48 @@ def closes(data: bytes) -> None:
                 agree(f"CloseRecordReader {key}, c vs {name}", result_c[key], other[key], right=name)
 
 
+def _read_chunk(side: str, data: bytes, index: int, boundary: Any) -> Dict[str, Any]:
+    with use_backend(side):
+        reader = CloseRecordReader(io.BytesIO(data), chunk=(index, boundary))
+    records = []
+    try:
+        for record in reader:
+            records.append(canon(record))
+        end = None
+    except DecodeError as error:
+        end = canon_error(error)
+    report = reader.chunk_report
+    return {"records": records, "end": end, "order": reader.order, "starts": reader.starts,
+            "report": canon([getattr(report, name) for name in report.__slots__]),
+            "stats": canon(dict(reader.stats)), "skipped": canon(dict(reader.skipped)),
+            "errors": canon(reader.errors), "error": canon(reader.error)}
+
+
+def chunk(data: bytes) -> None:
+    """A chunk's reader (CloseRecordReader's chunk option: the connections that start in the chunk, the others
+    passed over, read past the boundary for those still open), c vs py; and find_record, the search for a
+    pcap record start that cuts a file into chunks, on the same bytes."""
+    options = Options(int.from_bytes(data[:2], "little"))
+    index = options.pick((1, 0, 3))
+    where = options.pick((2, 3, 4, 0, None))  # the boundary: a share of the input, or none
+    body = data[2:]
+    boundary = None if where is None else (len(body) * where // 4 if where else 24)
+    first = _read_chunk("c", body, index, boundary)
+    second = _read_chunk("py", body, index, boundary)
+    for key in first:
+        if key == "records":
+            _agree_lists("chunk records, c vs py", first[key], second[key])
+        else:
+            agree(f"chunk {key}, c vs py", first[key], second[key])
+    magic = {b"\xd4\xc3\xb2\xa1": ("<", False), b"\x4d\x3c\xb2\xa1": ("<", True),
+             b"\xa1\xb2\xc3\xd4": (">", False), b"\xa1\xb2\x3c\x4d": (">", True)}.get(body[:4])
+    if magic is not None and len(body) >= 24:
+        at = 24 + (len(body) - 24) * options.pick((1, 0, 2)) // 3
+        found = find_record(body, at, magic[0], magic[1], int.from_bytes(body[16:20], "little" if magic[0] == "<"
+                                                                          else "big"), options.flag())
+        assert found is None or at <= found <= len(body) - 16, (at, found, len(body))
+
+
 def _agree_lists(what: str, first: List[Any], second: List[Any], **names: str) -> None:
     """:func:`agree` on two lists, naming the first item where they differ."""
     if first == second:
@@ -357,5 +400,6 @@ HARNESSES: Dict[str, Callable[[bytes], None]] = {
     "pcap": pcap,
     "merge": merge,
     "closes": closes,
+    "chunk": chunk,
 }
 assert tuple(HARNESSES) == NAMES, "fuzz/__init__.py's NAMES and HARNESSES must match"

@@ -380,6 +380,9 @@ def generate() -> Seeds:
             add("closes", f"{tag}-{fmt_name}-midstream", write(packets[len(packets) // 3:]))
         add("pcap", path.name, path.read_bytes())
         add("closes", path.name, path.read_bytes())
+        # A chunk after the first, its boundary halfway (and one with the boundary at the first record).
+        add("chunk", path.name, options() + path.read_bytes())
+        add("chunk", f"{path.name}-first", options((0, 3), (1, 5)) + path.read_bytes())
         # The capture as two files split in the middle (each a whole pcap), for the merger.
         packets = [packet for conn in connections.values() for packet in conn]
         packets.sort(key=lambda packet: packet[1])

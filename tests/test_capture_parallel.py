@@ -1,6 +1,7 @@
-"""Parallel reading (docs/scale.md): partitions of the connections, in a process pool or on a real Dask
-LocalCluster, give exactly one reader's records (order, stream numbers, file and frame), counters and
-errors, on both backends; a process that dies is run again, a partition that fails for good is named.
+"""Parallel reading (docs/scale.md): chunks in time (a set's files in groups, a pcap file in byte ranges)
+and partitions of the connections, in a process pool or on a real Dask LocalCluster, give exactly one
+reader's records (order, stream numbers, file and frame), counters and errors, on both backends; a
+process that dies is run again, a piece that fails for good is named.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 from collections import Counter
-from typing import Any, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -43,7 +45,7 @@ def parallel(source: Any, side: str, **options: Any) -> Tuple[List[Any], Paralle
         return list(reader), reader
 
 
-def assert_same(source: Any, side: str, jobs: int, **options: Any) -> ParallelCloseRecordReader:
+def assert_same(source: Any, side: str, jobs: int, how: str = "chunks", **options: Any) -> ParallelCloseRecordReader:
     expected, one = serial(source, side, **options)
     found, many = parallel(source, side, jobs=jobs, **options)
     assert found == expected
@@ -52,14 +54,15 @@ def assert_same(source: Any, side: str, jobs: int, **options: Any) -> ParallelCl
     assert many.skipped == one.skipped
     assert many.errors == one.errors
     assert (many.files, many.problems, many.frames) == (one.files, one.problems, one.frames)
+    assert many.how == how, many.why
     return many
 
 
 @pytest.mark.parametrize("jobs", [2, 3, 7])
 @pytest.mark.parametrize("name", ALL_CAPTURES)
-def test_the_shared_captures_in_partitions_are_one_readers(side, name, jobs):
-    many = assert_same(str(DATA / name), side, jobs, mqtt_ports=(1883, 21883, 21885))
-    assert not many.read_again
+def test_the_shared_captures_in_chunks_are_one_readers(side, name, jobs):
+    how = "chunks" if name.endswith(".pcap") else "partitions"  # pcapng files are not cut in byte ranges
+    assert_same(str(DATA / name), side, jobs, how, mqtt_ports=(1883, 21883, 21885))
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +76,16 @@ def traffic(tmp_path_factory) -> Tuple[Path, Path]:
 
 
 @pytest.mark.parametrize("jobs", [2, 5])
-def test_the_benchmark_traffic_in_partitions_is_one_readers(side, traffic, jobs):
-    for path in traffic:
-        found = assert_same(str(path), side, jobs)
-        assert not found.read_again
+def test_the_benchmark_traffic_in_chunks_is_one_readers(side, traffic, jobs):
+    whole, cut = traffic
+    assert_same(str(whole), side, jobs)
+    # Connections that start without a SYN after the first chunk: no chunk can tell them from ones that
+    # started before it, so the capture is read in partitions.
+    many = assert_same(str(cut), side, jobs, "partitions")
+    assert "start no chunk saw" in many.why
 
 
-def test_a_rotated_set_in_partitions_is_one_readers(side, tmp_path):
+def test_a_rotated_set_in_chunks_is_one_readers(side, tmp_path):
     name = "websocket-close-codes.pcap"
     write_set(tmp_path, PACKETS[name], [40, 41, 200, 333])
     paths = sorted(str(path) for path in tmp_path.iterdir())
@@ -101,17 +107,37 @@ def test_bad_and_empty_files_of_a_set_are_named_as_one_reader_names_them(side, t
 
 
 def test_a_run_that_may_reach_a_connection_limit_is_read_again_by_one_reader(side, traffic):
-    many = assert_same(str(traffic[0]), side, 2, max_connections=200)
-    assert many.read_again
+    many = assert_same(str(traffic[0]), side, 2, "one reader", max_connections=200)
+    assert "connection limit" in many.why
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**16), size=st.integers(20_000, 200_000), handshakes=st.booleans(),
        jobs=st.integers(2, 6), side=st.sampled_from(installed_sides()))
-def test_any_partitioning_of_any_traffic_is_one_readers(tmp_path, seed, size, handshakes, jobs, side):
+def test_any_cutting_of_any_traffic_is_one_readers(tmp_path, seed, size, handshakes, jobs, side):
     path = tmp_path / f"traffic-{seed}-{size}-{handshakes}.pcap"
     generate_capture(path, size, seed=seed, handshakes=handshakes)
-    assert_same(str(path), side, jobs)
+    many = assert_same(str(path), side, jobs, "chunks" if handshakes else "partitions")
+    if not handshakes:
+        assert "start no chunk saw" in many.why
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(ALL_CAPTURES), data=st.data(), side=st.sampled_from(installed_sides()))
+def test_chunks_cut_anywhere_are_one_readers(tmp_path_factory, name, data, side):
+    """A set cut at any packets (inside a close frame's segments, a reassembly gap, a handshake...), a
+    chunk per file: the records of one reader, or (where the cut leaves a connection whose start no
+    chunk saw) those of the partitions."""
+    packets = PACKETS[name]
+    cuts = data.draw(st.lists(st.integers(1, len(packets) - 1), min_size=1, max_size=4, unique=True))
+    folder = tmp_path_factory.mktemp("cut")
+    write_set(folder, packets, cuts)
+    paths = sorted(str(path) for path in folder.iterdir())
+    expected, one = serial(paths, side, mqtt_ports=(1883, 21883, 21885))
+    found, many = parallel(paths, side, jobs=len(paths), mqtt_ports=(1883, 21883, 21885))
+    assert found == expected
+    assert many.stats == one.stats and many.errors == one.errors and many.problems == one.problems
+    assert many.how in ("chunks", "partitions")
 
 
 @given(src=st.binary(min_size=4, max_size=4) | st.binary(min_size=16, max_size=16),
@@ -145,49 +171,90 @@ def test_the_loops_take_exactly_their_partitions_segments(capture):
 
 
 def test_a_process_that_dies_is_run_again(tmp_path):
-    """The pure backend (slow enough that the kill lands while the partitions run): one pool process
-    is killed; its partitions run again in a new pool and the records are still one reader's."""
+    """The pure backend (slow enough that the kill lands while the pieces run): one pool process is
+    killed; its pieces run again in a new pool and the records are still one reader's."""
     path = tmp_path / "traffic.pcap"
-    generate_capture(path, 3_000_000)
+    generate_capture(path, 12_000_000)  # seconds of work on the pure backend: the kill lands during it
     expected, _ = serial(str(path), "py")
     found: List[Any] = []
     with use_backend("py"):
         reader = ParallelCloseRecordReader(str(path), jobs=2)
         worker = threading.Thread(target=lambda: found.extend(reader))
         worker.start()
-        killed = False
-        while worker.is_alive() and not killed:
-            children = _children()
-            if children:
-                os.kill(children[0], signal.SIGKILL)
-                killed = True
-            time.sleep(0.01)
+        killed = _kill_a_child_while(worker)
         worker.join()
     assert killed
-    assert reader.rerun, "no partition was run again"
+    assert reader.rerun, "no piece was run again"
     assert found == expected
 
 
-def _children() -> List[int]:
-    """The pids of this process's child processes (Linux /proc)."""
-    me = str(os.getpid())
-    pids = []
+def _kill_a_child_while(worker: threading.Thread) -> bool:
+    """SIGKILL the first process of the pool that appears while ``worker`` runs; whether one did."""
+    while worker.is_alive():
+        workers = _pool_workers()
+        if workers:
+            os.kill(workers[0], signal.SIGKILL)
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _pool_workers() -> List[int]:
+    """The pids of this process's pool processes (Linux /proc): its children, or, with a fork server
+    (this process has threads), the server's children; not multiprocessing's resource tracker."""
+    children: Dict[int, List[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            if fields[1] == me:
-                pids.append(int(entry))
-    return pids
+            children.setdefault(parent, []).append(int(entry))
+    workers = []
+    for pid in children.get(os.getpid(), []):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                command = file.read()
+        except OSError:
+            continue
+        if b"forkserver" in command:
+            workers += children.get(pid, [])
+        elif b"resource_tracker" not in command:
+            workers.append(pid)
+    return workers
 
 
-def test_a_partition_that_fails_for_good_names_itself_and_the_cause(tmp_path):
-    missing = tmp_path / "gone.pcap"
-    with pytest.raises(PartitionError, match=r"partition \d of 2 of .*gone\.pcap failed: FileNotFoundError"):
-        list(ParallelCloseRecordReader(str(missing), jobs=2))
+def test_a_chunk_that_fails_for_good_names_its_byte_range(tmp_path):
+    """No retries: the piece whose process is killed fails the run, named by its bytes; nothing is yielded."""
+    path = tmp_path / "traffic.pcap"
+    generate_capture(path, 12_000_000)  # seconds of work on the pure backend: the kill lands during it
+    with use_backend("py"):
+        reader = ParallelCloseRecordReader(str(path), jobs=2, retries=0)
+        failure: List[BaseException] = []
+        found: List[Any] = []
+
+        def read() -> None:
+            try:
+                found.extend(reader)
+            except PartitionError as error:
+                failure.append(error)
+
+        worker = threading.Thread(target=read)
+        worker.start()
+        _kill_a_child_while(worker)
+        worker.join()
+    assert not found
+    assert len(failure) == 1
+    assert re.match(rf"chunk [01] \(bytes \d+ to (\d+|the end) of {re.escape(str(path))}\) failed: BrokenProcessPool",
+                    str(failure[0]))
+
+
+def test_a_missing_file_or_a_bad_option_is_an_error_at_once(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        ParallelCloseRecordReader(str(tmp_path / "gone.pcap"), jobs=2)
+    with pytest.raises(ValueError):
+        ParallelCloseRecordReader(str(DATA / ALL_CAPTURES[0]), jobs=2, decode_as={80: "gopher"})
 
 
 def test_only_files_can_be_read_in_parallel():

@@ -24,7 +24,7 @@ from closecodec.capture.values cimport Packet, TcpSegment
 
 import builtins
 
-from closecodec.capture.values import FILE_SHIFT, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, check_partition
+from closecodec.capture.values import FILE_SHIFT, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, check_partition
 from closecodec.errors import DecodeError, IncompleteError, MalformedError
 
 
@@ -178,6 +178,7 @@ cdef class PacketReader:
     cdef object _rec_link
     cdef uint32_t _rec_origlen
     cdef uint32_t _rec_interface
+    cdef int64_t _rec_start  # the file offset where the current record (or pcapng block) starts
 
     def __init__(self, file, /, *, block_size=DEFAULT_BLOCK_SIZE, max_record=DEFAULT_MAX_RECORD):
         check_sizes(block_size, max_record)
@@ -370,6 +371,7 @@ cdef class PacketReader:
         cdef Py_ssize_t at = self._pos + 16
         self._pos = at + caplen
         self.frames += 1
+        self._rec_start = start
         self._rec_at = at
         self._rec_len = caplen
         self._rec_ns = <int64_t>seconds * NS + (<int64_t>fraction if self._nano else <int64_t>fraction * 1000)
@@ -941,6 +943,7 @@ cdef enum:
     TCP_FIN = 0x01
     TCP_SYN = 0x02
     TCP_RST = 0x04
+    TCP_ACK = 0x10
     # What a lane's direction takes without Python (SegmentLoop):
     LANE_NONE = 0  # nothing: every segment is returned
     LANE_ACKS = 1  # segments without payload, SYN, FIN or RST (they only mark the connection active)
@@ -976,6 +979,11 @@ cdef inline uint32_t connection_hash(const unsigned char* addresses, int size, u
     cdef uint32_t mixed = (endpoint_hash(addresses, size, src_port)
                            ^ endpoint_hash(addresses + size, size, dst_port)) * <uint32_t>0x9E3779B1
     return mixed >> 16
+
+
+def loop_key(bytes src, src_port, bytes dst, dst_port):
+    """How a segment loop keys a 4-tuple in its ``keep`` set and ``drop`` dict (packed bytes here)."""
+    return packed_key(src, src_port, dst, dst_port)
 
 
 cdef bytes packed_key(bytes src, uint16_t src_port, bytes dst, uint16_t dst_port):
@@ -1187,11 +1195,31 @@ cdef class SegmentLoop:
             the others are read and passed over. Packets without a TCP
             segment are counted in ``skipped`` by partition 0 alone, so that
             the partitions' counts add up to one loop's. None: every segment.
+        boundary: for a chunk of a capture read in parallel, where the next
+            chunk starts: the file offset of its first pcap record, or, when
+            ``packets`` is a ``PacketMerger``, the index of its first file.
+            At the first record there the loop returns ``(ITEM_BOUNDARY,
+            True)`` before that record, or ``(ITEM_BOUNDARY, False)`` when no
+            record starts at that offset; from then on it *continues*: only
+            segments whose 4-tuple is in :attr:`keep` (set it then) come out,
+            nothing is counted in ``skipped``, and a record of a file before
+            the boundary (files that overlap in time) returns
+            ``(ITEM_BOUNDARY, False)``.
+        drop: a dict from 4-tuple keys (:func:`loop_key`) to lists ``[first,
+            last, ...]`` of packet counts: segments of those 4-tuples are
+            passed over, noting the count in ``last``, and appending it for a
+            SYN without ACK. None: none is.
     """
 
     cdef PacketReader _packets
     cdef Py_ssize_t _part_index
     cdef Py_ssize_t _part_count
+    cdef int64_t _boundary
+    cdef bint _by_file
+    cdef bint _continuing
+    cdef bint _pending  # the record read before a boundary item, to take next
+    cdef dict _drop
+    cdef public object keep
     cdef dict _table  # packed 4-tuple -> (lane, direction)
     cdef CacheEntry* _cache  # in front of _table
     cdef object _skipped
@@ -1221,7 +1249,7 @@ cdef class SegmentLoop:
                     and memcmp(entries[way].key, <const char*>key, size) == 0):
                 entries[way].lane = NULL
 
-    def __init__(self, PacketReader packets, skipped, progress=None, partition=None):
+    def __init__(self, PacketReader packets, skipped, progress=None, partition=None, boundary=None, drop=None):
         self._packets = packets
         self._spans = []
         self._table = {}
@@ -1229,6 +1257,10 @@ cdef class SegmentLoop:
         self._progress = progress
         self._count = 0
         self._part_index, self._part_count = check_partition(partition)
+        self._boundary = -1 if boundary is None else boundary
+        self._by_file = isinstance(packets, PacketMerger)
+        self._drop = drop
+        self.keep = None
 
     @property
     def last_segment(self):
@@ -1264,16 +1296,31 @@ cdef class SegmentLoop:
         cdef Lane lane
         cdef object sink
         cdef list spans
+        cdef bytes packed
+        cdef int64_t position
+        cdef object entry
         while True:
-            if not r._next_record():
-                raise StopIteration
-            self._count += 1
-            if self._progress is not None and not self._count & 0xFFF:
-                self._progress(r._base + r._pos)
+            if self._pending:
+                self._pending = False  # the record read before the boundary item: take it now
+            else:
+                if not r._next_record():
+                    raise StopIteration
+                self._count += 1
+                if self._progress is not None and not self._count & 0xFFF:
+                    self._progress(r._base + r._pos)
+                if self._boundary >= 0:
+                    position = (r.frames >> FILE_SHIFT_) if self._by_file else r._rec_start
+                    if self._continuing:
+                        if position < self._boundary:  # a file of this chunk after the next chunk's first
+                            return (ITEM_BOUNDARY, False)
+                    elif position >= self._boundary:
+                        self._continuing = True
+                        self._pending = True
+                        return (ITEM_BOUNDARY, self._by_file or position == self._boundary)
             v = r._data + r._rec_at
             reason = parse_headers(v, r._rec_len, <long>r._rec_link, &h)
             if reason:
-                if not self._part_index:
+                if not self._part_index and not self._continuing:
                     text = SKIP_REASONS[reason]
                     self._skipped[text] += 1
                 continue
@@ -1283,6 +1330,24 @@ cdef class SegmentLoop:
             if self._part_count > 1 and (connection_hash(v + h.addr_at, h.addr_len, h.src_port, h.dst_port)
                                          % <uint32_t>self._part_count) != <uint32_t>self._part_index:
                 continue
+            if self._continuing or self._drop is not None:
+                if h.addr_len == 4:
+                    memcpy(key, v + h.addr_at, 8)
+                else:
+                    memcpy(key, v + h.addr_at, 32)
+                n = pack_ports(key, 2 * h.addr_len, h.src_port, h.dst_port)
+                packed = PyBytes_FromStringAndSize(<char*>key, n)
+                if self._continuing:
+                    if packed not in self.keep:
+                        continue
+                elif self._drop:
+                    found = PyDict_GetItem(self._drop, packed)
+                    if found is not NULL:  # [first, last, pure SYNs...]: packet counts
+                        entry = <object>found
+                        entry[1] = self._count
+                        if h.flags & TCP_SYN and not h.flags & TCP_ACK:
+                            entry.append(self._count)
+                        continue
             if h.missing == 0 and not h.flags & TCP_RST:
                 # Both addresses, contiguous in the IP header (fixed sizes: a memcpy of each is a few moves).
                 if h.addr_len == 4:

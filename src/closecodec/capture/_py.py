@@ -41,8 +41,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from ..buffer import byte_view
 from ..buffer._py import SHAPE_SPANS
 from ..errors import DecodeError, IncompleteError, MalformedError
-from .values import (FILE_SHIFT, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, Packet, TcpSegment, check_partition,
-                     partition_of)
+from .values import (FILE_SHIFT, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, Packet, TcpSegment,
+                     check_partition, partition_of)
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -123,6 +123,7 @@ class PacketReader:
         self._interfaces: List[Tuple[int, int, bool, int, int]] = []
         self.format: Optional[str] = None
         self.frames = 0
+        self.record_start = 0  # the file offset where the current pcap record starts
         self.error: Optional[IncompleteError] = None
 
     @property
@@ -221,6 +222,7 @@ class PacketReader:
         at = self._pos + 16
         self._pos = at + caplen
         self.frames += 1
+        self.record_start = start
         ns = seconds * _NS + (fraction if self._nano else fraction * 1000)
         return Packet(self.frames, ns, self._link, self._view[at:at + caplen], origlen, 0)
 
@@ -479,6 +481,11 @@ _VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
 _IPV6_GENERIC = frozenset((0, 43, 60, 135, 139, 140))
 
 
+def loop_key(src: bytes, src_port: int, dst: bytes, dst_port: int) -> tuple:
+    """How a segment loop keys a 4-tuple in its ``keep`` set and ``drop`` dict (a tuple here)."""
+    return (src, src_port, dst, dst_port)
+
+
 def parse_packet(data: Any, link_type: int, /) -> Union[TcpSegment, str]:
     """Find the TCP segment in one captured packet.
 
@@ -621,7 +628,7 @@ def parse_packet(data: Any, link_type: int, /) -> Union[TcpSegment, str]:
 
 # -- the per-packet loop of the close-record reader ----------------------------------
 
-_FIN, _SYN, _RST = 0x01, 0x02, 0x04
+_FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 # What a lane's direction takes without the reassembler (SegmentLoop):
 _LANE_NONE = 0  # nothing: every segment is returned
 _LANE_ACKS = 1  # segments without payload, SYN, FIN or RST (they only mark the connection active)
@@ -769,10 +776,25 @@ class SegmentLoop:
             the others are read and passed over. Packets without a TCP
             segment are counted in ``skipped`` by partition 0 alone, so that
             the partitions' counts add up to one loop's. None: every segment.
+        boundary: for a chunk of a capture read in parallel, where the next
+            chunk starts: the file offset of its first pcap record, or, when
+            ``packets`` is a ``PacketMerger``, the index of its first file.
+            At the first record there the loop returns ``(ITEM_BOUNDARY,
+            True)`` before that record, or ``(ITEM_BOUNDARY, False)`` when no
+            record starts at that offset; from then on it *continues*: only
+            segments whose 4-tuple is in :attr:`keep` (set it then) come out,
+            nothing is counted in ``skipped``, and a record of a file before
+            the boundary (files that overlap in time) returns
+            ``(ITEM_BOUNDARY, False)``.
+        drop: a dict from 4-tuple keys (:func:`loop_key`) to lists ``[first,
+            last, ...]`` of packet counts: segments of those 4-tuples are
+            passed over, noting the count in ``last``, and appending it for a
+            SYN without ACK. None: none is.
     """
 
     def __init__(self, packets: PacketReader, skipped: Any, progress: Any = None,
-                 partition: Optional[Tuple[int, int]] = None) -> None:
+                 partition: Optional[Tuple[int, int]] = None, boundary: Optional[int] = None,
+                 drop: Optional[Dict[tuple, List[int]]] = None) -> None:
         self._packets = packets
         self._table: Dict[tuple, Tuple[Lane, int]] = {}
         self._skipped = skipped
@@ -780,6 +802,12 @@ class SegmentLoop:
         self._count = 0
         self._last: Optional[Tuple[int, int]] = None
         self._part_index, self._part_count = check_partition(partition)
+        self._boundary = -1 if boundary is None else boundary
+        self._by_file = isinstance(packets, PacketMerger)
+        self._continuing = False
+        self._pending: Optional[Packet] = None
+        self._drop = drop
+        self.keep: Any = None
 
     @property
     def last_segment(self) -> Optional[Tuple[int, int]]:
@@ -802,19 +830,41 @@ class SegmentLoop:
         packets = self._packets
         table = self._table
         while True:
-            packet = next(packets)
-            self._count += 1
-            if self._progress is not None and not self._count & 0xFFF:
-                self._progress(packets.offset)
+            if self._pending is not None:
+                packet, self._pending = self._pending, None  # the record read before the boundary item
+            else:
+                packet = next(packets)
+                self._count += 1
+                if self._progress is not None and not self._count & 0xFFF:
+                    self._progress(packets.offset)
+                if self._boundary >= 0:
+                    position = packet.frame >> FILE_SHIFT if self._by_file else packets.record_start
+                    if self._continuing:
+                        if position < self._boundary:  # a file of this chunk after the next chunk's first
+                            return (ITEM_BOUNDARY, False)
+                    elif position >= self._boundary:
+                        self._continuing = True
+                        self._pending = packet
+                        return (ITEM_BOUNDARY, self._by_file or position == self._boundary)
             segment = parse_packet(packet.data, packet.link_type)
             if type(segment) is str:
-                if not self._part_index:
+                if not self._part_index and not self._continuing:
                     self._skipped[segment] += 1
                 continue
             self._last = (packet.frame, packet.timestamp_ns)
             if self._part_count > 1 and partition_of(segment.src, segment.src_port, segment.dst, segment.dst_port,
                                                      self._part_count) != self._part_index:
                 continue
+            if self._continuing:
+                if (segment.src, segment.src_port, segment.dst, segment.dst_port) not in self.keep:
+                    continue
+            elif self._drop:
+                entry = self._drop.get((segment.src, segment.src_port, segment.dst, segment.dst_port))
+                if entry is not None:  # [first, last, pure SYNs...]: packet counts
+                    entry[1] = self._count
+                    if segment.flags & _SYN and not segment.flags & _ACK:
+                        entry.append(self._count)
+                    continue
             if not segment.missing and not segment.flags & _RST:
                 found = table.get((segment.src, segment.src_port, segment.dst, segment.dst_port))
                 if found is not None:

@@ -581,6 +581,18 @@ class TcpReassembler:
     def open_connections(self) -> int:
         return len(self._open)
 
+    def open_keys(self) -> List[Tuple[bytes, int, bytes, int]]:
+        """The 4-tuples (client first) of the open connections, by stream number."""
+        return [self._open[stream].key for stream in sorted(self._open)]
+
+    def knows(self, src: bytes, src_port: int, dst: bytes, dst_port: int) -> int:
+        """Whether a segment of this 4-tuple (either direction) is an open connection's (2), a recently
+        closed one's (1: absorbed, unless a SYN starts a new one), or neither (0: it starts one)."""
+        key = (src, src_port, dst, dst_port)
+        if key in self._lookup:
+            return 2
+        return 1 if key in self._closed or (dst, dst_port, src, src_port) in self._closed else 0
+
     def add(self, frame: int, timestamp_ns: int, segment: TcpSegment) -> List[StreamEvent]:
         """Take one segment; return the events it releases, in order.
 

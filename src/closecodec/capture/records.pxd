@@ -85,6 +85,8 @@ cdef class CloseRecordReader(SourceReader):
     cdef public list files
     cdef public list problems
     cdef public tuple partition
+    cdef public object chunk
+    cdef public object chunk_report
     cdef public object _clock
     cdef public list starts
     cdef public list order

@@ -72,7 +72,7 @@ from ..websocket.deflate import MessageInflater
 from ..websocket.deflate import negotiated as deflate_negotiated
 from ..websocket.values import WebSocketClose, WebSocketMessage
 from .midstream import MIN_MESSAGES, Candidates, recognise
-from .values import FILE_SHIFT, FRAME_MASK, ITEM_DECODED, ITEM_HELD, check_partition
+from .values import FILE_SHIFT, FRAME_MASK, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, check_partition
 from .reassembly import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_MAX_BUFFER_PER_DIRECTION,
@@ -390,8 +390,14 @@ class CloseRecordReader(SourceReader):
         partition: ``(index, count)``: read every packet but only the
             connections of partition ``index`` of ``count``, by a hash of
             their addresses and ports (:func:`~closecodec.capture.partition_of`);
-            the unit of parallel reading (:mod:`closecodec.capture.parallel`
+            a unit of parallel reading (:mod:`closecodec.capture.parallel`
             puts the partitions back together as one reader's records).
+        chunk: ``(index, boundary)``: read chunk ``index`` of a capture cut in
+            time, the other unit of parallel reading: the connections that
+            start in it (after chunk 0, with a SYN), to their end, reading
+            past ``boundary`` (where the next chunk starts, as ``SegmentLoop``
+            takes it; None for the last chunk) for those still open there.
+            :attr:`chunk_report` says what the merge needs.
 
     Iterating yields :class:`CloseRecord` values as the capture is read.
 
@@ -417,7 +423,7 @@ class CloseRecordReader(SourceReader):
             ``error`` and the exceptions.
         partition: ``(index, count)``, ``(0, 1)`` when not partitioned.
         starts, order, error_order, peak_open, peak_buffered: for a
-            partition (else None): the packet count (packets read so far)
+            partition or a chunk (else None): the packet count (packets read so far)
             at each connection's start, by stream number; at which each
             record and each error was made (-1: at the end of the capture);
             the most connections open and out-of-order bytes held at once.
@@ -438,8 +444,14 @@ class CloseRecordReader(SourceReader):
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  max_buffer_per_direction: int = DEFAULT_MAX_BUFFER_PER_DIRECTION,
                  max_buffer_total: int = DEFAULT_MAX_BUFFER_TOTAL, max_closed: int = DEFAULT_MAX_CLOSED,
-                 partition: Optional[Tuple[int, int]] = None) -> None:
+                 partition: Optional[Tuple[int, int]] = None,
+                 chunk: Optional[Tuple[int, Optional[int]]] = None) -> None:
         self.partition = check_partition(partition)
+        if chunk is not None and (partition is not None or type(chunk) is not tuple or len(chunk) != 2
+                                  or type(chunk[0]) is not int or chunk[0] < 0
+                                  or not (chunk[1] is None or type(chunk[1]) is int and chunk[1] >= 0)):
+            raise ValueError(f"chunk must be (index >= 0, boundary >= 0 or None), without partition, not {chunk!r}")
+        self.chunk = chunk
         if decode_as is None:
             ports: Dict[int, str] = {}
         elif isinstance(decode_as, Mapping):
@@ -485,37 +497,21 @@ class CloseRecordReader(SourceReader):
         self.error_order: Optional[List[int]] = None
         self.peak_open: Optional[int] = None
         self.peak_buffered: Optional[int] = None
-        if partition is not None:
+        self.chunk_report: Optional[ChunkReport] = None
+        if partition is not None or chunk is not None:
             self.starts, self.order, self.error_order = [], [], []
             self.peak_open = self.peak_buffered = 0
+        if chunk is not None:
+            self.chunk_report = ChunkReport()
 
     def _open_set(self, paths: Sequence[Any], block_size: int, max_record: int) -> Any:
         """A ``PacketMerger`` over the capture files ``paths`` name, after a first look at each: a file
         that cannot be read, is not a capture or holds no packet is left out, in ``problems``."""
         reader_class = self._capture.PacketReader
         reader_class(None, block_size=block_size, max_record=max_record)  # the sizes checked here, for every file
-        files, left_out = capture_files(paths)
+        self.files, firsts, left_out = look_at_set(reader_class, paths, max_record)
         self.problems += left_out
-        self.files = []
-        opens: List[Any] = []
-        firsts: List[int] = []
-        for path in files:
-            try:
-                with open(path, "rb") as file:
-                    # A first look reads little: a small block, grown as the first record needs.
-                    first = first_packet_time(reader_class(file, block_size=FIRST_LOOK_BLOCK, max_record=max_record))
-            except OSError as error:
-                self.problems.append((path, f"cannot read it: {error.strerror or error}"))
-                continue
-            except DecodeError as error:
-                self.problems.append((path, f"not a capture file, or broken at its start: {error}"))
-                continue
-            if first is None:
-                self.problems.append((path, "holds no packet"))
-                continue
-            self.files.append(path)
-            opens.append(functools.partial(_open_packets, reader_class, path, block_size, max_record))
-            firsts.append(first)
+        opens = [functools.partial(_open_packets, reader_class, path, block_size, max_record) for path in self.files]
         return self._capture.PacketMerger(opens, firsts)
 
     def _set_failures(self) -> None:
@@ -547,9 +543,12 @@ class CloseRecordReader(SourceReader):
     @property
     def frames(self) -> int:
         """Packet records read so far (for a set, from all its files)."""
-        return self.packets.frames
+        return self.packets.frames if self._file is not None else self.packets.packets
 
     def __iter__(self) -> Iterator[CloseRecord]:
+        if self.chunk is not None:
+            yield from self._read_chunk()
+            return
         reassembler = self.reassembler
         out = self._out
         progress = self._progress
@@ -589,6 +588,92 @@ class CloseRecordReader(SourceReader):
                 out.clear()
             if progress is not None:
                 progress(self.packets.offset)
+            if self._file is None:
+                self._set_failures()
+        finally:
+            self.close()
+
+    def _read_chunk(self) -> Iterator[CloseRecord]:
+        """``__iter__`` for a chunk: its own connections, read past its end while they are open."""
+        reassembler = self.reassembler
+        out = self._out
+        index, boundary = self.chunk
+        report = self.chunk_report
+        key_of = self._capture.loop_key
+        drop: Optional[Dict[Any, List[int]]] = {} if index else None
+        loop = self._capture.SegmentLoop(self.packets, self.skipped, None, None, boundary, drop)
+        self._attach(loop)
+        self._clock = loop
+        by_lane = self._by_lane
+        keep: Any = None  # past the boundary: the 4-tuples still taken
+        try:
+            for item in loop:
+                kind = item[0]
+                if kind == ITEM_DECODED:
+                    _, frame, time, lane, d, spans = item
+                    self._decoded(by_lane[lane], d, spans, frame, time)
+                elif kind == ITEM_HELD:
+                    _, frame, time, lane, d, offset, data = item
+                    self._hold(by_lane[lane], d, offset, data, frame, time)
+                elif kind == ITEM_BOUNDARY:
+                    if not item[1] or keep is not None:
+                        report.unsure = ("no record starts at the boundary" if keep is None
+                                         else "files of the chunk overlap the next chunk's in time")
+                        break
+                    report.packets = loop.count - 1
+                    report.continued = reassembler.open_keys()
+                    if not report.continued:
+                        report.stopped = report.packets
+                        break
+                    keep = set()
+                    for src, src_port, dst, dst_port in report.continued:
+                        keep.add(key_of(src, src_port, dst, dst_port))
+                        keep.add(key_of(dst, dst_port, src, src_port))
+                    loop.keep = keep
+                else:  # ITEM_SEGMENT
+                    _, frame, time, segment = item
+                    src, src_port, dst, dst_port = segment.src, segment.src_port, segment.dst, segment.dst_port
+                    syn = segment.flags & 0x12 == 0x02  # SYN without ACK: a connection's first segment
+                    if keep is not None and syn:
+                        if reassembler.knows(src, src_port, dst, dst_port) == 2:
+                            report.unsure = "a SYN past the boundary for a connection open across it"
+                            break
+                        # A new connection on the 4-tuple of one that ended: the next chunks'.
+                        keep.discard(key_of(src, src_port, dst, dst_port))
+                        keep.discard(key_of(dst, dst_port, src, src_port))
+                        report.released.append(((src, src_port, dst, dst_port), loop.count))
+                        continue
+                    if drop is not None and keep is None and not syn \
+                            and not reassembler.knows(src, src_port, dst, dst_port):
+                        # It started before this chunk: an earlier chunk's, or no one's (the merge decides).
+                        entry = [loop.count, loop.count]
+                        drop[key_of(src, src_port, dst, dst_port)] = drop[key_of(dst, dst_port, src, src_port)] = entry
+                        report.foreign.append(((src, src_port, dst, dst_port), entry))
+                        continue
+                    open_before = reassembler.open_connections
+                    for event in reassembler.add(frame, time, segment):
+                        self._event(event, segment)
+                    if reassembler.open_connections < open_before:
+                        report.retired.append(((src, src_port, dst, dst_port), loop.count))
+                    self.peak_open = max(self.peak_open, reassembler.open_connections)
+                    self.peak_buffered = max(self.peak_buffered, reassembler.buffered)
+                    if keep is not None and not reassembler.open_connections:
+                        report.stopped = loop.count
+                        yield from out
+                        out.clear()
+                        break
+                if out:
+                    yield from out
+                    out.clear()
+            else:  # to the end of the capture
+                self._clock = None
+                for event in reassembler.finish(loop.last_segment):
+                    self._event(event, None)
+                if out:
+                    yield from out
+                    out.clear()
+                if report.packets is None:
+                    report.packets = loop.count
             if self._file is None:
                 self._set_failures()
         finally:
@@ -950,7 +1035,7 @@ class CloseRecordReader(SourceReader):
         conn.lost = True
         if len(self.errors) < 100:
             message = error.args[0] if isinstance(error, DecodeError) and error.args else str(error)
-            if frame >> FILE_SHIFT or len(self.files) > 1:
+            if self._file is None:  # a set: which of its files
                 message = f"{message} (in {self.files[frame >> FILE_SHIFT]})"
             self.errors.append((frame & FRAME_MASK, conn.value.stream, f"{what[:-7]}: {message}"))
             if self.error_order is not None:
@@ -1172,6 +1257,42 @@ class CloseRecordReader(SourceReader):
         )))
 
 
+class ChunkReport:
+    """What a chunk's reader found that the merge of a parallel read needs (packet counts are the
+    chunk's loop's: 1 is the chunk's first packet).
+
+    Attributes:
+        packets: the packets of the chunk itself (before the boundary).
+        continued: the 4-tuples (client first) of its connections open at the boundary.
+        stopped: the count where it stopped reading past the boundary (its connections had ended),
+            or None (it read to the end of the capture).
+        released: ``(4-tuple, count)``: a SYN past the boundary starting a new connection on the 4-tuple
+            of one of its connections that had ended (left to the next chunks).
+        retired: ``(4-tuple, count)`` for each of its connections that ended.
+        foreign: ``(4-tuple, [first, last, SYNs...])``: segments of connections that did not start in it,
+            passed over (after chunk 0).
+        unsure: why the chunks cannot be put together as one reader's (then the merge reads otherwise).
+    """
+
+    __slots__ = ("packets", "continued", "stopped", "released", "retired", "foreign", "unsure")
+
+    def __init__(self) -> None:
+        self.packets: Optional[int] = None
+        self.continued: List[Tuple[bytes, int, bytes, int]] = []
+        self.stopped: Optional[int] = None
+        self.released: List[Tuple[Tuple[bytes, int, bytes, int], int]] = []
+        self.retired: List[Tuple[Tuple[bytes, int, bytes, int], int]] = []
+        self.foreign: List[Tuple[Tuple[bytes, int, bytes, int], List[int]]] = []
+        self.unsure: Optional[str] = None
+
+    def __getstate__(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state: tuple) -> None:
+        for name, value in zip(self.__slots__, state):
+            setattr(self, name, value)
+
+
 def _frame_of(pending: List[Tuple[int, bytes, int, int]], size: int) -> Tuple[int, int]:
     """The frame and time of the held piece holding byte ``size - 1`` of the held bytes."""
     seen = 0
@@ -1188,6 +1309,33 @@ def _came_first(first: Tuple[int, bytes, int, int], second: Tuple[int, bytes, in
     if first[2] >> FILE_SHIFT == second[2] >> FILE_SHIFT:
         return first[2] <= second[2]
     return (first[3], first[2]) <= (second[3], second[2])
+
+
+def look_at_set(reader_class: Any, paths: Sequence[Any], max_record: int = DEFAULT_MAX_RECORD,
+                ) -> Tuple[List[str], List[int], List[Tuple[str, str]]]:
+    """The capture files of a set (files, and directories standing for their capture files), each
+    with its first packet's time, and ``(path, why)`` for those left out: unreadable, not a capture,
+    or holding no packet. ``reader_class`` is a backend's ``PacketReader``."""
+    candidates, left_out = capture_files(paths)
+    files: List[str] = []
+    firsts: List[int] = []
+    for path in candidates:
+        try:
+            with open(path, "rb") as file:
+                # A first look reads little: a small block, grown as the first record needs.
+                first = first_packet_time(reader_class(file, block_size=FIRST_LOOK_BLOCK, max_record=max_record))
+        except OSError as error:
+            left_out.append((path, f"cannot read it: {error.strerror or error}"))
+            continue
+        except DecodeError as error:
+            left_out.append((path, f"not a capture file, or broken at its start: {error}"))
+            continue
+        if first is None:
+            left_out.append((path, "holds no packet"))
+            continue
+        files.append(path)
+        firsts.append(first)
+    return files, firsts, left_out
 
 
 def _open_packets(reader_class: Any, path: str, block_size: int, max_record: int) -> Any:

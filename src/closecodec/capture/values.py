@@ -12,6 +12,7 @@ from ..value import Value
 
 __all__ = [
     "ITEM_DECODED",
+    "ITEM_BOUNDARY",
     "ITEM_HELD",
     "FILE_SHIFT",
     "FRAME_MASK",
@@ -27,6 +28,7 @@ __all__ = [
 ITEM_SEGMENT = 0  #: a TCP segment for the reassembler
 ITEM_DECODED = 1  #: what a lane's decoder returned for a frame's payload
 ITEM_HELD = 2  #: the in-order payload of a direction that holds it
+ITEM_BOUNDARY = 3  #: a chunk's loop reached the next chunk (or found that it cannot have)
 
 #: A packet of a merged capture set (``PacketMerger``) has the frame number ``index << FILE_SHIFT | frame``:
 #: the index of its file in the set, and its frame number in that file.
