@@ -24,12 +24,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from closecodec.capture import partition_of
-from closecodec.capture.parallel import ParallelCloseRecordReader, PartitionError
+from closecodec.capture.parallel import ParallelCloseRecordReader, PartitionError, find_record, read_chunk
 from closecodec.capture.records import CloseRecordReader
 
 from helpers import ALL_CAPTURES, DATA, Capture, Flow, generate_capture, installed_sides, pcap_file, use_backend, ws
 
 from test_capture_sets import PACKETS, write_set
+
+
+# Tests marked ``processes`` start a process pool or a Dask cluster; the sanitizer run leaves them out
+# (scripts/sanitizers.sh), the tests below them run the same readers in this process.
 
 
 def serial(source: Any, side: str, **options: Any) -> Tuple[List[Any], CloseRecordReader]:
@@ -58,6 +62,7 @@ def assert_same(source: Any, side: str, jobs: int, how: str = "chunks", **option
     return many
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("jobs", [2, 3, 7])
 @pytest.mark.parametrize("name", ALL_CAPTURES)
 def test_the_shared_captures_in_chunks_are_one_readers(side, name, jobs):
@@ -75,6 +80,7 @@ def traffic(tmp_path_factory) -> Tuple[Path, Path]:
     return whole, cut
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("jobs", [2, 5])
 def test_the_benchmark_traffic_in_chunks_is_one_readers(side, traffic, jobs):
     whole, cut = traffic
@@ -85,6 +91,7 @@ def test_the_benchmark_traffic_in_chunks_is_one_readers(side, traffic, jobs):
     assert "start no chunk saw" in many.why
 
 
+@pytest.mark.processes
 def test_a_rotated_set_in_chunks_is_one_readers(side, tmp_path):
     name = "websocket-close-codes.pcap"
     write_set(tmp_path, PACKETS[name], [40, 41, 200, 333])
@@ -93,6 +100,7 @@ def test_a_rotated_set_in_chunks_is_one_readers(side, tmp_path):
     assert_same([str(tmp_path)], side, 2)  # a directory: its capture files
 
 
+@pytest.mark.processes
 def test_bad_and_empty_files_of_a_set_are_named_as_one_reader_names_them(side, tmp_path):
     packets = PACKETS["websocket-close-codes.pcap"]
     write_set(tmp_path, packets, [150])
@@ -106,11 +114,13 @@ def test_bad_and_empty_files_of_a_set_are_named_as_one_reader_names_them(side, t
     assert named == {"empty.pcap", "garbage.pcap", "part-1.pcap"}
 
 
+@pytest.mark.processes
 def test_a_run_that_may_reach_a_connection_limit_is_read_again_by_one_reader(side, traffic):
     many = assert_same(str(traffic[0]), side, 2, "one reader", max_connections=200)
     assert "connection limit" in many.why
 
 
+@pytest.mark.processes
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**16), size=st.integers(20_000, 200_000), handshakes=st.booleans(),
        jobs=st.integers(2, 6), side=st.sampled_from(installed_sides()))
@@ -122,6 +132,7 @@ def test_any_cutting_of_any_traffic_is_one_readers(tmp_path, seed, size, handsha
         assert "start no chunk saw" in many.why
 
 
+@pytest.mark.processes
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(ALL_CAPTURES), data=st.data(), side=st.sampled_from(installed_sides()))
 def test_chunks_cut_anywhere_are_one_readers(tmp_path_factory, name, data, side):
@@ -170,6 +181,7 @@ def test_the_loops_take_exactly_their_partitions_segments(capture):
         assert 0 < len(mine) < len(every)
 
 
+@pytest.mark.processes
 def test_a_process_that_dies_is_run_again(tmp_path):
     """The pure backend (slow enough that the kill lands while the pieces run): one pool process is
     killed; its pieces run again in a new pool and the records are still one reader's."""
@@ -225,6 +237,7 @@ def _pool_workers() -> List[int]:
     return workers
 
 
+@pytest.mark.processes
 def test_a_chunk_that_fails_for_good_names_its_byte_range(tmp_path):
     """No retries: the piece whose process is killed fails the run, named by its bytes; nothing is yielded."""
     path = tmp_path / "traffic.pcap"
@@ -257,6 +270,39 @@ def test_a_missing_file_or_a_bad_option_is_an_error_at_once(tmp_path):
         ParallelCloseRecordReader(str(DATA / ALL_CAPTURES[0]), jobs=2, decode_as={80: "gopher"})
 
 
+def test_the_chunks_read_here_report_what_the_merge_needs(side, tmp_path):
+    """Two chunks of a rotated set read in this process (as each process of a run reads its own):
+    the first follows its open connections past the boundary until they end; the second passes over
+    their segments, which the first covered, so the merge takes the chunks; their records, put
+    together, are one reader's."""
+    write_set(tmp_path, PACKETS["websocket-close-codes.pcap"], [200])
+    paths = sorted(str(path) for path in tmp_path.iterdir())
+    with use_backend(side):
+        first = read_chunk(paths, 0, 1, {})
+        second = read_chunk(paths[1:], 1, None, {})
+    assert first.report.continued and first.report.stopped is not None
+    assert first.report.stopped > first.report.packets  # it read past its end
+    followed = {tuple(sorted([(key[0], key[1]), (key[2], key[3])])) for key in first.report.continued}
+    passed_over = {tuple(sorted([(key[0], key[1]), (key[2], key[3])])) for key, _ in second.report.foreign}
+    assert passed_over and passed_over <= followed
+    assert first.report.unsure is None and second.report.unsure is None
+    expected, _ = serial(paths, side)
+    found = sorted((r.file, r.frame, r.kind, r.code) for r in first.records + second.records)
+    assert found == sorted((r.file, r.frame, r.kind, r.code) for r in expected)  # stream numbers aside
+
+
+def test_find_record_finds_the_records_of_a_pcap_from_any_offset():
+    data = (DATA / "websocket-close-codes.pcap").read_bytes()
+    starts, pos = set(), 24
+    while pos < len(data):
+        starts.add(pos)
+        pos += 16 + int.from_bytes(data[pos + 8:pos + 12], "little")
+    snaplen = int.from_bytes(data[16:20], "little")
+    for at in range(24, len(data), 97):
+        found = find_record(data, at, "<", False, snaplen, True)
+        assert found == min((start for start in starts if start >= at), default=None)
+
+
 def test_only_files_can_be_read_in_parallel():
     with pytest.raises(ValueError, match="not standard input"):
         ParallelCloseRecordReader("-", jobs=2)
@@ -277,6 +323,7 @@ def dask_client():
     cluster.close()
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("name", ALL_CAPTURES)
 def test_a_local_cluster_gives_one_readers_records(dask_client, name):
     expected, one = serial(str(DATA / name), "c" if "c" in installed_sides() else "py")
@@ -286,6 +333,7 @@ def test_a_local_cluster_gives_one_readers_records(dask_client, name):
     assert reader.stats == one.stats
 
 
+@pytest.mark.processes
 def test_a_local_cluster_reads_the_benchmark_traffic_and_sets(dask_client, traffic, tmp_path):
     side = "c" if "c" in installed_sides() else "py"
     for path in traffic:
@@ -297,6 +345,7 @@ def test_a_local_cluster_reads_the_benchmark_traffic_and_sets(dask_client, traff
     assert list(ParallelCloseRecordReader(paths, client=dask_client)) == expected
 
 
+@pytest.mark.processes
 def test_a_dask_worker_killed_during_its_task_is_retried(dask_client, tmp_path):
     path = tmp_path / "traffic.pcap"
     generate_capture(path, 6_000_000)
@@ -315,6 +364,7 @@ def test_a_dask_worker_killed_during_its_task_is_retried(dask_client, tmp_path):
     dask_client.wait_for_workers(2, timeout=60)
 
 
+@pytest.mark.processes
 def test_the_command_with_jobs_and_a_local_cluster(tmp_path, traffic):
     pytest.importorskip("distributed", reason="the dask extra (distributed) is not installed")
     path = str(traffic[0])

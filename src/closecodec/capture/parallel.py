@@ -36,7 +36,9 @@ cause; nothing partial is returned.
 
 from __future__ import annotations
 
+import heapq
 import io
+import itertools
 import multiprocessing
 import os
 import struct
@@ -51,7 +53,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from .. import _backend
 from ..errors import DecodeError, IncompleteError
 from .records import CloseRecord, CloseRecordReader, look_at_set
-from .reassembly import DEFAULT_MAX_BUFFER_TOTAL, DEFAULT_MAX_CLOSED, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RECORD
+from .reassembly import (DEFAULT_MAX_BUFFER_TOTAL, DEFAULT_MAX_CLOSED, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RECORD,
+                         tuple_new)
 
 __all__ = ["PartitionError", "ParallelCloseRecordReader", "PieceResult", "default_jobs", "find_record",
            "read_chunk", "read_partition"]
@@ -72,7 +75,8 @@ class PartitionError(Exception):
 
 
 class PieceResult:
-    """What one piece (a partition or a chunk) found: its records and what the merge needs (picklable)."""
+    """What one piece (a partition or a chunk) found: its records (their fields, once pickled) and what the
+    merge needs."""
 
     __slots__ = ("records", "order", "starts", "errors", "error_order", "stats", "skipped", "files", "problems",
                  "error", "broken", "frames", "peak_open", "peak_buffered", "report")
@@ -95,7 +99,9 @@ class PieceResult:
         self.report = reader.chunk_report
 
     def __getstate__(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        # Records travel as their fields: the merge makes each record once, with its stream number.
+        return tuple([tuple(record) for record in self.records] if name == "records" else getattr(self, name)
+                     for name in self.__slots__)
 
     def __setstate__(self, state: tuple) -> None:
         for name, value in zip(self.__slots__, state):
@@ -348,7 +354,8 @@ class ParallelCloseRecordReader:
                 if cut <= starts[-1]:
                     continue
                 file.seek(cut)
-                data = file.read(RESYNC_WINDOW + RESYNC_RECORDS * (max_record + 16))
+                # Room for the search, then for a chain of records as long as the snap length allows.
+                data = file.read(RESYNC_WINDOW + RESYNC_RECORDS * (16 + min(snaplen or max_record, max_record)))
                 found = find_record(data, 0, order, nano, snaplen, cut + len(data) >= size, max_record)
                 if found is not None and found < RESYNC_WINDOW and cut + found < size:
                     starts.append(cut + found)
@@ -370,7 +377,9 @@ class ParallelCloseRecordReader:
         return self._on_pool(work, args, names)
 
     def _on_pool(self, work: Callable[..., PieceResult], args: List[tuple], names: List[str]) -> List[PieceResult]:
-        """The pieces in a process pool; those whose process died run again, ``retries`` times."""
+        """The pieces in a process pool; those whose process died run again, ``retries`` times. (Not one of
+        them in this process: after a fork, every page this process writes that its children still share
+        is copied first, which made that piece half as slow again.)"""
         context = _pool_context()
         results: Dict[int, PieceResult] = {}
         pending = list(range(len(args)))
@@ -459,26 +468,34 @@ class ParallelCloseRecordReader:
         streams = [[0] * len(result.starts) for result in results]
         for number, (_, p, local) in enumerate(opened):
             streams[p][local] = number
+        # Each piece's records are in the order it made them: merged by where one reader would make them
+        # (one packet is one piece's; at the end of the capture, by stream).
         made = []
         errors = []
-        for p, (result, start, shift) in enumerate(zip(results, starts, shifts)):
-            renumber = streams[p]
-            for seq, (record, count) in enumerate(zip(result.records, result.order)):
-                stream = renumber[record.stream]
-                if stream != record.stream or shift:
-                    record = CloseRecord(record.file, record.frame + shift, *record[2:3], stream, *record[4:])
-                made.append(((start + count, 0, seq) if count >= 0 else (_AT_END, stream, seq), p, record))
-            for seq, ((frame, stream, message), count) in enumerate(zip(result.errors, result.error_order)):
-                stream = renumber[stream]
-                errors.append(((start + count, 0, seq) if count >= 0 else (_AT_END, stream, seq), p,
-                               (frame + shift, stream, message)))
-        made.sort(key=lambda item: (item[0], item[1]))
-        errors.sort(key=lambda item: (item[0], item[1]))
-        self.errors = [error for _, _, error in errors[:100]]
+        for result, start, shift, renumber in zip(results, starts, shifts, streams):
+            made.append([(start + count if count >= 0 else _AT_END + renumber[record[3]],
+                          _renumbered(record, renumber, shift)) for record, count in zip(result.records, result.order)])
+            errors.append([(start + count if count >= 0 else _AT_END + renumber[stream],
+                            (frame + shift, renumber[stream], message))
+                           for (frame, stream, message), count in zip(result.errors, result.error_order)])
+        self.errors = [error for _, error in itertools.islice(heapq.merge(*errors, key=_first), 100)]
         self.stats = sum((result.stats for result in results), Counter())
         self.skipped = sum((result.skipped for result in results), Counter())
-        for _, _, record in made:
+        for _, record in heapq.merge(*made, key=_first):
             yield record
+
+
+def _first(item: Tuple[int, Any]) -> int:
+    return item[0]
+
+
+def _renumbered(record: Any, streams: List[int], shift: int) -> CloseRecord:
+    """A piece's record (or its fields, as a piece from another process sends them) with its stream as one
+    reader numbers it and its frame shifted by ``shift``."""
+    stream = streams[record[3]]
+    if type(record) is CloseRecord and stream == record[3] and not shift:
+        return record
+    return tuple_new(CloseRecord, (record[0], record[1] + shift, record[2], stream) + tuple(record[4:]))
 
 
 def _endpoints(key: Tuple[bytes, int, bytes, int]) -> Tuple[Tuple[bytes, int], Tuple[bytes, int]]:
