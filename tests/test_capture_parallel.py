@@ -374,3 +374,6 @@ def test_the_command_with_jobs_and_a_local_cluster(tmp_path, traffic):
     dask = subprocess.run(command + ["--dask", "local", "--jobs", "2"], capture_output=True, text=True, check=True)
     assert one and two == one and dask.stdout == one
     assert len(one.splitlines()) == len([json.loads(line) for line in one.splitlines()])
+    refused = subprocess.run([sys.executable, "-m", "closecodec", "capture", "-", "--jobs", "2"], input=b"",
+                             capture_output=True)
+    assert refused.returncode == 2 and b"not standard input" in refused.stderr
