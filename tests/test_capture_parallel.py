@@ -27,7 +27,8 @@ from closecodec.capture import partition_of
 from closecodec.capture.parallel import ParallelCloseRecordReader, PartitionError, find_record, read_chunk
 from closecodec.capture.records import CloseRecordReader
 
-from helpers import ALL_CAPTURES, DATA, Capture, Flow, generate_capture, installed_sides, pcap_file, use_backend, ws
+from helpers import (A4, ACK, ALL_CAPTURES, B4, DATA, FIN, MASK, SYN, Capture, Flow, generate_capture, installed_sides,
+                     pcap_file, upgrade, use_backend, ws)
 
 from test_capture_sets import PACKETS, write_set
 
@@ -141,14 +142,75 @@ def test_chunks_cut_anywhere_are_one_readers(tmp_path_factory, name, data, side)
     chunk saw) those of the partitions."""
     packets = PACKETS[name]
     cuts = data.draw(st.lists(st.integers(1, len(packets) - 1), min_size=1, max_size=4, unique=True))
+    # Tight limits too: one reader then evicts, skips holes, forgets ended connections; the pieces must not
+    # differ from it without noticing.
+    limits = data.draw(st.fixed_dictionaries({}, optional={"max_closed": st.sampled_from([1, 3]),
+                                                          "max_connections": st.sampled_from([1, 2]),
+                                                          "max_buffer_total": st.sampled_from([100, 3000])}))
     folder = tmp_path_factory.mktemp("cut")
     write_set(folder, packets, cuts)
     paths = sorted(str(path) for path in folder.iterdir())
-    expected, one = serial(paths, side, mqtt_ports=(1883, 21883, 21885))
-    found, many = parallel(paths, side, jobs=len(paths), mqtt_ports=(1883, 21883, 21885))
+    expected, one = serial(paths, side, mqtt_ports=(1883, 21883, 21885), **limits)
+    found, many = parallel(paths, side, jobs=len(paths), mqtt_ports=(1883, 21883, 21885), **limits)
     assert found == expected
     assert many.stats == one.stats and many.errors == one.errors and many.problems == one.problems
-    assert many.how in ("chunks", "partitions")
+    assert many.how in ("chunks", "partitions", "one reader")
+
+
+@pytest.mark.processes
+def test_files_that_overlap_in_time_or_tie_at_the_cut_are_not_chunked(side, tmp_path):
+    packets = PACKETS["websocket-close-codes.pcap"]
+    (tmp_path / "even.pcap").write_bytes(pcap_file(packets[0::2], nano=True))
+    (tmp_path / "odd.pcap").write_bytes(pcap_file(packets[1::2], nano=True))
+    many = assert_same(sorted(str(path) for path in tmp_path.iterdir()), side, 2, "partitions")
+    assert "overlap" in many.why
+    # A tie: the second file's first packet at the first's last packet's time, and listed first, so that
+    # one reader takes it first.
+    cut = 200
+    later = [(packets[cut - 1][0],) + tuple(packets[cut][1:])] + packets[cut + 1:]
+    (tmp_path / "b-later.pcap").write_bytes(pcap_file(later, nano=True))
+    (tmp_path / "c-earlier.pcap").write_bytes(pcap_file(packets[:cut], nano=True))
+    assert_same([str(tmp_path / "b-later.pcap"), str(tmp_path / "c-earlier.pcap")], side, 2, "partitions")
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize("client_spoke", [True, False])
+def test_a_syn_after_the_cut_for_a_connection_followed_across_it(side, tmp_path, client_spoke):
+    """A connection seen first from its SYN+ACK (the client's SYN not captured) is open at the cut; after it,
+    the client's SYN comes again: one reader takes it into that connection (the lane of a direction not yet
+    started takes it without Python, when the client has not spoken), and the next chunk must not start a
+    connection of its own there."""
+    made = Capture()
+    client, server = (A4, 50000), (B4, 8080)
+    request, response = upgrade()
+    made.add(server, client, 700000, SYN | ACK)
+    if client_spoke:
+        made.add(client, server, 1001, ACK, request)
+    made.add(server, client, 700001, ACK, response)
+    before = len(made.packets)
+    made.add(client, server, 1000, SYN)
+    made.add(client, server, 1001 + len(request), ACK, ws(8, b"\x03\xe8", mask=MASK))
+    made.add(server, client, 700001 + len(response), ACK | FIN, ws(8, b"\x03\xe8"))
+    write_set(tmp_path, made.packets, [before])
+    paths = sorted(str(path) for path in tmp_path.iterdir())
+    expected, one = serial(paths, side)
+    found, many = parallel(paths, side, jobs=2)
+    assert found == expected and many.stats == one.stats
+    assert many.how == "partitions", "the chunks were taken"
+
+
+@pytest.mark.processes
+def test_a_file_cut_short_before_a_chunk_boundary_is_read_as_one_reader_reads_it(side, tmp_path):
+    data = bytearray((DATA / "websocket-close-codes.pcap").read_bytes())
+    pos = 24
+    for _ in range(100):  # a record a quarter of the way in: its captured length now runs past the end
+        pos += 16 + int.from_bytes(data[pos + 8:pos + 12], "little")
+    data[pos + 8:pos + 12] = (len(data) + 1000).to_bytes(4, "little")
+    data[pos + 12:pos + 16] = (len(data) + 1000).to_bytes(4, "little")
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(bytes(data))
+    many = assert_same(str(path), side, 2, "partitions")
+    assert many.error is not None and "boundary" in many.why
 
 
 @given(src=st.binary(min_size=4, max_size=4) | st.binary(min_size=16, max_size=16),

@@ -178,7 +178,7 @@ cdef class PacketReader:
     cdef object _rec_link
     cdef uint32_t _rec_origlen
     cdef uint32_t _rec_interface
-    cdef int64_t _rec_start  # the file offset where the current record (or pcapng block) starts
+    cdef int64_t _rec_start  # the file offset where the current pcap record starts
 
     def __init__(self, file, /, *, block_size=DEFAULT_BLOCK_SIZE, max_record=DEFAULT_MAX_RECORD):
         check_sizes(block_size, max_record)
@@ -562,6 +562,14 @@ cdef class PacketMerger(PacketReader):
     cdef list _spares
     cdef public list failures
     cdef public Py_ssize_t packets
+
+    def open_before(self, Py_ssize_t index):
+        """Whether a file before ``index`` (in the order given) still has packets to merge."""
+        cdef Py_ssize_t i
+        for i in range(min(index, len(self._readers))):
+            if self._readers[i] is not None:
+                return True
+        return False
 
     def __init__(self, opens, firsts, /):
         if type(opens) is not list or type(firsts) is not list or len(opens) != len(firsts):
@@ -1200,7 +1208,9 @@ cdef class SegmentLoop:
             ``packets`` is a ``PacketMerger``, the index of its first file.
             At the first record there the loop returns ``(ITEM_BOUNDARY,
             True)`` before that record, or ``(ITEM_BOUNDARY, False)`` when no
-            record starts at that offset; from then on it *continues*: only
+            record starts at that offset (or, for a merger, when that record's
+            time equals the one before: a tie the whole set may merge the other
+            way); from then on it *continues*: only
             segments whose 4-tuple is in :attr:`keep` (set it then) come out,
             nothing is counted in ``skipped``, and a record of a file before
             the boundary (files that overlap in time) returns
@@ -1218,6 +1228,8 @@ cdef class SegmentLoop:
     cdef bint _by_file
     cdef bint _continuing
     cdef bint _pending  # the record read before a boundary item, to take next
+    cdef int64_t _prev_ns  # the time of the record before (a set's chunk: a tie across the boundary)
+    cdef object _prev_time
     cdef dict _drop
     cdef public object keep
     cdef dict _table  # packed 4-tuple -> (lane, direction)
@@ -1259,6 +1271,7 @@ cdef class SegmentLoop:
         self._part_index, self._part_count = check_partition(partition)
         self._boundary = -1 if boundary is None else boundary
         self._by_file = isinstance(packets, PacketMerger)
+        self._continuing = self._pending = False
         self._drop = drop
         self.keep = None
 
@@ -1316,7 +1329,13 @@ cdef class SegmentLoop:
                     elif position >= self._boundary:
                         self._continuing = True
                         self._pending = True
-                        return (ITEM_BOUNDARY, self._by_file or position == self._boundary)
+                        if self._by_file:  # a tie in time across the boundary may be merged otherwise
+                            return (ITEM_BOUNDARY, r._timestamp() != (self._prev_ns if self._prev_time is None
+                                                                      else self._prev_time))
+                        return (ITEM_BOUNDARY, position == self._boundary)
+                    elif self._by_file:
+                        self._prev_ns = r._rec_ns
+                        self._prev_time = r._rec_time
             v = r._data + r._rec_at
             reason = parse_headers(v, r._rec_len, <long>r._rec_link, &h)
             if reason:

@@ -406,6 +406,10 @@ class PacketMerger:
         self._last = -1
         self._next = len(self._order)
 
+    def open_before(self, index: int) -> bool:
+        """Whether a file before ``index`` (in the order given) still has packets to merge."""
+        return any(reader is not None for reader in self._readers[:index])
+
     def _read(self, i: int) -> None:
         """Read file ``i``'s next packet; retire it at its end, noting why it ended early."""
         reader = self._readers[i]
@@ -781,7 +785,9 @@ class SegmentLoop:
             ``packets`` is a ``PacketMerger``, the index of its first file.
             At the first record there the loop returns ``(ITEM_BOUNDARY,
             True)`` before that record, or ``(ITEM_BOUNDARY, False)`` when no
-            record starts at that offset; from then on it *continues*: only
+            record starts at that offset (or, for a merger, when that record's
+            time equals the one before: a tie the whole set may merge the other
+            way); from then on it *continues*: only
             segments whose 4-tuple is in :attr:`keep` (set it then) come out,
             nothing is counted in ``skipped``, and a record of a file before
             the boundary (files that overlap in time) returns
@@ -806,6 +812,7 @@ class SegmentLoop:
         self._by_file = isinstance(packets, PacketMerger)
         self._continuing = False
         self._pending: Optional[Packet] = None
+        self._prev: Any = None  # the time of the record before (a set's chunk: a tie across the boundary)
         self._drop = drop
         self.keep: Any = None
 
@@ -845,7 +852,11 @@ class SegmentLoop:
                     elif position >= self._boundary:
                         self._continuing = True
                         self._pending = packet
-                        return (ITEM_BOUNDARY, self._by_file or position == self._boundary)
+                        if self._by_file:  # a tie in time across the boundary may be merged otherwise
+                            return (ITEM_BOUNDARY, packet.timestamp_ns != self._prev)
+                        return (ITEM_BOUNDARY, position == self._boundary)
+                    elif self._by_file:
+                        self._prev = packet.timestamp_ns
             segment = parse_packet(packet.data, packet.link_type)
             if type(segment) is str:
                 if not self._part_index and not self._continuing:

@@ -15,8 +15,10 @@ Two ways to cut the work, both giving one reader's records, order, stream number
   overlap in time, a boundary inside a record) and the chunks are not used.
 - **Partitions of the connections** (otherwise): every process reads the whole capture
   but decodes only the connections that hash to it (:func:`~closecodec.capture.partition_of`).
-  A connection is whole in one partition, so this is exact for any capture; it costs
-  every process the reading of every packet.
+  A connection is whole in one partition, so its records are one reader's whatever its
+  length; it costs every process the reading of every packet. (Each partition remembers
+  only its own ended connections, ``max_closed`` of them, longer than one reader: when the
+  chunks find that this matters, the capture is read by one reader.)
 
 Putting the pieces together: stream numbers come from the packet count at each
 connection's start (every piece counts packets alike); records are merged by the packet
@@ -79,7 +81,7 @@ class PieceResult:
     merge needs."""
 
     __slots__ = ("records", "order", "starts", "errors", "error_order", "stats", "skipped", "files", "problems",
-                 "error", "broken", "frames", "peak_open", "peak_buffered", "report")
+                 "error", "broken", "frames", "peak_open", "peak_buffered", "limited", "report")
 
     def __init__(self, reader: CloseRecordReader, records: List[CloseRecord], broken: Optional[DecodeError]) -> None:
         self.records = records
@@ -96,6 +98,8 @@ class PieceResult:
         self.frames: int = reader.frames
         self.peak_open: int = reader.peak_open
         self.peak_buffered: int = reader.peak_buffered
+        # It reached a limit itself: evicted a connection, or skipped holes for the total held.
+        self.limited = bool(reader.reassembler.stats["evicted"] or reader.reassembler.relieved)
         self.report = reader.chunk_report
 
     def __getstate__(self) -> tuple:
@@ -297,6 +301,8 @@ class ParallelCloseRecordReader:
             self.how = "partitions"
         else:
             count = 1
+        if self.why is not None and self.why.startswith(_MAX_CLOSED):
+            count = 1  # partitions remember ended connections per partition too
         results = self._run(read_partition, [(self._source, index, count, self._options) for index in range(count)],
                             [f"partition {index} of {count} of {_describe(self._source)}" for index in range(count)])
         if count > 1 and not self._within_limits(results):
@@ -419,7 +425,8 @@ class ParallelCloseRecordReader:
         """Whether one reader surely stayed within the connection limits (never evicted or skipped for them)."""
         max_open = self._options.get("max_connections", DEFAULT_MAX_CONNECTIONS)
         max_held = self._options.get("max_buffer_total", DEFAULT_MAX_BUFFER_TOTAL)
-        return (sum(result.peak_open for result in results) <= max_open
+        return (not any(result.limited for result in results)
+                and sum(result.peak_open for result in results) <= max_open
                 and sum(result.peak_buffered for result in results) <= max_held)
 
     # -- merging -----------------------------------------------------------------------------------
@@ -438,7 +445,7 @@ class ParallelCloseRecordReader:
         starts = [0]  # each chunk's first packet, as one reader counts them (0-based)
         for result in results:
             starts.append(starts[-1] + result.report.packets)
-        why = _check_passed_over(results, starts, self._options.get("max_closed", DEFAULT_MAX_CLOSED))
+        why = _check_chunks(results, starts, self._options.get("max_closed", DEFAULT_MAX_CLOSED))
         if why is not None:
             self.why = why
             return None
@@ -504,10 +511,18 @@ def _endpoints(key: Tuple[bytes, int, bytes, int]) -> Tuple[Tuple[bytes, int], T
     return (one, other) if one <= other else (other, one)
 
 
-def _check_passed_over(results: List[PieceResult], starts: List[int], max_closed: int) -> Optional[str]:
-    """Why the packets the chunks passed over are not what one reader would have read as the chunks did,
-    or None: each must be a connection's that an earlier chunk followed while it did, or come after its
-    connection's end, within one reader's memory of ended connections (``max_closed``), and not be a SYN."""
+_MAX_CLOSED = "more connections ended meanwhile than one reader remembers"
+
+
+def _check_chunks(results: List[PieceResult], starts: List[int], max_closed: int) -> Optional[str]:
+    """Why the chunks did not read the capture as one reader would, or None.
+
+    Every segment a chunk passed over must be a connection's that an earlier chunk followed while it
+    did, or come after its connection's end (no SYN among them), within one reader's memory of ended
+    connections (``max_closed``); a connection a chunk started must not be on the 4-tuple of one an
+    earlier chunk was following then; and every segment a chunk dropped after its connection's end
+    must be one one reader still remembered.
+    """
     followed: Dict[Any, List[Tuple[int, float, Optional[int]]]] = {}  # endpoints -> (chunk, until, released at)
     ended: Dict[Any, List[int]] = {}  # endpoints -> where its connections ended
     every_end: List[int] = []
@@ -525,8 +540,28 @@ def _check_passed_over(results: List[PieceResult], starts: List[int], max_closed
     for ends in ended.values():
         ends.sort()
     every_end.sort()
+
+    def forgotten(pair: Any, first: int, last: int) -> Optional[str]:
+        """Why one reader would not drop the segments of ``pair`` from ``first`` to ``last`` as coming
+        after its connection's end."""
+        before = ended.get(pair, [])
+        i = bisect_left(before, first)
+        if not i:
+            return "a connection whose start no chunk saw (it started before the capture, or its SYN is missing)"
+        if bisect_left(every_end, last) - bisect_right(every_end, before[i - 1]) >= max_closed:
+            return f"{_MAX_CLOSED} (max_closed)"
+        return None
+
     for j, result in enumerate(results):
         start = starts[j]
+        for key, count in result.report.opened:
+            for k, until, released in followed.get(_endpoints(key), ()):
+                if k < j and until >= start + count and (released is None or released > start + count):
+                    return "a connection started on the 4-tuple of one that an earlier chunk followed"
+        for key, count in result.report.absorbed:
+            why = forgotten(_endpoints(key), start + count, start + count)
+            if why is not None:
+                return why
         for key, entry in result.report.foreign:
             pair = _endpoints(key)
             first, last, syns = start + entry[0], start + entry[1], [start + count for count in entry[2:]]
@@ -538,15 +573,11 @@ def _check_passed_over(results: List[PieceResult], starts: List[int], max_closed
                     uncovered = max(uncovered, until + 1)
             if uncovered > last:
                 continue  # all of it read by the chunk that followed the connection
-            before = ended.get(pair, [])
-            i = bisect_left(before, uncovered)
-            if not i:
-                return "a connection whose start no chunk saw (it started before the capture, or its SYN is missing)"
             if any(count >= uncovered for count in syns):
                 return "a SYN on the 4-tuple of an ended connection, passed over"
-            later = bisect_right(every_end, last) - bisect_right(every_end, before[i - 1])
-            if later >= max_closed:
-                return "more connections ended meanwhile than one reader remembers (max_closed)"
+            why = forgotten(pair, uncovered, last)
+            if why is not None:
+                return why
     return None
 
 

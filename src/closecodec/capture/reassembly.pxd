@@ -53,6 +53,7 @@ cdef class TcpReassembler:
     cdef public object _frame
     cdef public object _time
     cdef public object stats
+    cdef public object relieved
     cdef public object _loop
 
     @cython.locals(conn=_Connection)

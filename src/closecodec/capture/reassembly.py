@@ -552,6 +552,7 @@ class TcpReassembler:
         self._frame = 0
         self._time = 0
         self.stats: Counter = Counter()
+        self.relieved = 0  # connections whose holes were skipped for max_buffer_total
         self._loop: Any = None
 
     def attach(self, loop: Any) -> None:
@@ -846,6 +847,7 @@ class TcpReassembler:
             conn = self._open.get(stream)
             if conn is None:
                 continue
+            self.relieved += 1
             for direction in (0, 1):
                 half: _DirectionState = conn.halves[direction]
                 while half.pieces:

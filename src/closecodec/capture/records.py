@@ -616,8 +616,8 @@ class CloseRecordReader(SourceReader):
                     _, frame, time, lane, d, offset, data = item
                     self._hold(by_lane[lane], d, offset, data, frame, time)
                 elif kind == ITEM_BOUNDARY:
-                    if not item[1] or keep is not None:
-                        report.unsure = ("no record starts at the boundary" if keep is None
+                    if not item[1] or keep is not None or self._file is None and self.packets.open_before(boundary):
+                        report.unsure = ("no record starts at the boundary" if self._file is not None
                                          else "files of the chunk overlap the next chunk's in time")
                         break
                     report.packets = loop.count - 1
@@ -643,17 +643,23 @@ class CloseRecordReader(SourceReader):
                         keep.discard(key_of(dst, dst_port, src, src_port))
                         report.released.append(((src, src_port, dst, dst_port), loop.count))
                         continue
-                    if drop is not None and keep is None and not syn \
-                            and not reassembler.knows(src, src_port, dst, dst_port):
+                    known = reassembler.knows(src, src_port, dst, dst_port)
+                    if drop is not None and keep is None and not syn and not known:
                         # It started before this chunk: an earlier chunk's, or no one's (the merge decides).
                         entry = [loop.count, loop.count]
                         drop[key_of(src, src_port, dst, dst_port)] = drop[key_of(dst, dst_port, src, src_port)] = entry
                         report.foreign.append(((src, src_port, dst, dst_port), entry))
                         continue
+                    if known == 1 and not syn:  # after its connection's end: dropped, if one reader remembers it
+                        report.absorbed.append(((src, src_port, dst, dst_port), loop.count))
                     open_before = reassembler.open_connections
+                    streams_before = reassembler._streams
                     for event in reassembler.add(frame, time, segment):
                         self._event(event, segment)
-                    if reassembler.open_connections < open_before:
+                    started = reassembler._streams - streams_before
+                    if started and index and keep is None:
+                        report.opened.append(((src, src_port, dst, dst_port), loop.count))
+                    for _ in range(open_before + started - reassembler.open_connections):
                         report.retired.append(((src, src_port, dst, dst_port), loop.count))
                     self.peak_open = max(self.peak_open, reassembler.open_connections)
                     self.peak_buffered = max(self.peak_buffered, reassembler.buffered)
@@ -674,6 +680,8 @@ class CloseRecordReader(SourceReader):
                     out.clear()
                 if report.packets is None:
                     report.packets = loop.count
+                    if boundary is not None:  # stopped short of it: cut, or broken, where one reader stops
+                        report.unsure = "the capture ends before the chunk's boundary"
             if self._file is None:
                 self._set_failures()
         finally:
@@ -1271,10 +1279,13 @@ class ChunkReport:
         retired: ``(4-tuple, count)`` for each of its connections that ended.
         foreign: ``(4-tuple, [first, last, SYNs...])``: segments of connections that did not start in it,
             passed over (after chunk 0).
+        opened: ``(4-tuple, count)`` for each connection it started (after chunk 0, before its boundary).
+        absorbed: ``(4-tuple, count)`` for each segment it dropped as coming after its connection's end.
         unsure: why the chunks cannot be put together as one reader's (then the merge reads otherwise).
     """
 
-    __slots__ = ("packets", "continued", "stopped", "released", "retired", "foreign", "unsure")
+    __slots__ = ("packets", "continued", "stopped", "released", "retired", "foreign", "opened", "absorbed",
+                 "unsure")
 
     def __init__(self) -> None:
         self.packets: Optional[int] = None
@@ -1283,6 +1294,8 @@ class ChunkReport:
         self.released: List[Tuple[Tuple[bytes, int, bytes, int], int]] = []
         self.retired: List[Tuple[Tuple[bytes, int, bytes, int], int]] = []
         self.foreign: List[Tuple[Tuple[bytes, int, bytes, int], List[int]]] = []
+        self.opened: List[Tuple[Tuple[bytes, int, bytes, int], int]] = []
+        self.absorbed: List[Tuple[Tuple[bytes, int, bytes, int], int]] = []
         self.unsure: Optional[str] = None
 
     def __getstate__(self) -> tuple:
