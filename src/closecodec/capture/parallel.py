@@ -392,18 +392,27 @@ class ParallelCloseRecordReader:
         attempts = 0
         while pending:
             died: List[int] = []
+            cause: Optional[BaseException] = None
             with ProcessPoolExecutor(max_workers=min(self.jobs, len(pending)), mp_context=context) as pool:
-                futures = {index: pool.submit(work, *args[index]) for index in pending}
-                for index, future in futures.items():
+                futures = {}
+                try:
+                    for index in pending:
+                        futures[index] = pool.submit(work, *args[index])
+                except (BrokenProcessPool, OSError) as error:  # a process died while the pool started another
+                    cause = error
+                for index in pending:
+                    if index not in futures:
+                        died.append(index)
+                        continue
                     try:
-                        results[index] = future.result()
+                        results[index] = futures[index].result()
                     except BrokenProcessPool as error:
                         died.append(index)
-                        cause: BaseException = error
+                        cause = error
                     except Exception as error:
                         raise _failed(names[index], error) from error
             if died and attempts >= self._retries:
-                raise _failed(names[died[0]], cause)
+                raise _failed(names[died[0]], cause or BrokenProcessPool("a process of the pool died"))
             attempts += 1
             self.rerun += died
             pending = died
