@@ -485,11 +485,13 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             reader = _parallel_reader(source, args, options, opened)
         else:
             reader = CloseRecordReader(source, progress=progress, **options)
-    except OSError as error:
-        print(f"closecodec capture: cannot read {name}: {error.strerror or error}", file=err)
-        return 2
-    except _Refused as refused:
-        print(f"closecodec capture: {refused}", file=err)
+    except (OSError, _Refused) as error:
+        for thing in reversed(opened):
+            thing.close()
+        if isinstance(error, _Refused):
+            print(f"closecodec capture: {error}", file=err)
+        else:
+            print(f"closecodec capture: cannot read {name}: {error.strerror or error}", file=err)
         return 2
 
     tests: List[Callable[[Any], bool]] = []
@@ -634,7 +636,10 @@ def _parallel_reader(source: Any, args: argparse.Namespace, options: Dict[str, A
             opened.append(cluster)
             client = Client(cluster)
         else:
-            client = Client(args.dask)
+            try:
+                client = Client(args.dask)
+            except (OSError, ValueError) as error:  # refused, timed out, or not an address
+                raise _Refused(f"cannot reach the Dask scheduler at {args.dask}: {error}") from None
         opened.append(client)
     return ParallelCloseRecordReader(source, jobs=args.jobs, client=client, **options)
 
