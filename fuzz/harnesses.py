@@ -306,16 +306,21 @@ def merge(data: bytes) -> None:
                  _merged(capture_py, parts, block_size))
 
 
-def _read_closes(side: str, data: bytes, lanes: bool = True) -> Dict[str, Any]:
-    with use_backend(side):
-        reader = CloseRecordReader(io.BytesIO(data)) if lanes else without_lanes(io.BytesIO(data))
+def _records_and_end(reader: Any) -> Tuple[List[Any], Any]:
+    """A close-record reader's records (canonical) and how it ended (None, or the error)."""
     records = []
     try:
         for record in reader:
             records.append(canon(record))
-        end = None
     except DecodeError as error:
-        end = canon_error(error)
+        return records, canon_error(error)
+    return records, None
+
+
+def _read_closes(side: str, data: bytes, lanes: bool = True) -> Dict[str, Any]:
+    with use_backend(side):
+        reader = CloseRecordReader(io.BytesIO(data)) if lanes else without_lanes(io.BytesIO(data))
+    records, end = _records_and_end(reader)
     return {"records": records, "end": end, "stats": canon(dict(reader.stats)),
             "skipped": canon(dict(reader.skipped)), "errors": canon(reader.errors),
             "error": canon(reader.error), "position": reader.position}
@@ -336,13 +341,7 @@ def closes(data: bytes) -> None:
 def _read_chunk(side: str, data: bytes, index: int, boundary: Any) -> Dict[str, Any]:
     with use_backend(side):
         reader = CloseRecordReader(io.BytesIO(data), chunk=(index, boundary))
-    records = []
-    try:
-        for record in reader:
-            records.append(canon(record))
-        end = None
-    except DecodeError as error:
-        end = canon_error(error)
+    records, end = _records_and_end(reader)
     report = reader.chunk_report
     return {"records": records, "end": end, "order": reader.order, "starts": reader.starts,
             "report": canon([getattr(report, name) for name in report.__slots__]),

@@ -1349,7 +1349,7 @@ cdef class SegmentLoop:
             if self._part_count > 1 and (connection_hash(v + h.addr_at, h.addr_len, h.src_port, h.dst_port)
                                          % <uint32_t>self._part_count) != <uint32_t>self._part_index:
                 continue
-            if self._continuing or self._drop is not None:
+            if self._continuing or self._drop:  # a 4-tuple key, only for a filter that has keys
                 if h.addr_len == 4:
                     memcpy(key, v + h.addr_at, 8)
                 else:

@@ -449,7 +449,7 @@ class CloseRecordReader(SourceReader):
         self.partition = check_partition(partition)
         if chunk is not None and (partition is not None or type(chunk) is not tuple or len(chunk) != 2
                                   or type(chunk[0]) is not int or chunk[0] < 0
-                                  or not (chunk[1] is None or type(chunk[1]) is int and chunk[1] >= 0)):
+                                  or not (chunk[1] is None or type(chunk[1]) is int and 0 <= chunk[1] < 1 << 62)):
             raise ValueError(f"chunk must be (index >= 0, boundary >= 0 or None), without partition, not {chunk!r}")
         self.chunk = chunk
         if decode_as is None:
@@ -580,12 +580,7 @@ class CloseRecordReader(SourceReader):
                 if out:
                     yield from out
                     out.clear()
-            self._clock = None
-            for event in reassembler.finish(loop.last_segment):
-                self._event(event, None)
-            if out:
-                yield from out
-                out.clear()
+            yield from self._at_end(loop)
             if progress is not None:
                 progress(self.packets.offset)
             if self._file is None:
@@ -672,12 +667,7 @@ class CloseRecordReader(SourceReader):
                     yield from out
                     out.clear()
             else:  # to the end of the capture
-                self._clock = None
-                for event in reassembler.finish(loop.last_segment):
-                    self._event(event, None)
-                if out:
-                    yield from out
-                    out.clear()
+                yield from self._at_end(loop)
                 if report.packets is None:
                     report.packets = loop.count
                     if boundary is not None:  # stopped short of it: cut, or broken, where one reader stops
@@ -686,6 +676,14 @@ class CloseRecordReader(SourceReader):
                 self._set_failures()
         finally:
             self.close()
+
+    def _at_end(self, loop: Any) -> Iterator[CloseRecord]:
+        """The records the end of the capture makes: every open connection ended, in stream order."""
+        self._clock = None
+        for event in self.reassembler.finish(loop.last_segment):
+            self._event(event, None)
+        yield from self._out
+        self._out.clear()
 
     def _attach(self, loop: Any) -> None:
         """Give the segment loop the reassembler's lanes: in-order bytes of recognised connections go
