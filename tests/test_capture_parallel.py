@@ -437,3 +437,112 @@ def test_the_command_with_jobs_and_a_local_cluster(tmp_path, traffic):
                                  env={**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"})
     assert unreachable.returncode == 2 and not unreachable.stdout
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in unreachable.stderr
+
+
+# -- the records as a Dask DataFrame ------------------------------------------------------------
+
+
+def expected_frame(source: Any, side: str, **options: Any) -> Any:
+    from closecodec.capture.dataframe import _frame
+
+    return _frame(serial(source, side, **options)[0])
+
+
+def computed(source: Any, side: str, chunks: int, **options: Any) -> Tuple[Any, List[int]]:
+    """The DataFrame computed in this process (on ``side``), and its partitions' lengths."""
+    dd = pytest.importorskip("dask.dataframe", reason="the dask extra (Dask's DataFrame) is not installed")
+    from closecodec.capture.dataframe import records_dataframe
+
+    import dask
+    import pandas
+
+    with use_backend(side):
+        frame = records_dataframe(source, chunks=chunks, **options)
+        assert isinstance(frame, dd.DataFrame)
+        parts = dask.compute(*frame.to_delayed(), scheduler="sync")
+    return pandas.concat(parts, ignore_index=True), [len(part) for part in parts]
+
+
+@pytest.fixture(scope="module")
+def longer_traffic(tmp_path_factory) -> Path:
+    """The benchmark's traffic, long enough for connections to end in every chunk of five."""
+    path = tmp_path_factory.mktemp("longer") / "traffic.pcap"
+    generate_capture(path, 15_000_000)
+    return path
+
+
+@pytest.mark.parametrize("chunks", [2, 5])
+def test_the_dataframe_holds_one_readers_records_in_its_order(side, longer_traffic, chunks):
+    path = str(longer_traffic)
+    frame, lengths = computed(path, side, chunks)
+    assert frame.equals(expected_frame(path, side))
+    assert str(frame.dtypes["time"]) == "timestamp[ns, tz=UTC][pyarrow]"
+    # Partition k: the records one reader makes while it reads chunk k's packets (a record's frame is the
+    # packet that completes it), those the end of the capture makes in the last.
+    offsets = ParallelCloseRecordReader(path, jobs=chunks)._plan()[1][:-1]
+    data = longer_traffic.read_bytes()
+    firsts, pos, count = [], 24, 0  # each chunk's first packet (1-based)
+    while pos < len(data):
+        count += 1
+        if pos in offsets:
+            firsts.append(count)
+        pos += 16 + int.from_bytes(data[pos + 8:pos + 12], "little")
+    assert len(lengths) == chunks and len(firsts) == chunks - 1
+    at = 0
+    for k, length in enumerate(lengths):
+        frames = frame["frame"][at:at + length].tolist()
+        at += length
+        low, high = ([1] + firsts)[k], (firsts + [count + 1])[k]
+        assert all(low <= f < high for f in frames), (k, low, high)
+    assert all(lengths[1:]), lengths
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(ALL_CAPTURES), data=st.data(), side=st.sampled_from(installed_sides()))
+def test_the_dataframe_of_a_set_cut_anywhere_is_one_readers(tmp_path_factory, name, data, side):
+    """As test_chunks_cut_anywhere_are_one_readers, for the DataFrame: where the chunks cannot be used, its
+    first partition is one reader's."""
+    packets = PACKETS[name]
+    cuts = data.draw(st.lists(st.integers(1, len(packets) - 1), min_size=1, max_size=4, unique=True))
+    limits = data.draw(st.fixed_dictionaries({}, optional={"max_closed": st.sampled_from([1, 3]),
+                                                          "max_connections": st.sampled_from([1, 2])}))
+    folder = tmp_path_factory.mktemp("cut")
+    write_set(folder, packets, cuts)
+    paths = sorted(str(path) for path in folder.iterdir())
+    options = dict(mqtt_ports=(1883, 21883, 21885), **limits)
+    frame, lengths = computed(paths, side, len(paths), **options)
+    assert frame.equals(expected_frame(paths, side, **options))
+    assert len(lengths) == len(paths)
+
+
+def test_a_dataframe_whose_chunks_cannot_be_used_is_read_by_one_reader(side, tmp_path):
+    packets = PACKETS["websocket-close-codes.pcap"]
+    (tmp_path / "even.pcap").write_bytes(pcap_file(packets[0::2], nano=True))
+    (tmp_path / "odd.pcap").write_bytes(pcap_file(packets[1::2], nano=True))  # overlapping in time
+    paths = sorted(str(path) for path in tmp_path.iterdir())
+    frame, lengths = computed(paths, side, 2)
+    assert frame.equals(expected_frame(paths, side))
+    assert lengths[0] == len(frame) > 0 and lengths[1:] == [0]
+    # A pcapng file is not cut in time: one partition.
+    path = str(DATA / "mqtt5-session-takeover.pcapng")
+    frame, lengths = computed(path, side, 2)
+    assert frame.equals(expected_frame(path, side)) and lengths == [len(frame)]
+
+
+@pytest.mark.processes
+def test_the_dataframe_on_a_local_cluster(dask_client, traffic, tmp_path):
+    from closecodec.capture.dataframe import records_dataframe
+
+    side = "c" if "c" in installed_sides() else "py"
+    path = str(traffic[0])
+    frame = records_dataframe(path)  # as many chunks as the cluster has worker threads
+    assert frame.npartitions == 2
+    assert frame.compute().reset_index(drop=True).equals(expected_frame(path, side))
+    # What users do with it: filter, count, write Parquet, read it back.
+    closes = frame[frame["kind"] == "ws_close"]
+    assert len(closes) == int((expected_frame(path, side)["kind"] == "ws_close").sum()) > 0
+    frame.to_parquet(str(tmp_path / "out"))
+    import pandas
+
+    back = pandas.read_parquet(str(tmp_path / "out"), dtype_backend="pyarrow").reset_index(drop=True)
+    assert back["frame"].tolist() == expected_frame(path, side)["frame"].tolist()

@@ -305,7 +305,7 @@ class ParallelCloseRecordReader:
             count = 1  # partitions remember ended connections per partition too
         results = self._run(read_partition, [(self._source, index, count, self._options) for index in range(count)],
                             [f"partition {index} of {count} of {_describe(self._source)}" for index in range(count)])
-        if count > 1 and not self._within_limits(results):
+        if count > 1 and not _within_limits(results, self._options):
             self.why = "the pieces together may have reached a connection limit"
             results = [read_partition(self._source, 0, 1, self._options)]
         if len(results) == 1:
@@ -430,43 +430,23 @@ class ParallelCloseRecordReader:
                 raise _failed(names[index], error) from error
         return results
 
-    def _within_limits(self, results: List[PieceResult]) -> bool:
-        """Whether one reader surely stayed within the connection limits (never evicted or skipped for them)."""
-        max_open = self._options.get("max_connections", DEFAULT_MAX_CONNECTIONS)
-        max_held = self._options.get("max_buffer_total", DEFAULT_MAX_BUFFER_TOTAL)
-        return (not any(result.limited for result in results)
-                and sum(result.peak_open for result in results) <= max_open
-                and sum(result.peak_buffered for result in results) <= max_held)
-
     # -- merging -----------------------------------------------------------------------------------
 
     def _merge_chunks(self, results: List[PieceResult], files: List[str],
                       problems: List[Tuple[str, str]]) -> Optional[Iterator[CloseRecord]]:
         """The chunks' records as one reader's, or None (and ``why``) when they cannot be."""
-        for result in results:
-            if result.broken is not None or result.report.unsure is not None:
-                self.why = "the structure of the capture is broken" if result.report.unsure is None \
-                    else result.report.unsure
-                return None
-        if not self._within_limits(results):
-            self.why = "the pieces together may have reached a connection limit"
+        self.why = _chunks_fail(results, self._options)
+        if self.why is not None:
             return None
-        starts = [0]  # each chunk's first packet, as one reader counts them (0-based)
-        for result in results:
-            starts.append(starts[-1] + result.report.packets)
-        why = _check_chunks(results, starts, self._options.get("max_closed", DEFAULT_MAX_CLOSED))
-        if why is not None:
-            self.why = why
-            return None
+        starts = _chunk_starts(results)
         single = isinstance(self._source, str) and not os.path.isdir(self._source)
-        shifts = [starts[k] if single else 0 for k in range(len(results))]  # frame numbers of a file's ranges
         self.files = [self._source] if single else files
         self.problems = list(problems)
         for result in results:  # files cut short, found by the chunk that read them (and any that followed)
             self.problems += [problem for problem in result.problems if problem not in self.problems]
         self.error = results[-1].error
         self.frames = starts[-1]
-        return self._merge(results, starts[:-1], shifts)
+        return self._merge(results, starts[:-1], _chunk_shifts(starts, single))
 
     def _merge_partitions(self, results: List[PieceResult]) -> Iterator[CloseRecord]:
         first = results[0]
@@ -478,27 +458,71 @@ class ParallelCloseRecordReader:
     def _merge(self, results: List[PieceResult], starts: List[int], shifts: List[int]) -> Iterator[CloseRecord]:
         """The pieces' records, errors and counters as one reader's: ``starts`` is the packet count before
         each piece's first, ``shifts`` what to add to its frame numbers."""
-        # Stream numbers: connections numbered by the packet count at their start, across pieces.
-        opened = sorted((start + count, p, local) for p, (result, start) in enumerate(zip(results, starts))
-                        for local, count in enumerate(result.starts))
-        streams = [[0] * len(result.starts) for result in results]
-        for number, (_, p, local) in enumerate(opened):
-            streams[p][local] = number
-        # Each piece's records are in the order it made them: merged by where one reader would make them
-        # (one packet is one piece's; at the end of the capture, by stream).
-        made = []
-        errors = []
-        for result, start, shift, renumber in zip(results, starts, shifts, streams):
-            made.append([(start + count if count >= 0 else _AT_END + renumber[record[3]],
-                          _renumbered(record, renumber, shift)) for record, count in zip(result.records, result.order)])
-            errors.append([(start + count if count >= 0 else _AT_END + renumber[stream],
-                            (frame + shift, renumber[stream], message))
-                           for (frame, stream, message), count in zip(result.errors, result.error_order)])
+        streams = _stream_numbers(results, starts)
+        made = [_positioned(result, start, shift, renumber)
+                for result, start, shift, renumber in zip(results, starts, shifts, streams)]
+        errors = [[(start + count if count >= 0 else _AT_END + renumber[stream],
+                    (frame + shift, renumber[stream], message))
+                   for (frame, stream, message), count in zip(result.errors, result.error_order)]
+                  for result, start, shift, renumber in zip(results, starts, shifts, streams)]
         self.errors = [error for _, error in itertools.islice(heapq.merge(*errors, key=_first), 100)]
         self.stats = sum((result.stats for result in results), Counter())
         self.skipped = sum((result.skipped for result in results), Counter())
         for _, record in heapq.merge(*made, key=_first):
             yield record
+
+
+def _within_limits(results: List[PieceResult], options: Dict[str, Any]) -> bool:
+    """Whether one reader surely stayed within the connection limits (never evicted or skipped for them)."""
+    max_open = options.get("max_connections", DEFAULT_MAX_CONNECTIONS)
+    max_held = options.get("max_buffer_total", DEFAULT_MAX_BUFFER_TOTAL)
+    return (not any(result.limited for result in results)
+            and sum(result.peak_open for result in results) <= max_open
+            and sum(result.peak_buffered for result in results) <= max_held)
+
+
+def _chunks_fail(results: List[PieceResult], options: Dict[str, Any]) -> Optional[str]:
+    """Why the chunks' records are not one reader's (they are read another way then), or None."""
+    for result in results:
+        if result.broken is not None:
+            return "the structure of the capture is broken"
+        if result.report.unsure is not None:
+            return result.report.unsure
+    if not _within_limits(results, options):
+        return "the pieces together may have reached a connection limit"
+    return _check_chunks(results, _chunk_starts(results), options.get("max_closed", DEFAULT_MAX_CLOSED))
+
+
+def _chunk_starts(results: List[PieceResult]) -> List[int]:
+    """Each chunk's first packet as one reader counts them (0-based), then the capture's packets."""
+    starts = [0]
+    for result in results:
+        starts.append(starts[-1] + result.report.packets)
+    return starts
+
+
+def _chunk_shifts(starts: List[int], single: bool) -> List[int]:
+    """What to add to each chunk's frame numbers: the packets before it for byte ranges of one file (a
+    set's chunks start at a file's first)."""
+    return [starts[k] if single else 0 for k in range(len(starts) - 1)]
+
+
+def _stream_numbers(results: List[PieceResult], starts: List[int]) -> List[List[int]]:
+    """Each piece's connections numbered as one reader numbers them: by the packet count at their start."""
+    opened = sorted((start + count, p, local) for p, (result, start) in enumerate(zip(results, starts))
+                    for local, count in enumerate(result.starts))
+    streams = [[0] * len(result.starts) for result in results]
+    for number, (_, p, local) in enumerate(opened):
+        streams[p][local] = number
+    return streams
+
+
+def _positioned(result: PieceResult, start: int, shift: int, streams: List[int]) -> List[Tuple[int, CloseRecord]]:
+    """A piece's records as one reader's (stream, frame), each after where one reader makes it: the packet
+    count then (a packet is one piece's), or, for what the end of the capture makes, after every packet by
+    stream. In the order the piece made them, which is that order."""
+    return [(start + count if count >= 0 else _AT_END + streams[record[3]], _renumbered(record, streams, shift))
+            for record, count in zip(result.records, result.order)]
 
 
 def _first(item: Tuple[int, Any]) -> int:
