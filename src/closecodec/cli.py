@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, TextIO, Tuple
 
 from . import BACKEND, __version__, _backend
+from .capture.files import file_size, is_dir, list_dir
 from .errors import DecodeError, EncodeError, MalformedError
 from .jsonform import from_json, to_json_as
 from .reasons import ReasonNumbering, reason_table
@@ -387,11 +388,8 @@ def _total_size(paths: List[str]) -> int:
     total = 0
     for path in paths:
         try:
-            if os.path.isdir(path):
-                total += sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
-            else:
-                total += os.path.getsize(path)
-        except OSError:
+            total += sum(map(file_size, list_dir(path))) if is_dir(path) else file_size(path)
+        except (OSError, ImportError):
             pass
     return total
 
@@ -476,7 +474,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             source = getattr(stdin, "buffer", None) or sys.stdin.buffer
         else:
             # One file is read as it is; several, or a directory, are a capture set.
-            source = name if len(args.file) == 1 and not os.path.isdir(name) else list(args.file)
+            source = name if len(args.file) == 1 and not is_dir(name) else list(args.file)
             size = _total_size(args.file)
             if size >= PROGRESS_MIN_SIZE and getattr(err, "isatty", lambda: False)():
                 progress = _Progress(err, os.path.basename(name), size)
@@ -485,10 +483,10 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             reader = _parallel_reader(source, args, options, opened)
         else:
             reader = CloseRecordReader(source, progress=progress, **options)
-    except (OSError, _Refused) as error:
+    except (OSError, ImportError, _Refused) as error:  # ImportError: a URL without fsspec
         for thing in reversed(opened):
             thing.close()
-        if isinstance(error, _Refused):
+        if not isinstance(error, OSError):
             print(f"closecodec capture: {error}", file=err)
         else:
             print(f"closecodec capture: cannot read {name}: {error.strerror or error}", file=err)
@@ -654,7 +652,7 @@ def _add_capture_parser(commands: Any) -> None:
     )
     capture.add_argument("file", nargs="*", metavar="FILE",
                          help="a pcap or pcapng file, - for standard input, or several files and directories (their "
-                              "capture files): a capture set, read as one capture")
+                              "capture files): a capture set, read as one capture; URLs (s3://...) through fsspec")
     capture.add_argument("--sample", action="store_true", help="decode the sample capture shipped with closecodec")
     capture.add_argument("--format", choices=["table", "jsonl", "csv", "parquet"], default="table",
                          help="parquet: a Parquet dataset in the directory --output names (needs pyarrow)")

@@ -15,12 +15,12 @@ reader would.
 from __future__ import annotations
 
 import heapq
-import os
 from bisect import bisect_left
 from os import PathLike
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from .arrow import record_batches, schema
+from .files import is_dir
 from .parallel import (_AT_END, ParallelCloseRecordReader, PieceResult, _chunk_shifts, _chunk_starts, _chunks_fail,
                        _first, _positioned, _stream_numbers, read_chunk)
 from .records import CloseRecord, CloseRecordReader
@@ -70,7 +70,7 @@ def records_dataframe(source: Union[str, "PathLike[str]", Sequence[Any]], /, *, 
         return dd.from_delayed([part], meta=meta, verify_meta=False)
     sources, boundaries, files, problems = plan
     count = len(sources)
-    single = isinstance(source, str) and not os.path.isdir(source)
+    single = isinstance(source, str) and not is_dir(source)
     pieces = [dask.delayed(read_chunk, pure=False)(sources[k], k, boundaries[k], options) for k in range(count)]
     summaries = [dask.delayed(_summary)(piece) for piece in pieces]
     merge = dask.delayed(_MergePlan)(summaries, single, options)

@@ -54,6 +54,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from .. import _backend
 from ..errors import DecodeError, IncompleteError
+from .files import file_size, is_dir, is_url, open_file
 from .records import CloseRecord, CloseRecordReader, look_at_set
 from .reassembly import (DEFAULT_MAX_BUFFER_TOTAL, DEFAULT_MAX_CLOSED, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RECORD,
                          tuple_new)
@@ -155,7 +156,7 @@ class _RangeFile(io.RawIOBase):
         super().__init__()
         self.name = path
         self._header = header
-        self._file = open(path, "rb", buffering=0)
+        self._file = open_file(path) if is_url(path) else open(path, "rb", buffering=0)
         self._file.seek(start)
 
     def readable(self) -> bool:
@@ -225,7 +226,7 @@ class ParallelCloseRecordReader:
     Args:
         source: a path, or a list of paths (files and directories): a capture
             set. Not standard input or a file object: every process opens the
-            files itself (on a cluster, at paths its workers see).
+            files itself (on a cluster, at paths or URLs its workers see).
         jobs: the pieces, and the processes of the standard library's process
             pool (the machine's cores by default); with ``client``, the pieces
             (by default the cluster's worker threads).
@@ -259,8 +260,8 @@ class ParallelCloseRecordReader:
         if jobs is not None and (type(jobs) is not int or jobs < 1):
             raise ValueError(f"jobs must be an int of at least 1, not {jobs!r}")
         self._source = [fspath(path) for path in source] if isinstance(source, (list, tuple)) else fspath(source)
-        if isinstance(self._source, str):
-            os.stat(self._source)  # OSError now, as one reader raises it
+        if isinstance(self._source, str) and not is_dir(self._source):
+            file_size(self._source)  # OSError now, as one reader raises it
         CloseRecordReader(io.BytesIO(), **options)  # a bad option is a ValueError or TypeError now
         self._client = client
         self._retries = retries
@@ -319,7 +320,7 @@ class ParallelCloseRecordReader:
         ``why``) when the capture cannot be cut in time."""
         source = self._source
         max_record = self._options.get("max_record", DEFAULT_MAX_RECORD)
-        if isinstance(source, str) and not os.path.isdir(source):
+        if isinstance(source, str) and not is_dir(source):
             return self._plan_ranges(source, max_record)
         files, firsts, problems = look_at_set(_backend.capture.PacketReader, source if isinstance(source, list)
                                               else [source], max_record)
@@ -330,7 +331,7 @@ class ParallelCloseRecordReader:
         ordered = [files[i] for i in order]
         before = [0]  # the bytes of the files before each, in that order
         for path in ordered:
-            before.append(before[-1] + os.path.getsize(path))
+            before.append(before[-1] + file_size(path))
         count = min(self.jobs, len(ordered))
         groups: List[int] = [0]  # the index of each group's first file: sizes as even as whole files allow
         for g in range(1, count):
@@ -345,7 +346,7 @@ class ParallelCloseRecordReader:
     def _plan_ranges(self, path: str, max_record: int) -> Optional[Tuple[List[Any], List[Optional[int]], List[str],
                                                                          List[Tuple[str, str]]]]:
         """Byte ranges of one pcap file, each starting at a record found again near an even cut."""
-        with open(path, "rb") as file:
+        with open_file(path) as file:
             header = file.read(24)
             magic = _PCAP_MAGICS.get(header[:4])
             if magic is None or len(header) < 24:
@@ -353,7 +354,7 @@ class ParallelCloseRecordReader:
                 return None
             order, nano = magic
             snaplen = struct.unpack_from(order + "I", header, 16)[0]
-            size = os.fstat(file.fileno()).st_size
+            size = file_size(path)
             starts = [24]
             for k in range(1, self.jobs):
                 cut = size * k // self.jobs
@@ -439,7 +440,7 @@ class ParallelCloseRecordReader:
         if self.why is not None:
             return None
         starts = _chunk_starts(results)
-        single = isinstance(self._source, str) and not os.path.isdir(self._source)
+        single = isinstance(self._source, str) and not is_dir(self._source)
         self.files = [self._source] if single else files
         self.problems = list(problems)
         for result in results:  # files cut short, found by the chunk that read them (and any that followed)

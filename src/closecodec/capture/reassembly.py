@@ -44,7 +44,6 @@ Three layers, each usable alone:
 
 from __future__ import annotations
 
-import os
 import sys
 from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict
@@ -55,6 +54,7 @@ from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from .._backend import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_RECORD, PacketReader, parse_packet
 from ..errors import IncompleteError
+from .files import is_dir, list_dir, open_file
 from .values import Packet, TcpSegment
 
 __all__ = [
@@ -127,7 +127,8 @@ def _source_file(source: Union[str, "PathLike[str]", BinaryIO, None]) -> Tuple[A
     if source is None or source == "-":
         return sys.stdin.buffer, False
     if isinstance(source, (str, bytes, PathLike)):
-        return open(fspath(source), "rb"), True
+        path = fspath(source)
+        return open_file(path) if isinstance(path, str) else open(path, "rb"), True
     return source, False
 
 
@@ -176,20 +177,17 @@ def capture_files(paths: Sequence[Union[str, "PathLike[str]"]]) -> Tuple[List[st
     files: List[str] = []
     left_out: List[Tuple[str, str]] = []
     for path in map(fspath, paths):
-        if not os.path.isdir(path):
+        if not is_dir(path):
             files.append(path)
             continue
         try:
-            names = sorted(os.listdir(path))
+            inside_files = list_dir(path)
         except OSError as error:
             left_out.append((path, f"cannot list the directory: {error.strerror or error}"))
             continue
-        for name in names:
-            inside = os.path.join(path, name)
-            if not os.path.isfile(inside):
-                continue
+        for inside in inside_files:
             try:
-                with open(inside, "rb") as file:
+                with open_file(inside) as file:
                     magic = file.read(4)
             except OSError as error:
                 left_out.append((inside, f"cannot read it: {error.strerror or error}"))

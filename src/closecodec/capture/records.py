@@ -71,6 +71,7 @@ from ..mqtt.values import MqttConnack, MqttDisconnect
 from ..websocket.deflate import MessageInflater
 from ..websocket.deflate import negotiated as deflate_negotiated
 from ..websocket.values import WebSocketClose, WebSocketMessage
+from .files import open_file
 from .midstream import MIN_MESSAGES, Candidates, recognise
 from .values import FILE_SHIFT, FRAME_MASK, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, check_partition
 from .reassembly import (
@@ -1332,7 +1333,7 @@ def look_at_set(reader_class: Any, paths: Sequence[Any], max_record: int = DEFAU
     firsts: List[int] = []
     for path in candidates:
         try:
-            with open(path, "rb") as file:
+            with open_file(path) as file:
                 # A first look reads little: a small block, grown as the first record needs.
                 first = first_packet_time(reader_class(file, block_size=FIRST_LOOK_BLOCK, max_record=max_record))
         except OSError as error:
@@ -1351,7 +1352,7 @@ def look_at_set(reader_class: Any, paths: Sequence[Any], max_record: int = DEFAU
 
 def _open_packets(reader_class: Any, path: str, block_size: int, max_record: int) -> Any:
     """A packet reader over the file at ``path``, for a set's merger (which closes the file)."""
-    file = open(path, "rb")
+    file = open_file(path)
     try:
         return reader_class(file, block_size=block_size, max_record=max_record)
     except BaseException:
