@@ -19,6 +19,8 @@ import csv
 import json
 import os
 import re
+import signal
+import stat
 import sys
 import time
 from collections import Counter
@@ -26,7 +28,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, TextIO, Tuple
 
 from . import BACKEND, __version__, _backend
-from .capture.files import file_size, is_dir, list_dir
+from .capture.files import file_size, is_dir, is_url, list_dir
+from .capture.live import CaptureError, FollowedFile, LiveCapture, relay, stop_after
 from .errors import DecodeError, EncodeError, MalformedError
 from .jsonform import from_json, to_json_as
 from .reasons import ReasonNumbering, reason_table
@@ -238,40 +241,50 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "\u2026"
 
 
+def _is_regular_file(file: Any) -> bool:
+    """Whether ``file`` is a regular file (not a pipe, a socket or a terminal)."""
+    try:
+        return stat.S_ISREG(os.fstat(file.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError):  # no descriptor: an object in memory
+        return True
+
+
 class _Table:
     """The table format: 100 columns. The address columns are as wide as the first 256 records need
     (at most 21, the longest ``IPv4:port``); longer addresses, and the reason text in the last column, are
     clipped with an ellipsis. The names in the last column (the code's, the client's close reason, the
     data-lost mark) are never clipped: they are the answer (a row is longer than 100 columns rather).
     For a capture set, a first column names each record's file (its name, without the directory; at
-    most 24 columns, clipped at the front, where rotated files differ)."""
+    most 24 columns, clipped at the front, where rotated files differ). Live, each record is printed as it
+    comes, with the widest columns."""
 
     WIDTH = 100
     LOOKAHEAD = 256
 
-    def __init__(self, out: TextIO, files: bool = False) -> None:
+    def __init__(self, out: TextIO, files: bool = False, live: bool = False) -> None:
         self.out = out
         self.waiting: Optional[List[Any]] = []
         self.src = self.dst = 0
         self.files = files
         self.file = 0  # the file column's width, when there is one
+        self.live = live  # records as they come: the widest columns, no look ahead
 
     def add(self, record: Any) -> None:
         if self.waiting is None:
             print(self.row(record), file=self.out)
             return
         self.waiting.append(record)
-        if len(self.waiting) >= self.LOOKAHEAD:
+        if self.live or len(self.waiting) >= self.LOOKAHEAD:
             self.flush()
 
     def flush(self) -> None:
         if self.waiting is None:
             return
         waiting, self.waiting = self.waiting, None
-        self.src = min(21, max([len(r.src) for r in waiting] + [6]))
-        self.dst = min(21, max([len(r.dst) for r in waiting] + [11]))
+        self.src = 21 if self.live else min(21, max([len(r.src) for r in waiting] + [6]))
+        self.dst = 21 if self.live else min(21, max([len(r.dst) for r in waiting] + [11]))
         if self.files:
-            self.file = min(24, max([len(_file_name(r.file)) for r in waiting] + [4]))
+            self.file = 24 if self.live else min(24, max([len(_file_name(r.file)) for r in waiting] + [4]))
         head = f"{'file':<{self.file}} " if self.files else ""
         print(f"{head}{'frame':>6} {'time (UTC)':<12} {'source':<{self.src}} {'destination':<{self.dst}} "
               f"{'proto':<5} {'code':>5} name / reason", file=self.out)
@@ -428,6 +441,10 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     if "-" in args.file and len(args.file) > 1:
         print("closecodec capture: - (standard input) cannot be part of a capture set", file=err)
         return 2
+    refusal = _live_refusal(args)
+    if refusal is not None:
+        print(f"closecodec capture: {refusal}", file=err)
+        return 2
     try:
         decode_as = parse_decode_as(args.decode_as or [])
     except ValueError as error:
@@ -463,15 +480,30 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             return 2
     name = args.file[0] if len(args.file) == 1 else f"{len(args.file)} paths"
     progress = None
+    live = False  # reading as packets arrive (a pipe): each record is written out at once
+    watched: Any = None  # a LiveCapture or a FollowedFile: stopped by Ctrl-C or -a, closed at the end
+    stopping: Optional[_Stopping] = None
     opened: List[Any] = []  # closed when the command ends: the sample's file, a Dask client and cluster
     try:
-        if args.sample or not args.file:
+        if args.interface:
+            name = f"the capture on {', '.join(args.interface)}"
+            watched = LiveCapture(args.interface, args.capture_filter, args.count, messages=relay(err))
+            stopping = _Stopping(watched, args.autostop)  # before the tool starts: Ctrl-C stops it from then on
+            source = watched.start()
+            live = True
+        elif args.follow:
+            watched = source = FollowedFile(name)
+            stopping = _Stopping(watched, args.autostop)
+            relay(err)(f"following {name} (Ctrl-C stops)")
+            live = True
+        elif args.sample or not args.file:
             name = SAMPLE_CAPTURE
             source: Any = sample_capture().open("rb")
             opened.append(source)
         elif name == "-":
             name = "<stdin>"
             source = getattr(stdin, "buffer", None) or sys.stdin.buffer
+            live = not _is_regular_file(source)
         else:
             # One file is read as it is; several, or a directory, are a capture set.
             source = name if len(args.file) == 1 and not is_dir(name) else list(args.file)
@@ -483,9 +515,15 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             reader = _parallel_reader(source, args, options, opened)
         else:
             reader = CloseRecordReader(source, progress=progress, **options)
-    except (OSError, ImportError, _Refused) as error:  # ImportError: a URL without fsspec
+    except (OSError, ImportError, _Refused, CaptureError) as error:  # ImportError: a URL without fsspec
         for thing in reversed(opened):
             thing.close()
+        if stopping is not None:
+            stopping.end()
+            try:
+                watched.close()
+            except CaptureError:
+                pass  # the error above says what went wrong first
         if not isinstance(error, OSError):
             print(f"closecodec capture: {error}", file=err)
         else:
@@ -508,11 +546,12 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     detections: Counter = Counter()
     kept: List[Any] = []
     writer = csv.writer(out, lineterminator="\n") if form == "csv" else None
-    table = _Table(out, files=len(reader.files) > 1)
+    table = _Table(out, files=len(reader.files) > 1, live=live)
     if not args.summary and writer is not None:
         writer.writerow(_CSV_FIELDS)
     status = 0
     broken: Optional[str] = None
+    failure: Optional[CaptureError] = None  # the capture tool failed
     try:
         for record in reader:
             if tests and not all(test(record) for test in tests):
@@ -531,6 +570,8 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
                 writer.writerow(_csv_row(record))
             else:
                 table.add(record)
+            if live:
+                out.flush()  # each close as it is seen
     except DecodeError as error:
         if reader.frames == 0:
             if progress is not None:
@@ -564,8 +605,19 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     finally:
         for thing in reversed(opened):
             thing.close()
+        if stopping is not None:
+            stopping.end()
+            try:
+                watched.close()
+            except CaptureError as error:
+                failure = error
     if progress is not None:
         progress.done()
+    if failure is not None and reader.frames == 0:  # the tool could not capture: nothing was seen
+        if dataset is not None:
+            dataset.close()
+        print(f"closecodec capture: {failure}", file=err)
+        return 2
     if dataset is not None:
         try:
             rows = dataset.close()
@@ -588,10 +640,14 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
         print(f"closecodec capture: {path}: {why}", file=err)
     if reader.problems:
         status = 1 if reader.files else 2  # some of the set was read, or none of it
-    if broken is not None:
+    if failure is not None:
+        print(f"closecodec capture: {failure}", file=err)
+        status = 2
+    elif broken is not None:
         print(broken, file=err)
         status = 2
-    elif reader.error is not None:
+    elif reader.error is not None and not (stopping is not None and stopping.stopped):
+        # (A live capture stopped here may end inside a packet the tool was writing: that is its end.)
         truncated: IncompleteError = reader.error
         if reader.frames == 0:
             print(f"closecodec capture: {name} is empty or cut inside its file header, before any packet "
@@ -612,6 +668,53 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
 
 class _Refused(Exception):
     """A capture command that cannot run as asked (its message says why)."""
+
+
+def _live_refusal(args: argparse.Namespace) -> Optional[str]:
+    """Why the live options cannot go together as given, or None."""
+    if args.interface:
+        if args.file or args.sample:
+            return "-i captures live; it does not go with FILE or --sample"
+        if args.follow:
+            return "-i captures live; --follow is for a FILE being written"
+        if args.jobs not in (None, 1) or args.dask is not None:
+            return "a live capture is read in one process: --jobs and --dask are for files"
+        return None
+    if args.capture_filter is not None or args.count is not None:
+        return "-f and -c are for a live capture (-i)"
+    if args.follow:
+        if len(args.file) != 1 or args.file[0] == "-" or is_dir(args.file[0]) or is_url(args.file[0]):
+            return "--follow follows one capture file on this machine (not -, a directory or a URL)"
+        if args.jobs not in (None, 1) or args.dask is not None:
+            return "a followed file is read in one process: --jobs and --dask are for files"
+    elif args.autostop is not None:
+        return "-a is for a live capture (-i) or a followed file (--follow)"
+    return None
+
+
+class _Stopping:
+    """While a live capture or a followed file is read: the first Ctrl-C, or ``-a duration:S``, stops it
+    (what it has is read to the end, then the summary comes); a second Ctrl-C interrupts."""
+
+    def __init__(self, watched: Any, seconds: Optional[float]) -> None:
+        self.watched = watched
+        self.stopped = False
+        self.timer = stop_after(seconds, self.stop) if seconds is not None else None
+        self.previous = signal.signal(signal.SIGINT, self.interrupted)
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.watched.stop()
+
+    def interrupted(self, signum: int, frame: Any) -> None:
+        if self.stopped:
+            raise KeyboardInterrupt
+        self.stop()
+
+    def end(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        signal.signal(signal.SIGINT, self.previous)
 
 
 def _parallel_reader(source: Any, args: argparse.Namespace, options: Dict[str, Any], opened: List[Any]) -> Any:
@@ -681,6 +784,16 @@ def _add_capture_parser(commands: Any) -> None:
                          help="run the processes as tasks of the Dask scheduler at ADDRESS (the files at the same "
                               "paths on its workers), or of a LocalCluster on this machine for 'local'; "
                               "needs closecodec[dask]")
+    live = capture.add_argument_group("live", "closes as they happen (docs/live.md)")
+    live.add_argument("-i", "--interface", action="append", metavar="IFACE",
+                      help="capture on this interface with tcpdump or dumpcap (repeatable, with dumpcap)")
+    live.add_argument("-f", "--capture-filter", metavar="FILTER",
+                      help="with -i: a capture filter, as tcpdump takes it ('tcp port 8080')")
+    live.add_argument("-c", "--count", type=_count, metavar="N", help="with -i: stop after N packets")
+    live.add_argument("-a", "--autostop", type=_duration, metavar="duration:S",
+                      help="with -i or --follow: stop after S seconds")
+    live.add_argument("--follow", action="store_true",
+                      help="keep reading FILE as it grows (tcpdump -U -w FILE), until Ctrl-C or -a")
     limits = capture.add_argument_group(
         "limits", "bounds on memory for hostile or huge captures (SIZE: bytes, or a number with K, M or G for "
                   "KiB, MiB, GiB; docs/robustness.md)")
@@ -725,6 +838,14 @@ def _count(text: str) -> int:
     if not re.fullmatch(r"\s*\d+\s*", text, re.ASCII) or int(text) == 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return int(text)
+
+
+def _duration(text: str) -> float:
+    """An argparse type: ``duration:S``, seconds (as tshark's -a takes it)."""
+    match = re.fullmatch(r"duration:(\d+(?:\.\d+)?)", text.strip(), re.ASCII)
+    if match is None or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not duration:S, a number of seconds above 0")
+    return float(match.group(1))
 
 
 def build_parser() -> argparse.ArgumentParser:

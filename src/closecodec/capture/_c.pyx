@@ -129,6 +129,9 @@ cdef class PacketReader:
     Args:
         file: a binary file object (anything with ``read(n)`` returning bytes):
             an open file, ``sys.stdin.buffer``, a socket file, ``io.BytesIO``.
+            Its ``read1`` (or ``readinto1``) is used where it has one: from a
+            pipe, a packet comes out as soon as its bytes are in, not when a
+            block is full.
         block_size: how many bytes to read at a time (at least 64).
         max_record: the largest pcap record or pcapng block accepted, in bytes
             (at least 64); a longer one is malformed.
@@ -151,7 +154,8 @@ cdef class PacketReader:
     """
 
     cdef object _file
-    cdef object _readinto  # the file's readinto (blocks are read in place), or None (read() and a join)
+    cdef object _readinto  # the file's readinto1 or readinto (blocks are read in place), or None
+    cdef object _read_some  # without either: its read1 or read, and a join
     cdef Py_ssize_t _block_size
     cdef Py_ssize_t _max_record
     # The current block: _buf (bytes or bytearray) owns the bytes _data points into, of which the
@@ -183,7 +187,9 @@ cdef class PacketReader:
     def __init__(self, file, /, *, block_size=DEFAULT_BLOCK_SIZE, max_record=DEFAULT_MAX_RECORD):
         check_sizes(block_size, max_record)
         self._file = file
-        self._readinto = getattr(file, "readinto", None)
+        # What the file has now, not a full block: from a pipe, a packet is read as soon as it is whole.
+        self._readinto = getattr(file, "readinto1", None) or getattr(file, "readinto", None)
+        self._read_some = getattr(file, "read1", None) or getattr(file, "read", None)
         self._block_size = block_size
         self._max_record = max_record
         self._set_block(b"", 0)
@@ -263,8 +269,9 @@ cdef class PacketReader:
         """Whether ``need`` bytes are available at _pos after reading more.
 
         The unread rest of the block moves to the start of the next one, which
-        the file fills in place (``readinto``; ``read`` and a join for files
-        without it). The next block is the current one again when nothing
+        the file fills in place (``readinto1`` or ``readinto``; ``read1`` or
+        ``read`` and a join for files without them), as far as it has bytes
+        now and at least to ``need``. The next block is the current one again when nothing
         views it any more (no packet or segment still holds a slice of it):
         a fresh block would cost its pages' first touch, for every block of
         the file.
@@ -274,7 +281,7 @@ cdef class PacketReader:
         if self._readinto is None:
             parts = [self._held(self._pos, self._size)]
             while have < need:
-                chunk = self._file.read(max(self._block_size, need - have))
+                chunk = self._read_some(max(self._block_size, need - have))
                 if not chunk:
                     break
                 parts.append(chunk)

@@ -85,6 +85,9 @@ class PacketReader:
     Args:
         file: a binary file object (anything with ``read(n)`` returning bytes):
             an open file, ``sys.stdin.buffer``, a socket file, ``io.BytesIO``.
+            Its ``read1`` (or ``readinto1``) is used where it has one: from a
+            pipe, a packet comes out as soon as its bytes are in, not when a
+            block is full.
         block_size: how many bytes to read at a time (at least 64).
         max_record: the largest pcap record or pcapng block accepted, in bytes
             (at least 64); a longer one is malformed.
@@ -110,6 +113,8 @@ class PacketReader:
                  max_record: int = DEFAULT_MAX_RECORD) -> None:
         _check_sizes(block_size, max_record)
         self._file = file
+        # What the file has now, not a full block: from a pipe, a packet is read as soon as it is whole.
+        self._read_some = getattr(file, "read1", None) or getattr(file, "read", None)
         self._block_size = block_size
         self._max_record = max_record
         self._buf = b""
@@ -157,7 +162,7 @@ class PacketReader:
             return True
         parts = [self._buf[self._pos:]]
         while have < need:
-            chunk = self._file.read(max(self._block_size, need - have))
+            chunk = self._read_some(max(self._block_size, need - have))
             if not chunk:
                 break
             parts.append(chunk)

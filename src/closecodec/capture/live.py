@@ -1,0 +1,238 @@
+"""Live captures: packets from the system's capture tool, or from a file still being written (docs/live.md).
+
+:class:`LiveCapture` starts tcpdump, or dumpcap (Wireshark's capture engine) for
+several interfaces or where there is no tcpdump, writing the packets to a pipe, and
+reads that pipe as a capture: the packet reader takes what the pipe has, so each
+record comes out as soon as its packet is in. :class:`FollowedFile` reads a capture
+file that is still being written (``tcpdump -w``), waiting at its end for more.
+"""
+
+from __future__ import annotations
+
+import io
+import select
+import shutil
+import signal
+import subprocess
+import threading
+from typing import Any, BinaryIO, Callable, List, Optional, Sequence, TextIO
+
+__all__ = ["CaptureError", "FollowedFile", "LiveCapture", "POLL_SECONDS", "relay", "stop_after"]
+
+#: How often a followed file or directory is looked at again when there is nothing new.
+POLL_SECONDS = 0.1
+_TOOLS = ("tcpdump", "dumpcap")
+_PERMISSION = ("permission", "not permitted", "privilege")
+
+
+class CaptureError(Exception):
+    """A live capture that cannot start, or whose tool failed (the message says what to do)."""
+
+
+class LiveCapture:
+    """Packets from network interfaces, through tcpdump or dumpcap writing to a pipe.
+
+    Args:
+        interfaces: the interfaces (names as the tool takes them: ``lo``, ``eth0``,
+            ``any``); several need dumpcap.
+        capture_filter: a capture filter, as tcpdump takes it (``tcp port 8080``).
+        count: stop after this many packets (the tool's ``-c``).
+        messages: where the tool's own messages go (``Capturing on 'lo'``), line by line.
+
+    :meth:`start` starts the tool; :attr:`file` is then the pipe to read (pcapng from
+    dumpcap, pcap from tcpdump). :meth:`stop` asks the tool to stop (it writes what it
+    has and closes the pipe, so the reader comes to the end); :meth:`close` stops it
+    and waits for it, then raises :class:`CaptureError` if it failed.
+    """
+
+    def __init__(self, interfaces: Sequence[str], capture_filter: Optional[str] = None, count: Optional[int] = None,
+                 messages: Optional[Callable[[str], None]] = None) -> None:
+        if not interfaces:
+            raise ValueError("a live capture needs an interface")
+        if count is not None and count < 1:
+            raise ValueError(f"the packet count must be at least 1, not {count}")
+        self.interfaces = list(interfaces)
+        self.capture_filter = capture_filter
+        self.count = count
+        self.tool: Optional[str] = None
+        self.file: Optional[BinaryIO] = None
+        self._messages = messages
+        self._said: List[str] = []
+        self._process: Optional[subprocess.Popen] = None
+        self._relay: Optional[threading.Thread] = None
+        self._listening = threading.Event()  # tcpdump said it is listening
+        self._stopped = False
+
+    def command(self) -> List[str]:
+        """The tool's command line: tcpdump on ``PATH`` for one interface (each packet as it comes),
+        dumpcap for several, or where there is no tcpdump.
+
+        Raises:
+            CaptureError: neither is there, or only tcpdump for several interfaces.
+        """
+        found = {tool: shutil.which(tool) for tool in _TOOLS}
+        if found["tcpdump"] and (len(self.interfaces) == 1 or not found["dumpcap"]):
+            if len(self.interfaces) > 1:
+                raise CaptureError("tcpdump captures on one interface: install dumpcap (Debian and Ubuntu: "
+                                   "wireshark-common; it comes with tshark) to capture on several")
+            self.tool = "tcpdump"
+            # Immediate mode: each packet as it is captured (libpcap's default buffer waits up to a second).
+            command = [found["tcpdump"], "--immediate-mode", "-U", "-w", "-", "-i", self.interfaces[0]]
+            if self.count is not None:
+                command += ["-c", str(self.count)]
+            if self.capture_filter is not None:
+                command += [self.capture_filter]
+            return command
+        if found["dumpcap"]:
+            self.tool = "dumpcap"  # packets come out within its read timeout, 250 ms
+            command = [found["dumpcap"], "-q", "-w", "-"]
+            if self.capture_filter is not None:
+                command += ["-f", self.capture_filter]  # before the first -i: every interface's filter
+            for interface in self.interfaces:
+                command += ["-i", interface]
+            if self.count is not None:
+                command += ["-c", str(self.count)]
+            return command
+        raise CaptureError("capturing needs tcpdump or dumpcap on PATH, and neither is there: install one "
+                           "(Debian and Ubuntu: tcpdump, which is often in /usr/sbin, or tshark)")
+
+    def start(self) -> BinaryIO:
+        """Start the tool and wait until it captures (or fails); return the pipe it writes the packets to
+        (an empty one when stopped before)."""
+        command = self.command()
+        if self._stopped:
+            self.file = io.BytesIO()
+            return self.file
+        try:
+            # Its own session: Ctrl-C reaches this process alone, which then asks the tool to stop, so that
+            # the packets it holds still come through the pipe.
+            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as error:
+            raise CaptureError(f"cannot start {self.tool}: {error.strerror or error}") from None
+        self._relay = threading.Thread(target=self._relay_messages, name=f"closecodec-{self.tool}", daemon=True)
+        self._relay.start()
+        self.file = self._process.stdout
+        self._wait_until_capturing()
+        return self.file
+
+    def _wait_until_capturing(self) -> None:
+        """Wait until the tool captures: dumpcap has written its file header (its "Capturing on" comes
+        before its capture starts), tcpdump has said it is listening (its header waits for the first
+        packet); or until it has ended. Then say so."""
+        assert self._process is not None and self.file is not None
+        while self._process.poll() is None and not self._stopped:
+            if self.tool == "dumpcap":
+                if select.select([self.file], [], [], POLL_SECONDS)[0]:
+                    break
+            elif self._listening.wait(POLL_SECONDS):
+                break
+        else:
+            return
+        if self._messages is not None:
+            self._messages(f"capturing on {', '.join(self.interfaces)} with {self.tool} (Ctrl-C stops)")
+
+    def _relay_messages(self) -> None:
+        assert self._process is not None and self._process.stderr is not None
+        for raw in self._process.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if "listening on" in line:
+                self._listening.set()
+            if not line or line.startswith(("File: ", "Capturing on")) or "listening on" in line:
+                continue  # the pipe's name, and what start says once the tool does capture
+            self._said.append(line)
+            del self._said[:-20]
+            if self._messages is not None:
+                self._messages(line)
+
+    def stop(self) -> None:
+        """Ask the tool to stop capturing (as Ctrl-C would); the pipe then ends."""
+        self._stopped = True
+        if self._process is not None and self._process.poll() is None:
+            try:
+                self._process.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        """Stop the tool and wait for it.
+
+        Raises:
+            CaptureError: it failed (not stopped here): its messages, and what to do when it
+                lacked the permission to capture.
+        """
+        process = self._process
+        if process is None:
+            return
+        self._process = None
+        self.stop()
+        try:
+            status = process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            status = process.wait()
+        if self._relay is not None:
+            self._relay.join(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
+        if process.stderr is not None:
+            process.stderr.close()
+        if status not in (0, -signal.SIGINT):  # stopped by SIGINT: it exits 0, or of the signal
+            said = " ".join(line for line in self._said if not line.startswith(("Capturing on", "File:")))
+            advice = ""
+            if any(word in said.lower() for word in _PERMISSION):
+                advice = (f"; capturing needs root, or {self.tool} allowed to capture (Debian and Ubuntu, for "
+                          "dumpcap: dpkg-reconfigure wireshark-common, then join the wireshark group)")
+            raise CaptureError(f"{self.tool} failed (exit status {status}): {said or 'no message'}{advice}")
+
+    def __enter__(self) -> "LiveCapture":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class FollowedFile(io.RawIOBase):
+    """A capture file still being written, read as if it went on: at its end, :meth:`readinto` waits
+    (looking again every :data:`POLL_SECONDS`) until more is written or :meth:`stop` is called, then
+    returns what there is (0 bytes: the end)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.name = path
+        self._file = open(path, "rb", buffering=0)
+        self._stopped = threading.Event()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            got = self._file.readinto(buffer)
+            if got or self._stopped.is_set():
+                return got or 0
+            self._stopped.wait(POLL_SECONDS)
+
+    def stop(self) -> None:
+        """Read what is there, then end."""
+        self._stopped.set()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def stop_after(seconds: float, stop: Callable[[], None]) -> threading.Timer:
+    """Call ``stop`` after ``seconds`` (a daemon timer, started; cancel it when done)."""
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def relay(err: TextIO) -> Callable[[str], None]:
+    """Write a tool's message to ``err`` as one of closecodec's."""
+    def say(line: str) -> None:
+        err.write(f"closecodec capture: {line}\n")
+        err.flush()
+    return say

@@ -1,0 +1,350 @@
+"""Closes as they happen (docs/live.md): from a pipe, each record is written once the packet that makes it
+has arrived, in every format, on both backends; ``closecodec capture -i lo`` captures with the system's
+dumpcap or tcpdump while real peers (websockets, paho-mqtt with mosquitto) close; ``-c``, ``-a`` and Ctrl-C
+end a run cleanly; ``--follow`` reads a file as it is written.
+
+Ordering, not timing: a test writes part of a capture, reads back the records of that part, then writes
+the rest. The waits have generous bounds (60 s) only so that a fault fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from closecodec.capture.records import CloseRecordReader
+
+from helpers import DATA, installed_sides, tool_env, use_backend
+
+CAPTURE = DATA / "websocket-close-codes.pcap"
+WAIT = 60  # seconds: a bound on waits, so that a fault fails the test rather than hangs it
+
+
+class Paused(Exception):
+    """The file below has given all it has."""
+
+
+class Prefix(io.RawIOBase):
+    """The first ``size`` bytes of ``data``, then Paused: what a reader makes before it must wait."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        super().__init__()
+        self.data, self.size, self.at = data, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.at >= self.size:
+            raise Paused
+        count = min(len(buffer), self.size - self.at)
+        buffer[:count] = self.data[self.at:self.at + count]
+        self.at += count
+        return count
+
+
+def records_before(data: bytes, size: int, side: str) -> List[Any]:
+    """The records a reader makes from the first ``size`` bytes, before it waits for more."""
+    with use_backend(side):
+        reader = CloseRecordReader(Prefix(data, size))
+    found: List[Any] = []
+    try:
+        found.extend(reader)
+    except Paused:
+        pass
+    return found
+
+
+def environment(side: str) -> Dict[str, str]:
+    env = dict(os.environ)
+    env.pop("CLOSECODEC_NO_EXTENSIONS", None)
+    if side == "py":
+        env["CLOSECODEC_NO_EXTENSIONS"] = "1"
+    return env
+
+
+class Lines:
+    """The lines a process writes, collected by a thread: ``take(n)`` waits (up to WAIT) for n more."""
+
+    def __init__(self, stream: Any) -> None:
+        self.queue: "queue.Queue[Optional[str]]" = queue.Queue()
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.queue.put(line.decode() if isinstance(line, bytes) else line)
+        self.queue.put(None)
+
+    def take(self, count: int) -> List[str]:
+        taken = []
+        for _ in range(count):
+            line = self.queue.get(timeout=WAIT)
+            assert line is not None, f"the output ended after {len(taken)} of {count} lines"
+            taken.append(line)
+        return taken
+
+    def until(self, text: str) -> List[str]:
+        taken = []
+        while True:
+            line = self.queue.get(timeout=WAIT)
+            assert line is not None, f"the output ended before {text!r}: {taken}"
+            taken.append(line)
+            if text in line:
+                return taken
+
+    def rest(self) -> List[str]:
+        taken = []
+        while True:
+            line = self.queue.get(timeout=WAIT)
+            if line is None:
+                return taken
+            taken.append(line)
+
+
+def command(*args: str) -> List[str]:
+    return [sys.executable, "-m", "closecodec", "capture", *args]
+
+
+# -- a pipe ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("side", installed_sides())
+@pytest.mark.parametrize("form", ["jsonl", "csv", "table"])
+def test_records_come_out_of_a_pipe_as_their_packets_arrive(side, form):
+    data = CAPTURE.read_bytes()
+    cut = 20000
+    early = records_before(data, cut, side)
+    assert 0 < len(early) < 60
+    process = subprocess.Popen(command("-", "--format", form), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               env=environment(side))
+    lines = Lines(process.stdout)
+    process.stdin.write(data[:cut])
+    process.stdin.flush()
+    heading = 0 if form == "jsonl" else 1
+    first = lines.take(heading + len(early))  # before the rest is written: it would hang otherwise
+    process.stdin.write(data[cut:])
+    process.stdin.close()
+    rest = lines.rest()
+    assert process.wait(timeout=WAIT) == 0
+    with CAPTURE.open("rb") as whole:  # the same command on the file: not live
+        expected = subprocess.run(command("-", "--format", form), stdin=whole, capture_output=True, env=environment(side),
+                                  check=True).stdout.decode().splitlines(keepends=True)
+    if form == "table":  # live, the columns are the widest, not those of the first records
+        assert [line.split()[0] for line in first[1:] + rest] == [line.split()[0] for line in expected[1:]]
+        assert [line.split()[0] for line in first[1:]] == [str(record.frame) for record in early]
+    else:
+        assert first + rest == expected
+        if form == "jsonl":
+            assert [line.split('"frame": ')[1].split(",")[0] for line in first] == [str(r.frame) for r in early]
+
+
+def test_a_regular_file_on_standard_input_is_not_read_live():
+    with CAPTURE.open("rb") as whole:
+        table = subprocess.run(command("-"), stdin=whole, capture_output=True, check=True).stdout.decode()
+    with CAPTURE.open("rb") as whole:
+        by_path = subprocess.run(command(str(CAPTURE)), capture_output=True, check=True).stdout.decode()
+    assert table == by_path  # the look-ahead widths of a file, not the widest
+
+
+# -- --follow -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("side", installed_sides())
+def test_a_followed_file_gives_its_records_as_it_is_written(side, tmp_path):
+    data = CAPTURE.read_bytes()
+    cut = 30000
+    early = records_before(data, cut, side)
+    path = tmp_path / "growing.pcap"
+    path.write_bytes(data[:cut])
+    process = subprocess.Popen(command("--follow", str(path), "--format", "jsonl"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=environment(side))
+    lines = Lines(process.stdout)
+    first = lines.take(len(early))
+    with path.open("ab") as file:
+        file.write(data[cut:])
+    expected = subprocess.run(command(str(path), "--format", "jsonl"), capture_output=True, env=environment(side),
+                              check=True).stdout.decode().splitlines(keepends=True)
+    later = lines.take(len(expected) - len(early))
+    process.send_signal(signal.SIGINT)  # following goes on until stopped
+    assert lines.rest() == []
+    assert process.wait(timeout=WAIT) == 0, process.stderr.read()
+    assert first + later == expected
+
+
+def test_a_followed_file_stops_after_its_duration(tmp_path):
+    path = tmp_path / "quiet.pcap"
+    path.write_bytes(CAPTURE.read_bytes()[:5000])
+    done = subprocess.run(command("--follow", str(path), "-a", "duration:0.5", "--summary"), capture_output=True,
+                          text=True, timeout=WAIT)
+    assert done.returncode == 0, done.stderr
+    assert "truncated" not in done.stderr  # a file stopped mid-record while followed is not cut short
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-i", "lo", str(CAPTURE)], "does not go with FILE"),
+    (["-i", "lo", "--jobs", "2"], "one process"),
+    (["-c", "5", str(CAPTURE)], "are for a live capture"),
+    (["-a", "duration:5", str(CAPTURE)], "-a is for"),
+    (["--follow", str(DATA)], "--follow follows one capture file"),
+    (["--follow", "-"], "--follow follows one capture file"),
+    (["-i", "lo", "-a", "duration:0"], "duration:S"),
+])
+def test_live_options_that_do_not_go_together_are_refused(args, message):
+    done = subprocess.run(command(*args), capture_output=True, text=True, timeout=WAIT)
+    assert done.returncode == 2 and message in done.stderr and not done.stdout
+
+
+# -- -i: a real capture on loopback ----------------------------------------------------------------
+
+
+def capture_tools() -> List[str]:
+    return [tool for tool in ("dumpcap", "tcpdump") if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin")]
+
+
+def only(tool: str, tmp_path: Path) -> Dict[str, str]:
+    """An environment whose PATH has ``tool`` alone, of the capture tools."""
+    folder = tmp_path / f"only-{tool}"
+    if not folder.exists():
+        folder.mkdir()
+        (folder / tool).symlink_to(shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin"))
+    return dict(tool_env(), PATH=str(folder))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def can_capture(tool: str, tmp_path: Path) -> None:
+    """Skip, with the reason, where ``tool`` cannot capture on loopback here."""
+    done = subprocess.run(command("-i", "lo", "-a", "duration:0.3"), capture_output=True, text=True,
+                          env=only(tool, tmp_path), timeout=WAIT)
+    if done.returncode != 0:
+        pytest.skip(f"{tool} cannot capture on lo here: {done.stderr.strip()}")
+
+
+def websocket_closes(port: int) -> None:
+    pytest.importorskip("websockets", reason="websockets is not installed")
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    async def handler(connection: Any) -> None:
+        async for _ in connection:
+            pass
+
+    async def run() -> None:
+        async with serve(handler, "127.0.0.1", port):
+            for code in (1000, 1001, 4000):
+                async with connect(f"ws://127.0.0.1:{port}") as client:
+                    await client.send("hello")
+                    await client.close(code=code, reason=f"bye {code}")
+    asyncio.run(run())
+
+
+def start_live(env: Dict[str, str], *args: str) -> Any:
+    process = subprocess.Popen(command("-i", "lo", "--format", "jsonl", *args), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env)
+    said = Lines(process.stderr)
+    said.until("Ctrl-C stops")  # the tool captures from then on
+    return process, Lines(process.stdout), said
+
+
+@pytest.mark.parametrize("tool", ["dumpcap", "tcpdump"])
+def test_a_live_capture_on_loopback_shows_every_close_as_it_happens(tool, tmp_path):
+    if tool not in capture_tools():
+        pytest.skip(f"{tool} is not installed (CI installs it)")
+    can_capture(tool, tmp_path)
+    port = free_port()
+    process, lines, _ = start_live(only(tool, tmp_path), "-f", f"tcp port {port}")
+    websocket_closes(port)
+    seen = lines.take(6)  # each side of three closes, before the capture ends
+    assert sorted(line.split('"code": ')[1].split(",")[0] for line in seen) == ["1000", "1000", "1001", "1001",
+                                                                                "4000", "4000"]
+    assert all('"kind": "ws_close"' in line and '"reason": "bye ' in line for line in seen)
+    process.send_signal(signal.SIGINT)  # Ctrl-C: the tool stops, what it had is read, the command ends
+    assert lines.rest() == []
+    assert process.wait(timeout=WAIT) == 0
+
+
+def test_a_live_mqtt_disconnect_from_paho_and_mosquitto(tmp_path):
+    tools = capture_tools()
+    if not tools:
+        pytest.skip("neither dumpcap nor tcpdump is installed (CI installs them)")
+    can_capture(tools[0], tmp_path)
+    from test_capture_midstream import _mosquitto_peers
+
+    async def run() -> str:
+        serve, talk = await _mosquitto_peers()
+        port, stop = await serve()
+        process, lines, _ = start_live(only(tools[0], tmp_path), "-f", f"tcp port {port}")
+        try:
+            await talk(port)
+        finally:
+            await stop()
+        line = lines.until("mqtt_disconnect")[-1]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=WAIT) == 0
+        return line
+    line = asyncio.run(run())
+    assert '"name": "DISCONNECT_WITH_WILL_MESSAGE"' in line and '"client_id": "sensor-7"' in line
+
+
+def test_ctrl_c_ends_a_followed_file_with_the_summary_of_what_was_seen(tmp_path):
+    path = tmp_path / "written.pcap"
+    path.write_bytes(CAPTURE.read_bytes())
+    process = subprocess.Popen(command("--follow", str(path), "--summary"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    Lines(process.stderr).until("Ctrl-C stops")
+    process.send_signal(signal.SIGINT)  # stopping reads what the file holds, then ends
+    out, _ = process.communicate(timeout=WAIT)
+    assert process.returncode == 0
+    expected = subprocess.run(command(str(path), "--summary"), capture_output=True, check=True).stdout
+    assert out == expected and b"total" in out
+
+
+def test_count_and_duration_end_a_live_capture_on_their_own(tmp_path):
+    tools = capture_tools()
+    if not tools:
+        pytest.skip("neither dumpcap nor tcpdump is installed (CI installs them)")
+    can_capture(tools[0], tmp_path)
+    env = only(tools[0], tmp_path)
+    port = free_port()
+    process, lines, _ = start_live(env, "-f", f"tcp port {port}", "-c", "4")
+    websocket_closes(port)  # more than 4 packets: the tool stops after the 4th (a handshake's)
+    assert lines.rest() == []
+    assert process.wait(timeout=WAIT) == 0
+    quiet = subprocess.run(command("-i", "lo", "-f", f"tcp port {free_port()}", "-a", "duration:0.5"),
+                           capture_output=True, text=True, env=env, timeout=WAIT)
+    assert quiet.returncode == 0 and "(no closes found)" in quiet.stdout
+
+
+def test_a_capture_that_cannot_start_says_why(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = subprocess.run(command("-i", "lo"), capture_output=True, text=True, env=dict(tool_env(), PATH=str(empty)),
+                          timeout=WAIT)
+    assert none.returncode == 2 and "needs tcpdump or dumpcap" in none.stderr
+    tools = capture_tools()
+    if not tools:
+        return
+    bad = subprocess.run(command("-i", "no-such-interface0", "-a", "duration:5"), capture_output=True, text=True,
+                         env=only(tools[0], tmp_path), timeout=WAIT)
+    assert bad.returncode == 2 and f"{tools[0]} failed" in bad.stderr and not bad.stdout
+    if "tcpdump" in tools:
+        several = subprocess.run(command("-i", "lo", "-i", "lo"), capture_output=True, text=True,
+                                 env=only("tcpdump", tmp_path), timeout=WAIT)
+        assert several.returncode == 2 and "install dumpcap" in several.stderr
