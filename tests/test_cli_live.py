@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import pty
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -149,6 +151,59 @@ def test_records_come_out_of_a_pipe_as_their_packets_arrive(side, form):
         assert first + rest == expected
         if form == "jsonl":
             assert [line.split('"frame": ')[1].split(",")[0] for line in first] == [str(r.frame) for r in early]
+
+
+class Terminal:
+    """What a process writes to a pseudo-terminal, read by a thread."""
+
+    def __init__(self, master: int) -> None:
+        self.master = master
+        self.text = ""
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # EIO: the other end is closed
+                chunk = b""
+            with self.changed:
+                if not chunk:
+                    self.changed.notify_all()
+                    return
+                self.text += chunk.decode().replace("\r\n", "\n")
+                self.changed.notify_all()
+
+    def wait_for(self, pattern: str) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: re.search(pattern, self.text) is not None, timeout=WAIT), self.text
+
+
+@pytest.mark.parametrize("side", installed_sides())
+def test_the_summary_on_a_terminal_is_redrawn_as_closes_come(side):
+    data = CAPTURE.read_bytes()
+    cut = 20000
+    early = records_before(data, cut, side)
+    master, slave = pty.openpty()
+    process = subprocess.Popen(command("-", "--summary"), stdin=subprocess.PIPE, stdout=slave,
+                               stderr=subprocess.PIPE, env=environment(side))
+    os.close(slave)
+    screen = Terminal(master)
+    process.stdin.write(data[:cut])
+    process.stdin.flush()
+    screen.wait_for(rf"total +{len(early)}\n")  # the table of the first part, before the rest is written
+    process.stdin.write(data[cut:])
+    process.stdin.close()
+    assert process.wait(timeout=WAIT) == 0
+    screen.thread.join(timeout=WAIT)
+    os.close(master)
+    with CAPTURE.open("rb") as whole:
+        expected = subprocess.run(command("-", "--summary"), stdin=whole, capture_output=True, env=environment(side),
+                                  check=True).stdout.decode()
+    assert "\033[" in screen.text  # redrawn in place
+    assert screen.text.rsplit("\033[J", 1)[-1] == expected  # the table taken off, then the final summary
 
 
 def test_a_regular_file_on_standard_input_is_not_read_live():

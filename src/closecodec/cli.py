@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import re
 import signal
 import stat
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -362,6 +364,58 @@ def _print_summary(counts: "Counter[Tuple[str, Any, Any]]", detections: "Counter
                 print(f"{detection:<10} {detections[detection]:>7}", file=out)
 
 
+class _LiveSummary:
+    """``--summary`` of a live read on a terminal: the summary table, redrawn in place as closes come, at
+    most four times a second (a timer draws what a burst left undrawn)."""
+
+    INTERVAL = 0.25
+
+    def __init__(self, out: TextIO, counts: "Counter[Tuple[str, Any, Any]]", detections: "Counter[str]") -> None:
+        self.out, self.counts, self.detections = out, counts, detections
+        self.lines = 0  # how many lines the table on the screen has
+        self.last = 0.0
+        self.lock = threading.Lock()
+        self.timer: Optional[threading.Timer] = None
+
+    def update(self) -> None:
+        """A close was counted: draw now, or when the interval is up."""
+        with self.lock:
+            wait = self.last + self.INTERVAL - time.monotonic()
+            if wait <= 0:
+                self._draw()
+            elif self.timer is None:
+                self.timer = threading.Timer(wait, self._drawn_late)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def _drawn_late(self) -> None:
+        with self.lock:
+            self.timer = None
+            self._draw()
+
+    def _draw(self) -> None:
+        text = io.StringIO()
+        _print_summary(self.counts, self.detections, "table", text)
+        self._erase()
+        self.out.write(text.getvalue())
+        self.out.flush()
+        self.lines = text.getvalue().count("\n")
+        self.last = time.monotonic()
+
+    def _erase(self) -> None:
+        if self.lines:
+            self.out.write(f"\033[{self.lines}F\033[J")  # up to the table's first line, and clear below
+
+    def end(self) -> None:
+        """Take the table off the screen (the final summary is printed in its place)."""
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            self._erase()
+            self.lines = 0
+
+
 def _plot(records: List[Any], path: str) -> None:
     import matplotlib
 
@@ -552,6 +606,8 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     status = 0
     broken: Optional[str] = None
     failure: Optional[CaptureError] = None  # the capture tool failed
+    redrawn = (_LiveSummary(out, counts, detections) if live and args.summary and form == "table"
+               and getattr(out, "isatty", lambda: False)() else None)
     try:
         for record in reader:
             if tests and not all(test(record) for test in tests):
@@ -561,6 +617,8 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             if args.plot:
                 kept.append(record)
             if args.summary:
+                if redrawn is not None:
+                    redrawn.update()
                 continue
             if dataset is not None:
                 dataset.add(record)
@@ -605,6 +663,8 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     finally:
         for thing in reversed(opened):
             thing.close()
+        if redrawn is not None:
+            redrawn.end()
         if stopping is not None:
             stopping.end()
             try:
