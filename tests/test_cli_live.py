@@ -28,7 +28,7 @@ import pytest
 
 from closecodec.capture.records import CloseRecordReader
 
-from helpers import DATA, installed_sides, tool_env, use_backend
+from helpers import DATA, installed_sides, pcap_file, tool_env, use_backend
 
 CAPTURE = DATA / "websocket-close-codes.pcap"
 WAIT = 60  # seconds: a bound on waits, so that a fault fails the test rather than hangs it
@@ -239,6 +239,46 @@ def test_a_followed_file_gives_its_records_as_it_is_written(side, tmp_path):
     assert first + later == expected
 
 
+@pytest.mark.parametrize("side", installed_sides())
+def test_a_followed_directory_takes_each_next_file_of_a_rotating_capture(side, tmp_path):
+    """Files appear one after another, named as tcpdump -C names them (trace.pcap, trace.pcap1, ...,
+    trace.pcap10: by number, not by text); the connections go on across them, and the records are those of
+    the files read afterwards as a set, with their own file and frame."""
+    from test_capture_sets import PACKETS
+
+    packets = PACKETS["websocket-close-codes.pcap"]
+    cuts = [0, 40, 90, 130, 170, 200, 230, 260, 290, 320, 350, 380, len(packets)]
+    names = ["trace.pcap"] + [f"trace.pcap{n}" for n in range(1, len(cuts) - 1)]
+    files = [pcap_file(packets[a:b], nano=True) for a, b in zip(cuts, cuts[1:])]
+    first = tmp_path / names[0]
+    first.write_bytes(files[0][:3000])  # the first file, half written
+    process = subprocess.Popen(command("--follow", str(tmp_path), "--format", "jsonl"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=environment(side))
+    lines = Lines(process.stdout)
+    Lines(process.stderr).until("Ctrl-C stops")
+    with first.open("ab") as file:
+        file.write(files[0][3000:])
+    for name, data in zip(names[1:], files[1:]):
+        (tmp_path / name).write_bytes(data)
+    expected = subprocess.run(command(*[str(tmp_path / name) for name in names], "--format", "jsonl"),
+                              capture_output=True, env=environment(side), check=True).stdout.decode()
+    expected_lines = expected.splitlines(keepends=True)
+    found = lines.take(len(expected_lines))
+    process.send_signal(signal.SIGINT)
+    assert lines.rest() == []
+    assert process.wait(timeout=WAIT) == 0
+    assert found == expected_lines and len({line.split('"file": ')[1].split(",")[0] for line in found}) > 5
+
+
+def test_files_of_a_rotating_capture_are_taken_by_number():
+    from closecodec.capture.live import natural_order
+
+    names = ["trace.pcap10", "trace.pcap", "trace.pcap2", "trace.pcap1",
+             "ring_00002_20261207120000.pcapng", "ring_00010_20261207120500.pcapng"]
+    assert sorted(names, key=natural_order) == ["ring_00002_20261207120000.pcapng", "ring_00010_20261207120500.pcapng",
+                                                "trace.pcap", "trace.pcap1", "trace.pcap2", "trace.pcap10"]
+
+
 def test_a_followed_file_stops_after_its_duration(tmp_path):
     path = tmp_path / "quiet.pcap"
     path.write_bytes(CAPTURE.read_bytes()[:5000])
@@ -253,7 +293,7 @@ def test_a_followed_file_stops_after_its_duration(tmp_path):
     (["-i", "lo", "--jobs", "2"], "one process"),
     (["-c", "5", str(CAPTURE)], "are for a live capture"),
     (["-a", "duration:5", str(CAPTURE)], "-a is for"),
-    (["--follow", str(DATA)], "--follow follows one capture file"),
+    (["--follow", str(CAPTURE), str(CAPTURE)], "--follow follows one capture file"),
     (["--follow", "-"], "--follow follows one capture file"),
     (["-i", "lo", "-a", "duration:0"], "duration:S"),
 ])

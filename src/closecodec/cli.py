@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, TextIO, Tuple
 
 from . import BACKEND, __version__, _backend
 from .capture.files import file_size, is_dir, is_url, list_dir
-from .capture.live import CaptureError, FollowedFile, LiveCapture, relay, stop_after
+from .capture.live import CaptureError, LiveCapture, relay, stop_after
 from .errors import DecodeError, EncodeError, MalformedError
 from .jsonform import from_json, to_json_as
 from .reasons import ReasonNumbering, reason_table
@@ -535,7 +535,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     name = args.file[0] if len(args.file) == 1 else f"{len(args.file)} paths"
     progress = None
     live = False  # reading as packets arrive (a pipe): each record is written out at once
-    watched: Any = None  # a LiveCapture or a FollowedFile: stopped by Ctrl-C or -a, closed at the end
+    watched: Any = None  # a LiveCapture, or a following reader: stopped by Ctrl-C or -a, closed at the end
     stopping: Optional[_Stopping] = None
     opened: List[Any] = []  # closed when the command ends: the sample's file, a Dask client and cluster
     try:
@@ -546,9 +546,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             source = watched.start()
             live = True
         elif args.follow:
-            watched = source = FollowedFile(name)
-            stopping = _Stopping(watched, args.autostop)
-            relay(err)(f"following {name} (Ctrl-C stops)")
+            source = name
             live = True
         elif args.sample or not args.file:
             name = SAMPLE_CAPTURE
@@ -568,7 +566,11 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
         if args.dask is not None or (args.jobs or 1) > 1:
             reader = _parallel_reader(source, args, options, opened)
         else:
-            reader = CloseRecordReader(source, progress=progress, **options)
+            reader = CloseRecordReader(source, progress=progress, follow=args.follow, **options)
+        if args.follow:
+            watched = reader
+            stopping = _Stopping(reader, args.autostop)
+            relay(err)(f"following {name} (Ctrl-C stops)")
     except (OSError, ImportError, _Refused, CaptureError) as error:  # ImportError: a URL without fsspec
         for thing in reversed(opened):
             thing.close()
@@ -743,8 +745,8 @@ def _live_refusal(args: argparse.Namespace) -> Optional[str]:
     if args.capture_filter is not None or args.count is not None:
         return "-f and -c are for a live capture (-i)"
     if args.follow:
-        if len(args.file) != 1 or args.file[0] == "-" or is_dir(args.file[0]) or is_url(args.file[0]):
-            return "--follow follows one capture file on this machine (not -, a directory or a URL)"
+        if len(args.file) != 1 or args.file[0] == "-" or is_url(args.file[0]):
+            return "--follow follows one capture file, or a directory of rotating files, on this machine (not - or a URL)"
         if args.jobs not in (None, 1) or args.dask is not None:
             return "a followed file is read in one process: --jobs and --dask are for files"
     elif args.autostop is not None:
@@ -853,7 +855,8 @@ def _add_capture_parser(commands: Any) -> None:
     live.add_argument("-a", "--autostop", type=_duration, metavar="duration:S",
                       help="with -i or --follow: stop after S seconds")
     live.add_argument("--follow", action="store_true",
-                      help="keep reading FILE as it grows (tcpdump -U -w FILE), until Ctrl-C or -a")
+                      help="keep reading FILE as it grows (tcpdump -U -w FILE), or a directory's rotating files as "
+                           "they come (from the newest), until Ctrl-C or -a")
     limits = capture.add_argument_group(
         "limits", "bounds on memory for hostile or huge captures (SIZE: bytes, or a number with K, M or G for "
                   "KiB, MiB, GiB; docs/robustness.md)")

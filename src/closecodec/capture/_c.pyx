@@ -24,7 +24,8 @@ from closecodec.capture.values cimport Packet, TcpSegment
 
 import builtins
 
-from closecodec.capture.values import FILE_SHIFT, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, check_partition
+from closecodec.capture.values import (FILE_SHIFT, FOLLOWS, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT,
+                                       check_partition)
 from closecodec.errors import DecodeError, IncompleteError, MalformedError
 
 
@@ -577,6 +578,14 @@ cdef class PacketMerger(PacketReader):
             if self._readers[i] is not None:
                 return True
         return False
+
+    def add(self, open, /):
+        """Add a file after all the others (as ``_py.PacketMerger.add``)."""
+        self._opens.append(open)
+        self._firsts.append(FOLLOWS)
+        self._readers.append(None)
+        self._order.append(len(self._opens) - 1)
+        self._due()
 
     def __init__(self, opens, firsts, /):
         if type(opens) is not list or type(firsts) is not list or len(opens) != len(firsts):

@@ -41,8 +41,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from ..buffer import byte_view
 from ..buffer._py import SHAPE_SPANS
 from ..errors import DecodeError, IncompleteError, MalformedError
-from .values import (FILE_SHIFT, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, Packet, TcpSegment,
-                     check_partition, partition_of)
+from .values import (FILE_SHIFT, FOLLOWS, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, Packet,
+                     TcpSegment, check_partition, partition_of)
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -414,6 +414,14 @@ class PacketMerger:
     def open_before(self, index: int) -> bool:
         """Whether a file before ``index`` (in the order given) still has packets to merge."""
         return any(reader is not None for reader in self._readers[:index])
+
+    def add(self, open: Any, /) -> None:
+        """Add a file after all the others (a rotating capture's next): ``open`` gives its reader, which
+        is opened once every file before it has ended. Its index is the number of files before it."""
+        self._opens.append(open)
+        self._firsts.append(FOLLOWS)
+        self._readers.append(None)
+        self._order.append(len(self._opens) - 1)
 
     def _read(self, i: int) -> None:
         """Read file ``i``'s next packet; retire it at its end, noting why it ended early."""

@@ -4,20 +4,23 @@
 several interfaces or where there is no tcpdump, writing the packets to a pipe, and
 reads that pipe as a capture: the packet reader takes what the pipe has, so each
 record comes out as soon as its packet is in. :class:`FollowedFile` reads a capture
-file that is still being written (``tcpdump -w``), waiting at its end for more.
+file that is still being written (``tcpdump -w``), waiting at its end for more (the
+reader's ``follow`` option, for a file or a rotating capture's directory).
 """
 
 from __future__ import annotations
 
 import io
+import os
+import re
 import select
 import shutil
 import signal
 import subprocess
 import threading
-from typing import Any, BinaryIO, Callable, List, Optional, Sequence, TextIO
+from typing import Any, BinaryIO, Callable, List, Optional, Sequence, TextIO, Tuple
 
-__all__ = ["CaptureError", "FollowedFile", "LiveCapture", "POLL_SECONDS", "relay", "stop_after"]
+__all__ = ["CaptureError", "FollowedFile", "LiveCapture", "POLL_SECONDS", "natural_order", "relay", "stop_after"]
 
 #: How often a followed file or directory is looked at again when there is nothing new.
 POLL_SECONDS = 0.1
@@ -194,14 +197,16 @@ class LiveCapture:
 
 class FollowedFile(io.RawIOBase):
     """A capture file still being written, read as if it went on: at its end, :meth:`readinto` waits
-    (looking again every :data:`POLL_SECONDS`) until more is written or :meth:`stop` is called, then
+    (looking again every :data:`POLL_SECONDS`) until more is written, until ``stopped`` is set, or until
+    ``done()`` says the file is finished (a rotating capture has gone on to its next file); then it
     returns what there is (0 bytes: the end)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, stopped: threading.Event, done: Optional[Callable[[], bool]] = None) -> None:
         super().__init__()
         self.name = path
         self._file = open(path, "rb", buffering=0)
-        self._stopped = threading.Event()
+        self._stopped = stopped
+        self._done = done
 
     def readable(self) -> bool:
         return True
@@ -211,15 +216,19 @@ class FollowedFile(io.RawIOBase):
             got = self._file.readinto(buffer)
             if got or self._stopped.is_set():
                 return got or 0
+            if self._done is not None and self._done():
+                return self._file.readinto(buffer) or 0  # what was written before the next file began
             self._stopped.wait(POLL_SECONDS)
-
-    def stop(self) -> None:
-        """Read what is there, then end."""
-        self._stopped.set()
 
     def close(self) -> None:
         self._file.close()
         super().close()
+
+
+def natural_order(path: str) -> Tuple[Any, ...]:
+    """A sort key for the files of a rotating capture: by name, numbers by value (``trace.pcap9`` before
+    ``trace.pcap10``, as ``tcpdump -C`` numbers them)."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", os.path.basename(path)))
 
 
 def stop_after(seconds: float, stop: Callable[[], None]) -> threading.Timer:

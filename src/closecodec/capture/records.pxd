@@ -93,6 +93,7 @@ cdef class CloseRecordReader(SourceReader):
     cdef public list error_order
     cdef public object peak_open
     cdef public object peak_buffered
+    cdef public object _following
 
     cdef _open_set(self, paths, block_size, max_record)
     cdef _set_failures(self)

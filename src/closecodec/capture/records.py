@@ -48,6 +48,8 @@ all of it is freed when the connection ends.
 from __future__ import annotations
 
 import functools
+import os
+import threading
 import warnings
 import zlib
 from collections import Counter
@@ -71,7 +73,8 @@ from ..mqtt.values import MqttConnack, MqttDisconnect
 from ..websocket.deflate import MessageInflater
 from ..websocket.deflate import negotiated as deflate_negotiated
 from ..websocket.values import WebSocketClose, WebSocketMessage
-from .files import open_file
+from .files import is_dir, is_url, list_dir, open_file
+from .live import FollowedFile, natural_order
 from .midstream import MIN_MESSAGES, Candidates, recognise
 from .values import FILE_SHIFT, FRAME_MASK, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, check_partition
 from .reassembly import (
@@ -399,6 +402,12 @@ class CloseRecordReader(SourceReader):
             past ``boundary`` (where the next chunk starts, as ``SegmentLoop``
             takes it; None for the last chunk) for those still open there.
             :attr:`chunk_report` says what the merge needs.
+        follow: keep reading ``source`` as it is written, until :meth:`stop`:
+            a capture file (at its end, look again every 0.1 s), or a
+            directory of a rotating capture's files (``tcpdump -G``/``-C``,
+            dumpcap's ring buffer), from its newest file on, each next one
+            (by name, numbers by value) once it appears, its connections
+            continuing as in a capture set. Not a URL or standard input.
 
     Iterating yields :class:`CloseRecord` values as the capture is read.
 
@@ -446,7 +455,7 @@ class CloseRecordReader(SourceReader):
                  max_buffer_per_direction: int = DEFAULT_MAX_BUFFER_PER_DIRECTION,
                  max_buffer_total: int = DEFAULT_MAX_BUFFER_TOTAL, max_closed: int = DEFAULT_MAX_CLOSED,
                  partition: Optional[Tuple[int, int]] = None,
-                 chunk: Optional[Tuple[int, Optional[int]]] = None) -> None:
+                 chunk: Optional[Tuple[int, Optional[int]]] = None, follow: bool = False) -> None:
         self.partition = check_partition(partition)
         if chunk is not None and (partition is not None or type(chunk) is not tuple or len(chunk) != 2
                                   or type(chunk[0]) is not int or chunk[0] < 0
@@ -475,9 +484,26 @@ class CloseRecordReader(SourceReader):
         self.reassembler = TcpReassembler(max_connections=max_connections,
                                           max_buffer_per_direction=max_buffer_per_direction,
                                           max_buffer_total=max_buffer_total, max_closed=max_closed)
+        self._following: Optional[threading.Event] = None  # with follow: set by stop()
+        ring = None  # with follow, a directory: a rotating capture's
+        if follow:
+            if not isinstance(source, (str, PathLike)) or source == "-" or is_url(fspath(source)):
+                raise ValueError("follow takes the path of a capture file, or of a directory of rotating "
+                                 "capture files, on this machine")
+            self._following = threading.Event()
+            if is_dir(fspath(source)):
+                ring = fspath(source)
+                source = [ring]
+            else:
+                source = FollowedFile(fspath(source), self._following)
         super().__init__(source)
+        if follow and self._file is not None:
+            self._owned = self._file
         self.problems: List[Tuple[str, str]] = []
-        if self._file is None:  # a capture set
+        if ring is not None:
+            self.packets = self._open_ring(ring, block_size, max_record)
+            self._owned = self.packets
+        elif self._file is None:  # a capture set
             self.packets = self._open_set(source, block_size, max_record)
             self._owned = self.packets
         else:
@@ -514,6 +540,43 @@ class CloseRecordReader(SourceReader):
         self.problems += left_out
         opens = [functools.partial(_open_packets, reader_class, path, block_size, max_record) for path in self.files]
         return self._capture.PacketMerger(opens, firsts)
+
+    def _open_ring(self, directory: str, block_size: int, max_record: int) -> Any:
+        """A ``PacketMerger`` over a rotating capture's files as they come: its newest file now, then each
+        next one (in :func:`~closecodec.capture.live.natural_order`) once it appears."""
+        self._capture.PacketReader(None, block_size=block_size, max_record=max_record)  # the sizes checked here
+        names = _ring_files(directory)
+        if not names:
+            raise FileNotFoundError(f"{directory} holds no file to follow yet")
+        self.files = [names[-1]]
+        return self._capture.PacketMerger([functools.partial(self._open_followed, names[-1], directory, block_size,
+                                                             max_record)], [0])
+
+    def _open_followed(self, path: str, directory: str, block_size: int, max_record: int) -> Any:
+        done = functools.partial(self._next_file, path, directory, block_size, max_record)
+        return self._capture.PacketReader(FollowedFile(path, self._following, done), block_size=block_size,
+                                          max_record=max_record)
+
+    def _next_file(self, path: str, directory: str, block_size: int, max_record: int) -> bool:
+        """Whether the rotating capture has gone on past ``path``; its next file is then added to the set."""
+        if self.files[-1] != path:
+            return True
+        later = [name for name in _ring_files(directory) if natural_order(name) > natural_order(path)]
+        if not later:
+            return False
+        self.files.append(later[0])
+        self.packets.add(functools.partial(self._open_followed, later[0], directory, block_size, max_record))
+        return True
+
+    def stop(self) -> None:
+        """With ``follow``: read what the files hold now, then end (from any thread, or a signal handler).
+
+        Raises:
+            ValueError: the reader does not follow.
+        """
+        if self._following is None:
+            raise ValueError("stop() is for a reader made with follow=True")
+        self._following.set()
 
     def _set_failures(self) -> None:
         """The files of a set that stopped early, in ``problems`` (once iteration has ended)."""
@@ -1348,6 +1411,12 @@ def look_at_set(reader_class: Any, paths: Sequence[Any], max_record: int = DEFAU
         files.append(path)
         firsts.append(first)
     return files, firsts, left_out
+
+
+def _ring_files(directory: str) -> List[str]:
+    """The files of a rotating capture's directory (not hidden ones), oldest first."""
+    return sorted((path for path in list_dir(directory) if not os.path.basename(path).startswith(".")),
+                  key=natural_order)
 
 
 def _open_packets(reader_class: Any, path: str, block_size: int, max_record: int) -> Any:

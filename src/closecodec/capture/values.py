@@ -34,6 +34,9 @@ ITEM_BOUNDARY = 3  #: a chunk's loop reached the next chunk (or found that it ca
 #: the index of its file in the set, and its frame number in that file.
 FILE_SHIFT = 40
 FRAME_MASK = (1 << FILE_SHIFT) - 1
+#: The first packet time of a file added to a merger (``PacketMerger.add``): after every packet, so it is
+#: opened when the files before it have ended (and below the compiled merger's "none" mark, INT64_MAX).
+FOLLOWS = (1 << 63) - 2
 
 
 def partition_of(src: bytes, src_port: int, dst: bytes, dst_port: int, count: int) -> int:
