@@ -88,14 +88,18 @@ def test_any_bytes_at_a_url_read_as_the_same_bytes_in_a_file_object(name, data, 
         if at < len(spoiled):
             spoiled[at] = value
     url = f"{memory_folder()}/trace.pcap"
-    fsspec.filesystem("memory").pipe(url, bytes(spoiled))
+    memory = fsspec.filesystem("memory")
+    memory.pipe(url, bytes(spoiled))
     outcomes = []
-    for source in (io.BytesIO(bytes(spoiled)), url):
-        try:
-            found, reader = read(source, side)
-            outcomes.append((without_file(found), reader.error and str(reader.error)))
-        except ValueError as error:  # a DecodeError: not a capture, or broken
-            outcomes.append((type(error).__name__, str(error)))
+    try:
+        for source in (io.BytesIO(bytes(spoiled)), url):
+            try:
+                found, reader = read(source, side)
+                outcomes.append((without_file(found), reader.error and str(reader.error)))
+            except ValueError as error:  # a DecodeError: not a capture, or broken
+                outcomes.append((type(error).__name__, str(error)))
+    finally:
+        memory.rm(url)
     assert outcomes[0] == outcomes[1]
 
 

@@ -529,6 +529,16 @@ def test_a_dataframe_whose_chunks_cannot_be_used_is_read_by_one_reader(side, tmp
     assert frame.equals(expected_frame(path, side)) and lengths == [len(frame)]
 
 
+def test_a_directory_given_as_a_string_is_a_set_for_one_reader_too(side, tmp_path):
+    write_set(tmp_path, PACKETS["websocket-close-codes.pcap"], [100, 250])
+    for chunks in (1, 2):
+        frame, lengths = computed(str(tmp_path), side, chunks)
+        assert frame.equals(expected_frame([str(tmp_path)], side)) and len(lengths) == chunks
+    expected, _ = serial([str(tmp_path)], side)
+    with use_backend(side):
+        assert list(ParallelCloseRecordReader(str(tmp_path), jobs=1)) == expected
+
+
 @pytest.mark.processes
 def test_the_dataframe_on_a_local_cluster(dask_client, traffic, tmp_path):
     from closecodec.capture.dataframe import records_dataframe

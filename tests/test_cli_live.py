@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -120,6 +120,42 @@ def command(*args: str) -> List[str]:
     return [sys.executable, "-m", "closecodec", "capture", *args]
 
 
+@pytest.fixture(autouse=True)
+def nothing_left_running(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A process a test started and left running (it failed half way) is ended: SIGTERM first, which a
+    live command takes as a stop (it stops its capture tool too), then SIGKILL."""
+    started: List[subprocess.Popen] = []
+
+    class Tracked(subprocess.Popen):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(subprocess, "Popen", Tracked)
+    yield
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def running(text: str) -> List[str]:
+    """The command lines of this machine's processes that hold ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in line:
+            found.append(line)
+    return found
+
+
 # -- a pipe ---------------------------------------------------------------------------------------
 
 
@@ -206,11 +242,47 @@ def test_the_summary_on_a_terminal_is_redrawn_as_closes_come(side):
     assert screen.text.rsplit("\033[J", 1)[-1] == expected  # the table taken off, then the final summary
 
 
+@pytest.mark.parametrize("side", installed_sides())
+def test_a_file_object_with_read_alone_is_read(side):
+    class Reads(io.BufferedIOBase):  # its read1 and readinto1 are io's, which raise
+        def __init__(self, data: bytes) -> None:
+            self.data = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            return self.data.read(size)
+
+    with use_backend(side):
+        found = list(CloseRecordReader(Reads(CAPTURE.read_bytes())))
+        expected = list(CloseRecordReader(str(CAPTURE)))
+    assert [tuple(r)[1:] for r in found] == [tuple(r)[1:] for r in expected] and found
+
+
+def test_a_named_pipe_is_read_live(tmp_path):
+    data = CAPTURE.read_bytes()
+    cut = 20000
+    early = records_before(data, cut, "c" if "c" in installed_sides() else "py")
+    fifo = tmp_path / "packets"
+    os.mkfifo(fifo)
+    process = subprocess.Popen(command(str(fifo), "--format", "jsonl"), stdout=subprocess.PIPE)
+    lines = Lines(process.stdout)
+    with fifo.open("wb") as writer:
+        writer.write(data[:cut])
+        writer.flush()
+        first = lines.take(len(early))  # before the rest is written
+        writer.write(data[cut:])
+    rest = lines.rest()
+    assert process.wait(timeout=WAIT) == 0
+    expected = subprocess.run(command(str(CAPTURE), "--format", "jsonl"), capture_output=True, check=True).stdout
+    assert "".join(first + rest) == expected.decode().replace(str(CAPTURE), str(fifo))
+
+
 def test_a_regular_file_on_standard_input_is_not_read_live():
     with CAPTURE.open("rb") as whole:
         table = subprocess.run(command("-"), stdin=whole, capture_output=True, check=True).stdout.decode()
-    with CAPTURE.open("rb") as whole:
-        by_path = subprocess.run(command(str(CAPTURE)), capture_output=True, check=True).stdout.decode()
+    by_path = subprocess.run(command(str(CAPTURE)), capture_output=True, check=True).stdout.decode()
     assert table == by_path  # the look-ahead widths of a file, not the widest
 
 
@@ -279,6 +351,31 @@ def test_files_of_a_rotating_capture_are_taken_by_number():
                                                 "trace.pcap", "trace.pcap1", "trace.pcap2", "trace.pcap10"]
 
 
+def test_stopping_a_followed_file_that_keeps_growing_ends_the_run(tmp_path):
+    """Stopping reads what the file held then, not what is written while that is read."""
+    data = CAPTURE.read_bytes()
+    path = tmp_path / "growing.pcap"
+    path.write_bytes(data)
+    process = subprocess.Popen(command("--follow", str(path), "--summary"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    Lines(process.stderr).until("Ctrl-C stops")
+    done = threading.Event()
+
+    def write() -> None:  # packets, as fast as the disk takes them, until the run ends
+        packet = data[24:24 + 16 + int.from_bytes(data[32:36], "little")]
+        with path.open("ab") as file:
+            while not done.is_set():
+                file.write(packet * 1000)
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=WAIT) == 0
+    finally:
+        done.set()
+        writer.join()
+
+
 def test_a_followed_file_stops_after_its_duration(tmp_path):
     path = tmp_path / "quiet.pcap"
     path.write_bytes(CAPTURE.read_bytes()[:5000])
@@ -326,7 +423,7 @@ def free_port() -> int:
 
 def can_capture(tool: str, tmp_path: Path) -> None:
     """Skip, with the reason, where ``tool`` cannot capture on loopback here."""
-    done = subprocess.run(command("-i", "lo", "-a", "duration:0.3"), capture_output=True, text=True,
+    done = subprocess.run(command("-i", "lo", "-a", "duration:1"), capture_output=True, text=True,
                           env=only(tool, tmp_path), timeout=WAIT)
     if done.returncode != 0:
         pytest.skip(f"{tool} cannot capture on lo here: {done.stderr.strip()}")
@@ -398,13 +495,14 @@ def test_a_live_mqtt_disconnect_from_paho_and_mosquitto(tmp_path):
     assert '"name": "DISCONNECT_WITH_WILL_MESSAGE"' in line and '"client_id": "sensor-7"' in line
 
 
-def test_ctrl_c_ends_a_followed_file_with_the_summary_of_what_was_seen(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_ends_a_followed_file_with_the_summary_of_what_was_seen(tmp_path, signum):
     path = tmp_path / "written.pcap"
     path.write_bytes(CAPTURE.read_bytes())
     process = subprocess.Popen(command("--follow", str(path), "--summary"), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     Lines(process.stderr).until("Ctrl-C stops")
-    process.send_signal(signal.SIGINT)  # stopping reads what the file holds, then ends
+    process.send_signal(signum)  # stopping reads what the file holds, then ends
     out, _ = process.communicate(timeout=WAIT)
     assert process.returncode == 0
     expected = subprocess.run(command(str(path), "--summary"), capture_output=True, check=True).stdout
@@ -427,6 +525,22 @@ def test_count_and_duration_end_a_live_capture_on_their_own(tmp_path):
     assert quiet.returncode == 0 and "(no closes found)" in quiet.stdout
 
 
+@pytest.mark.parametrize("tool", ["dumpcap", "tcpdump"])
+def test_the_tool_ends_with_a_run_whose_output_is_closed(tool, tmp_path):
+    if tool not in capture_tools():
+        pytest.skip(f"{tool} is not installed (CI installs it)")
+    can_capture(tool, tmp_path)
+    port = free_port()
+    process = subprocess.Popen(command("-i", "lo", "--format", "jsonl", "-f", f"tcp port {port}"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=only(tool, tmp_path))
+    Lines(process.stderr).until("Ctrl-C stops")
+    assert len(running(f"tcp port {port}")) == 2, "the command and its tool"
+    process.stdout.close()  # as `| head` does: the first record written breaks the pipe
+    websocket_closes(port)
+    assert process.wait(timeout=WAIT) == 141  # the command's status for a closed output
+    assert not running(f"tcp port {port}")  # its tool went with it
+
+
 def test_a_capture_that_cannot_start_says_why(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -439,6 +553,7 @@ def test_a_capture_that_cannot_start_says_why(tmp_path):
     bad = subprocess.run(command("-i", "no-such-interface0", "-a", "duration:5"), capture_output=True, text=True,
                          env=only(tools[0], tmp_path), timeout=WAIT)
     assert bad.returncode == 2 and f"{tools[0]} failed" in bad.stderr and not bad.stdout
+    assert "capturing on" not in bad.stderr
     if "tcpdump" in tools:
         several = subprocess.run(command("-i", "lo", "-i", "lo"), capture_output=True, text=True,
                                  env=only("tcpdump", tmp_path), timeout=WAIT)

@@ -376,6 +376,7 @@ class _LiveSummary:
         self.last = 0.0
         self.lock = threading.Lock()
         self.timer: Optional[threading.Timer] = None
+        self.ended = False
 
     def update(self) -> None:
         """A close was counted: draw now, or when the interval is up."""
@@ -391,7 +392,8 @@ class _LiveSummary:
     def _drawn_late(self) -> None:
         with self.lock:
             self.timer = None
-            self._draw()
+            if not self.ended:  # the timer fired while end() took the table off
+                self._draw()
 
     def _draw(self) -> None:
         text = io.StringIO()
@@ -409,6 +411,7 @@ class _LiveSummary:
     def end(self) -> None:
         """Take the table off the screen (the final summary is printed in its place)."""
         with self.lock:
+            self.ended = True
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
@@ -559,9 +562,12 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
         else:
             # One file is read as it is; several, or a directory, are a capture set.
             source = name if len(args.file) == 1 and not is_dir(name) else list(args.file)
-            size = _total_size(args.file)
-            if size >= PROGRESS_MIN_SIZE and getattr(err, "isatty", lambda: False)():
-                progress = _Progress(err, os.path.basename(name), size)
+            # A named pipe (mkfifo, or the shell's <(tcpdump ...)) is read live, as a pipe on standard input.
+            live = isinstance(source, str) and not is_url(name) and os.path.exists(name) and not os.path.isfile(name)
+            if getattr(err, "isatty", lambda: False)() and not live:
+                size = _total_size(args.file)
+                if size >= PROGRESS_MIN_SIZE:
+                    progress = _Progress(err, os.path.basename(name), size)
         options = dict(decode_as=decode_as, heuristics=args.heuristics, mqtt_version=args.mqtt_version, **limits)
         if args.dask is not None or (args.jobs or 1) > 1:
             reader = _parallel_reader(source, args, options, opened)
@@ -571,7 +577,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             watched = reader
             stopping = _Stopping(reader, args.autostop)
             relay(err)(f"following {name} (Ctrl-C stops)")
-    except (OSError, ImportError, _Refused, CaptureError) as error:  # ImportError: a URL without fsspec
+    except BaseException as error:  # nothing is left open: files, a Dask cluster, the tool, the handlers
         for thing in reversed(opened):
             thing.close()
         if stopping is not None:
@@ -579,7 +585,9 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             try:
                 watched.close()
             except CaptureError:
-                pass  # the error above says what went wrong first
+                pass  # the error below says what went wrong first
+        if not isinstance(error, (OSError, ImportError, _Refused, CaptureError)):  # ImportError: a URL, no fsspec
+            raise
         if not isinstance(error, OSError):
             print(f"closecodec capture: {error}", file=err)
         else:
@@ -755,14 +763,17 @@ def _live_refusal(args: argparse.Namespace) -> Optional[str]:
 
 
 class _Stopping:
-    """While a live capture or a followed file is read: the first Ctrl-C, or ``-a duration:S``, stops it
-    (what it has is read to the end, then the summary comes); a second Ctrl-C interrupts."""
+    """While a live capture or a followed file is read: the first Ctrl-C (or SIGTERM, SIGHUP), or ``-a
+    duration:S``, stops it (what it has is read to the end, then the summary comes); a second Ctrl-C
+    interrupts."""
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
     def __init__(self, watched: Any, seconds: Optional[float]) -> None:
         self.watched = watched
         self.stopped = False
         self.timer = stop_after(seconds, self.stop) if seconds is not None else None
-        self.previous = signal.signal(signal.SIGINT, self.interrupted)
+        self.previous = {signum: signal.signal(signum, self.interrupted) for signum in self.SIGNALS}
 
     def stop(self) -> None:
         self.stopped = True
@@ -770,13 +781,18 @@ class _Stopping:
 
     def interrupted(self, signum: int, frame: Any) -> None:
         if self.stopped:
-            raise KeyboardInterrupt
-        self.stop()
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        self.stopped = True
+        # Not here: a handler runs between two steps of this thread, which may hold a lock stop() takes.
+        threading.Thread(target=self.watched.stop, name="closecodec-stop", daemon=True).start()
 
     def end(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        signal.signal(signal.SIGINT, self.previous)
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
 
 
 def _parallel_reader(source: Any, args: argparse.Namespace, options: Dict[str, Any], opened: List[Any]) -> Any:

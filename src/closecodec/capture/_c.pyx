@@ -25,7 +25,7 @@ from closecodec.capture.values cimport Packet, TcpSegment
 import builtins
 
 from closecodec.capture.values import (FILE_SHIFT, FOLLOWS, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT,
-                                       check_partition)
+                                       check_partition, reads_some)
 from closecodec.errors import DecodeError, IncompleteError, MalformedError
 
 
@@ -130,9 +130,9 @@ cdef class PacketReader:
     Args:
         file: a binary file object (anything with ``read(n)`` returning bytes):
             an open file, ``sys.stdin.buffer``, a socket file, ``io.BytesIO``.
-            Its ``read1`` (or ``readinto1``) is used where it has one: from a
-            pipe, a packet comes out as soon as its bytes are in, not when a
-            block is full.
+            Its ``read1`` (or ``readinto1``) is used where its class has its
+            own: from a pipe, a packet comes out as soon as its bytes are in,
+            not when a block is full.
         block_size: how many bytes to read at a time (at least 64).
         max_record: the largest pcap record or pcapng block accepted, in bytes
             (at least 64); a longer one is malformed.
@@ -189,8 +189,9 @@ cdef class PacketReader:
         check_sizes(block_size, max_record)
         self._file = file
         # What the file has now, not a full block: from a pipe, a packet is read as soon as it is whole.
-        self._readinto = getattr(file, "readinto1", None) or getattr(file, "readinto", None)
-        self._read_some = getattr(file, "read1", None) or getattr(file, "read", None)
+        some = reads_some(file)
+        self._readinto = getattr(file, "readinto1" if some else "readinto", None)
+        self._read_some = getattr(file, "read1" if some else "read", None)
         self._block_size = block_size
         self._max_record = max_record
         self._set_block(b"", 0)

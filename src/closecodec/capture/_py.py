@@ -42,7 +42,7 @@ from ..buffer import byte_view
 from ..buffer._py import SHAPE_SPANS
 from ..errors import DecodeError, IncompleteError, MalformedError
 from .values import (FILE_SHIFT, FOLLOWS, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, Packet,
-                     TcpSegment, check_partition, partition_of)
+                     TcpSegment, check_partition, partition_of, reads_some)
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -85,9 +85,9 @@ class PacketReader:
     Args:
         file: a binary file object (anything with ``read(n)`` returning bytes):
             an open file, ``sys.stdin.buffer``, a socket file, ``io.BytesIO``.
-            Its ``read1`` (or ``readinto1``) is used where it has one: from a
-            pipe, a packet comes out as soon as its bytes are in, not when a
-            block is full.
+            Its ``read1`` (or ``readinto1``) is used where its class has its
+            own: from a pipe, a packet comes out as soon as its bytes are in,
+            not when a block is full.
         block_size: how many bytes to read at a time (at least 64).
         max_record: the largest pcap record or pcapng block accepted, in bytes
             (at least 64); a longer one is malformed.
@@ -114,7 +114,7 @@ class PacketReader:
         _check_sizes(block_size, max_record)
         self._file = file
         # What the file has now, not a full block: from a pipe, a packet is read as soon as it is whole.
-        self._read_some = getattr(file, "read1", None) or getattr(file, "read", None)
+        self._read_some = getattr(file, "read1" if reads_some(file) else "read", None)
         self._block_size = block_size
         self._max_record = max_record
         self._buf = b""

@@ -20,7 +20,6 @@ from os import PathLike
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from .arrow import record_batches, schema
-from .files import is_dir
 from .parallel import (_AT_END, ParallelCloseRecordReader, PieceResult, _chunk_shifts, _chunk_starts, _chunks_fail,
                        _first, _positioned, _stream_numbers, read_chunk)
 from .records import CloseRecord, CloseRecordReader
@@ -35,8 +34,10 @@ def records_dataframe(source: Union[str, "PathLike[str]", Sequence[Any]], /, *, 
     Its columns are :data:`~closecodec.capture.arrow.COLUMNS`, with pyarrow types
     (``pandas.ArrowDtype``). Its rows are one :class:`~closecodec.capture.records.CloseRecordReader`'s
     records, in its order, with its stream and frame numbers; partition ``k`` holds those one reader
-    makes while it reads the packets of chunk ``k``. Nothing is read until it is computed, on the Dask
-    scheduler in use (a ``distributed.Client``'s cluster, where the workers must see the files).
+    makes while it reads the packets of chunk ``k``. The records are read when it is computed, on the
+    Dask scheduler in use (a ``distributed.Client``'s cluster, whose workers must see the files). Making
+    it takes a first look here, to cut the chunks (a file's header and a search at each cut, or each
+    file's first packet), so this process must see the files too.
 
     Args:
         chunks: how many chunks in time to cut the capture into (by default the Dask client's worker
@@ -48,7 +49,9 @@ def records_dataframe(source: Union[str, "PathLike[str]", Sequence[Any]], /, *, 
     :class:`~closecodec.capture.parallel.ParallelCloseRecordReader`: a broken structure, a
     connection limit, connections the cut separates from their start), the first partition is read by
     one reader and holds every record; a broken structure then fails the computation with
-    :class:`~closecodec.errors.MalformedError`, as one reader raises it after its records.
+    :class:`~closecodec.errors.MalformedError`, as one reader raises it after its records. A truncated
+    file's records up to the cut are rows; the truncation itself, and the files of a set left out, are
+    not in the DataFrame (:class:`~closecodec.capture.parallel.ParallelCloseRecordReader` has them).
 
     Raises:
         ImportError: Dask's DataFrame (the dask extra) is not installed.
@@ -68,14 +71,15 @@ def records_dataframe(source: Union[str, "PathLike[str]", Sequence[Any]], /, *, 
     if plan is None:
         part = dask.delayed(_one_reader, pure=False)(source, options)
         return dd.from_delayed([part], meta=meta, verify_meta=False)
-    sources, boundaries, files, problems = plan
+    sources, boundaries, _, _ = plan
     count = len(sources)
-    single = isinstance(source, str) and not is_dir(source)
+    single = isinstance(source, str)  # byte ranges of one file (a directory is a list by now)
     pieces = [dask.delayed(read_chunk, pure=False)(sources[k], k, boundaries[k], options) for k in range(count)]
     summaries = [dask.delayed(_summary)(piece) for piece in pieces]
     merge = dask.delayed(_MergePlan)(summaries, single, options)
-    split = [dask.delayed(_split, nout=2)(pieces[k], merge, k) for k in range(count)]
-    parts = [dask.delayed(_partition)(merge, k, source, options, split[k][0], *[split[j][1] for j in range(k)])
+    # split[j][k]: chunk j's records for partition k (empty for k < j), so that each partition gets its own.
+    split = [dask.delayed(_split, nout=count)(pieces[k], merge, k, count) for k in range(count)]
+    parts = [dask.delayed(_partition)(merge, k, source, options, *[split[j][k] for j in range(k + 1)])
              for k in range(count)]
     return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
@@ -111,34 +115,24 @@ def _summary(piece: PieceResult) -> PieceResult:
     return summary
 
 
-def _split(piece: PieceResult, plan: _MergePlan, k: int) -> Tuple[List[Tuple[int, CloseRecord]],
-                                                                   Dict[int, List[Tuple[int, CloseRecord]]]]:
-    """Chunk ``k``'s records, numbered as one reader's and placed where it makes them: those made during
-    the chunk's own packets, and by later chunk those made while it followed its connections past its end
-    (or at the end of the capture: the last chunk's)."""
-    if plan.why is not None:
-        return [], {}
-    made = _positioned(piece, plan.starts[k], plan.shifts[k], plan.streams[k])
-    last = len(plan.starts) - 2
-    own: List[Tuple[int, CloseRecord]] = []
-    later: Dict[int, List[Tuple[int, CloseRecord]]] = {}
-    for item in made:
-        chunk = last if item[0] >= _AT_END else min(bisect_left(plan.starts, item[0]) - 1, last)
-        if chunk == k:
-            own.append(item)
-        else:
-            later.setdefault(chunk, []).append(item)
-    return own, later
+def _split(piece: PieceResult, plan: _MergePlan, k: int, count: int) -> Tuple[List[Tuple[int, CloseRecord]], ...]:
+    """Chunk ``k``'s records, numbered as one reader's and placed where it makes them, by partition: its
+    own (made during its packets), and those made while it followed its connections past its end into
+    later chunks' packets (or at the end of the capture: the last partition's)."""
+    out: List[List[Tuple[int, CloseRecord]]] = [[] for _ in range(count)]
+    if plan.why is None:
+        for item in _positioned(piece, plan.starts[k], plan.shifts[k], plan.streams[k]):
+            out[count - 1 if item[0] >= _AT_END else min(bisect_left(plan.starts, item[0]) - 1, count - 1)].append(item)
+    return tuple(out)
 
 
 def _partition(plan: _MergePlan, k: int, source: Any, options: Dict[str, Any],
-               own: List[Tuple[int, CloseRecord]], *earlier: Dict[int, List[Tuple[int, CloseRecord]]]) -> Any:
-    """Partition ``k``: chunk ``k``'s own records and those earlier chunks made during its packets, merged
-    in one reader's order; when the chunks cannot be used, one reader's records in the first."""
+               *made: List[Tuple[int, CloseRecord]]) -> Any:
+    """Partition ``k``: what chunks ``0..k`` made during chunk ``k``'s packets, merged in one reader's order;
+    when the chunks cannot be used, one reader's records in the first."""
     if plan.why is not None:
         return _one_reader(source, options) if k == 0 else _frame([])
-    made = heapq.merge(own, *[split.get(k, []) for split in earlier], key=_first)
-    return _frame([record for _, record in made])
+    return _frame([record for _, record in heapq.merge(*made, key=_first)])
 
 
 def _one_reader(source: Any, options: Dict[str, Any]) -> Any:

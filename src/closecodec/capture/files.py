@@ -20,7 +20,7 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 
 def is_url(path: str) -> bool:
     """Whether ``path`` is a URL (``PROTOCOL://...``) rather than a local path."""
-    return _URL.match(path) is not None
+    return isinstance(path, str) and _URL.match(path) is not None
 
 
 def _file_system(url: str) -> Tuple[Any, str]:

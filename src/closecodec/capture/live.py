@@ -64,6 +64,7 @@ class LiveCapture:
         self._process: Optional[subprocess.Popen] = None
         self._relay: Optional[threading.Thread] = None
         self._listening = threading.Event()  # tcpdump said it is listening
+        self._lock = threading.Lock()
         self._stopped = False
 
     def command(self) -> List[str]:
@@ -103,16 +104,17 @@ class LiveCapture:
         """Start the tool and wait until it captures (or fails); return the pipe it writes the packets to
         (an empty one when stopped before)."""
         command = self.command()
-        if self._stopped:
-            self.file = io.BytesIO()
-            return self.file
-        try:
-            # Its own session: Ctrl-C reaches this process alone, which then asks the tool to stop, so that
-            # the packets it holds still come through the pipe.
-            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE, start_new_session=True)
-        except OSError as error:
-            raise CaptureError(f"cannot start {self.tool}: {error.strerror or error}") from None
+        with self._lock:  # a stop() from another thread comes before or after the tool is there, not between
+            if self._stopped:
+                self.file = io.BytesIO()
+                return self.file
+            try:
+                # Its own session: Ctrl-C reaches this process alone, which then asks the tool to stop, so
+                # that the packets it holds still come through the pipe.
+                self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                 stderr=subprocess.PIPE, start_new_session=True)
+            except OSError as error:
+                raise CaptureError(f"cannot start {self.tool}: {error.strerror or error}") from None
         self._relay = threading.Thread(target=self._relay_messages, name=f"closecodec-{self.tool}", daemon=True)
         self._relay.start()
         self.file = self._process.stdout
@@ -126,7 +128,8 @@ class LiveCapture:
         assert self._process is not None and self.file is not None
         while self._process.poll() is None and not self._stopped:
             if self.tool == "dumpcap":
-                if select.select([self.file], [], [], POLL_SECONDS)[0]:
+                # Readable with bytes to read: the header (at the pipe's end, readable with none).
+                if select.select([self.file], [], [], POLL_SECONDS)[0] and self.file.peek(1):
                     break
             elif self._listening.wait(POLL_SECONDS):
                 break
@@ -149,44 +152,51 @@ class LiveCapture:
                 self._messages(line)
 
     def stop(self) -> None:
-        """Ask the tool to stop capturing (as Ctrl-C would); the pipe then ends."""
-        self._stopped = True
-        if self._process is not None and self._process.poll() is None:
+        """Ask the tool to stop capturing (as Ctrl-C would); the pipe then ends. From any thread (not a
+        signal handler: it takes a lock)."""
+        with self._lock:
+            self._stopped = True
+            process = self._process
+        if process is not None and process.poll() is None:
             try:
-                self._process.send_signal(signal.SIGINT)
+                process.send_signal(signal.SIGINT)
             except ProcessLookupError:
                 pass
 
     def close(self) -> None:
-        """Stop the tool and wait for it.
+        """Stop the tool and wait for it (it is killed after 10 s).
 
         Raises:
-            CaptureError: it failed (not stopped here): its messages, and what to do when it
+            CaptureError: it failed (not stopped or killed here): what it said, and what to do when it
                 lacked the permission to capture.
         """
         process = self._process
         if process is None:
             return
-        self._process = None
         self.stop()
+        self._process = None
+        if process.stdout is not None:
+            process.stdout.close()  # read to its end, or given up: a tool blocked writing to it can end
+        killed = False
         try:
             status = process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             status = process.wait()
+            killed = True
         if self._relay is not None:
             self._relay.join(timeout=5)
-        if process.stdout is not None:
-            process.stdout.close()
         if process.stderr is not None:
             process.stderr.close()
-        if status not in (0, -signal.SIGINT):  # stopped by SIGINT: it exits 0, or of the signal
-            said = " ".join(line for line in self._said if not line.startswith(("Capturing on", "File:")))
+        # Stopped by SIGINT, it exits 0 or of the signal; of SIGPIPE when the pipe was given up.
+        if not killed and status not in (0, -signal.SIGINT, -signal.SIGPIPE):
+            said = " ".join(self._said)
             advice = ""
             if any(word in said.lower() for word in _PERMISSION):
                 advice = (f"; capturing needs root, or {self.tool} allowed to capture (Debian and Ubuntu, for "
                           "dumpcap: dpkg-reconfigure wireshark-common, then join the wireshark group)")
-            raise CaptureError(f"{self.tool} failed (exit status {status}): {said or 'no message'}{advice}")
+            what = "its messages are above" if self._messages is not None else (said or "no message")
+            raise CaptureError(f"{self.tool} failed (exit status {status}): {what}{advice}")
 
     def __enter__(self) -> "LiveCapture":
         return self
@@ -207,15 +217,21 @@ class FollowedFile(io.RawIOBase):
         self._file = open(path, "rb", buffering=0)
         self._stopped = stopped
         self._done = done
+        self._limit: Optional[int] = None  # once stopped: the file's size then
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         while True:
+            if self._stopped.is_set():  # what the file holds now, not what is written while it is read
+                if self._limit is None:
+                    self._limit = os.fstat(self._file.fileno()).st_size
+                room = max(0, self._limit - self._file.tell())
+                return self._file.readinto(memoryview(buffer)[:room]) or 0 if room else 0
             got = self._file.readinto(buffer)
-            if got or self._stopped.is_set():
-                return got or 0
+            if got:
+                return got
             if self._done is not None and self._done():
                 return self._file.readinto(buffer) or 0  # what was written before the next file began
             self._stopped.wait(POLL_SECONDS)

@@ -260,6 +260,8 @@ class ParallelCloseRecordReader:
         if jobs is not None and (type(jobs) is not int or jobs < 1):
             raise ValueError(f"jobs must be an int of at least 1, not {jobs!r}")
         self._source = [fspath(path) for path in source] if isinstance(source, (list, tuple)) else fspath(source)
+        if isinstance(self._source, str) and is_dir(self._source):
+            self._source = [self._source]  # a directory is a set, for one reader as for the pieces
         if isinstance(self._source, str) and not is_dir(self._source):
             file_size(self._source)  # OSError now, as one reader raises it
         CloseRecordReader(io.BytesIO(), **options)  # a bad option is a ValueError or TypeError now

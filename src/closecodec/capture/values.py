@@ -6,6 +6,7 @@ for the reader.
 
 from __future__ import annotations
 
+import io
 from typing import Any, Tuple
 
 from ..value import Value
@@ -37,6 +38,13 @@ FRAME_MASK = (1 << FILE_SHIFT) - 1
 #: The first packet time of a file added to a merger (``PacketMerger.add``): after every packet, so it is
 #: opened when the files before it have ended (and below the compiled merger's "none" mark, INT64_MAX).
 FOLLOWS = (1 << 63) - 2
+
+
+def reads_some(file: object) -> bool:
+    """Whether a packet reader takes what ``file`` has now through its ``read1`` and ``readinto1``: the
+    file's class has its own ``read1`` (``io.BufferedIOBase``'s raises ``UnsupportedOperation``)."""
+    read1 = getattr(type(file), "read1", None)
+    return read1 is not None and read1 is not io.BufferedIOBase.read1
 
 
 def partition_of(src: bytes, src_port: int, dst: bytes, dst_port: int, count: int) -> int:
