@@ -93,15 +93,28 @@ class Lines:
     def take(self, count: int) -> List[str]:
         taken = []
         for _ in range(count):
-            line = self.queue.get(timeout=WAIT)
+            try:
+                line = self.queue.get(timeout=WAIT)
+            except queue.Empty:
+                raise AssertionError(f"{len(taken)} of {count} lines in {WAIT} s: {taken}") from None
             assert line is not None, f"the output ended after {len(taken)} of {count} lines"
             taken.append(line)
+        return taken
+
+    def so_far(self) -> List[str]:
+        """The lines that came and were not taken (for a failure's message)."""
+        taken = []
+        while not self.queue.empty():
+            taken.append(self.queue.get())
         return taken
 
     def until(self, text: str) -> List[str]:
         taken = []
         while True:
-            line = self.queue.get(timeout=WAIT)
+            try:
+                line = self.queue.get(timeout=WAIT)
+            except queue.Empty:
+                raise AssertionError(f"no {text!r} in {WAIT} s: {taken}") from None
             assert line is not None, f"the output ended before {text!r}: {taken}"
             taken.append(line)
             if text in line:
@@ -110,7 +123,10 @@ class Lines:
     def rest(self) -> List[str]:
         taken = []
         while True:
-            line = self.queue.get(timeout=WAIT)
+            try:
+                line = self.queue.get(timeout=WAIT)
+            except queue.Empty:
+                raise AssertionError(f"the output did not end in {WAIT} s: {taken}") from None
             if line is None:
                 return taken
             taken.append(line)
@@ -455,15 +471,21 @@ def start_live(env: Dict[str, str], *args: str) -> Any:
     return process, Lines(process.stdout), said
 
 
+@pytest.mark.capture
 @pytest.mark.parametrize("tool", ["dumpcap", "tcpdump"])
 def test_a_live_capture_on_loopback_shows_every_close_as_it_happens(tool, tmp_path):
     if tool not in capture_tools():
         pytest.skip(f"{tool} is not installed (CI installs it)")
     can_capture(tool, tmp_path)
     port = free_port()
-    process, lines, _ = start_live(only(tool, tmp_path), "-f", f"tcp port {port}")
+    process, lines, said = start_live(only(tool, tmp_path), "-f", f"tcp port {port}")
     websocket_closes(port)
-    seen = lines.take(6)  # each side of three closes, before the capture ends
+    try:
+        seen = lines.take(6)  # each side of three closes, before the capture ends
+    except AssertionError as error:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=WAIT)
+        raise AssertionError(f"{error}; the command said: {said.so_far()}") from None
     assert sorted(line.split('"code": ')[1].split(",")[0] for line in seen) == ["1000", "1000", "1001", "1001",
                                                                                 "4000", "4000"]
     assert all('"kind": "ws_close"' in line and '"reason": "bye ' in line for line in seen)
@@ -472,6 +494,7 @@ def test_a_live_capture_on_loopback_shows_every_close_as_it_happens(tool, tmp_pa
     assert process.wait(timeout=WAIT) == 0
 
 
+@pytest.mark.capture
 def test_a_live_mqtt_disconnect_from_paho_and_mosquitto(tmp_path):
     tools = capture_tools()
     if not tools:
@@ -482,12 +505,17 @@ def test_a_live_mqtt_disconnect_from_paho_and_mosquitto(tmp_path):
     async def run() -> str:
         serve, talk = await _mosquitto_peers()
         port, stop = await serve()
-        process, lines, _ = start_live(only(tools[0], tmp_path), "-f", f"tcp port {port}")
+        process, lines, said = start_live(only(tools[0], tmp_path), "-f", f"tcp port {port}")
         try:
             await talk(port)
         finally:
             await stop()
-        line = lines.until("mqtt_disconnect")[-1]
+        try:
+            line = lines.until("mqtt_disconnect")[-1]
+        except AssertionError as error:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=WAIT)
+            raise AssertionError(f"{error}; the command said: {said.so_far()}") from None
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=WAIT) == 0
         return line
@@ -509,6 +537,7 @@ def test_ctrl_c_ends_a_followed_file_with_the_summary_of_what_was_seen(tmp_path,
     assert out == expected and b"total" in out
 
 
+@pytest.mark.capture
 def test_count_and_duration_end_a_live_capture_on_their_own(tmp_path):
     tools = capture_tools()
     if not tools:
@@ -525,6 +554,7 @@ def test_count_and_duration_end_a_live_capture_on_their_own(tmp_path):
     assert quiet.returncode == 0 and "(no closes found)" in quiet.stdout
 
 
+@pytest.mark.capture
 @pytest.mark.parametrize("tool", ["dumpcap", "tcpdump"])
 def test_the_tool_ends_with_a_run_whose_output_is_closed(tool, tmp_path):
     if tool not in capture_tools():
@@ -541,6 +571,7 @@ def test_the_tool_ends_with_a_run_whose_output_is_closed(tool, tmp_path):
     assert not running(f"tcp port {port}")  # its tool went with it
 
 
+@pytest.mark.capture
 def test_a_capture_that_cannot_start_says_why(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
