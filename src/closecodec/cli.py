@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, TextIO, Tuple
 
 from . import BACKEND, __version__, _backend
 from .capture.files import file_size, is_dir, is_url, list_dir
-from .capture.live import CaptureError, LiveCapture, relay, stop_after
+from .capture.live import STOP_SIGNALS, CaptureError, LiveCapture, relay, start_aside, stop_after
 from .errors import DecodeError, EncodeError, MalformedError
 from .jsonform import from_json, to_json_as
 from .reasons import ReasonNumbering, reason_table
@@ -387,7 +387,7 @@ class _LiveSummary:
             elif self.timer is None:
                 self.timer = threading.Timer(wait, self._drawn_late)
                 self.timer.daemon = True
-                self.timer.start()
+                start_aside(self.timer)
 
     def _drawn_late(self) -> None:
         with self.lock:
@@ -767,13 +767,11 @@ class _Stopping:
     duration:S``, stops it (what it has is read to the end, then the summary comes); a second Ctrl-C
     interrupts."""
 
-    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
     def __init__(self, watched: Any, seconds: Optional[float]) -> None:
         self.watched = watched
         self.stopped = False
         self.timer = stop_after(seconds, self.stop) if seconds is not None else None
-        self.previous = {signum: signal.signal(signum, self.interrupted) for signum in self.SIGNALS}
+        self.previous = {signum: signal.signal(signum, self.interrupted) for signum in STOP_SIGNALS}
 
     def stop(self) -> None:
         self.stopped = True
@@ -786,7 +784,7 @@ class _Stopping:
             return
         self.stopped = True
         # Not here: a handler runs between two steps of this thread, which may hold a lock stop() takes.
-        threading.Thread(target=self.watched.stop, name="closecodec-stop", daemon=True).start()
+        start_aside(threading.Thread(target=self.watched.stop, name="closecodec-stop", daemon=True))
 
     def end(self) -> None:
         if self.timer is not None:
