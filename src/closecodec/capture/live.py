@@ -45,7 +45,8 @@ class LiveCapture:
             ``any``); several need dumpcap.
         capture_filter: a capture filter, as tcpdump takes it (``tcp port 8080``).
         count: stop after this many packets (the tool's ``-c``).
-        messages: where the tool's own messages go (``Capturing on 'lo'``), line by line.
+        messages: where the tool's own messages go (its packet counts, its errors), line by line,
+            and the line saying that it captures.
 
     :meth:`start` starts the tool; :attr:`file` is then the pipe to read (pcapng from
     dumpcap, pcap from tcpdump). :meth:`stop` asks the tool to stop (it writes what it
