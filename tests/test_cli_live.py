@@ -437,12 +437,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def can_capture(tool: str, tmp_path: Path) -> None:
-    """Skip, with the reason, where ``tool`` cannot capture on loopback here."""
-    done = subprocess.run(command("-i", "lo", "-a", "duration:1"), capture_output=True, text=True,
-                          env=only(tool, tmp_path), timeout=WAIT)
+def ready(tool: Optional[str], tmp_path: Path) -> Dict[str, str]:
+    """The environment of a command that captures with ``tool`` alone (None: the first installed); skip,
+    with the reason, where it is not installed or cannot capture on loopback here."""
+    tools = capture_tools()
+    if tool is None and tools:
+        tool = tools[0]
+    if tool not in tools:
+        pytest.skip(f"{tool or 'neither dumpcap nor tcpdump'} is not installed (CI installs it)")
+    env = only(tool, tmp_path)
+    done = subprocess.run(command("-i", "lo", "-a", "duration:1"), capture_output=True, text=True, env=env,
+                          timeout=WAIT)
     if done.returncode != 0:
         pytest.skip(f"{tool} cannot capture on lo here: {done.stderr.strip()}")
+    return env
 
 
 def websocket_closes(port: int) -> None:
@@ -474,11 +482,8 @@ def start_live(env: Dict[str, str], *args: str) -> Any:
 @pytest.mark.capture
 @pytest.mark.parametrize("tool", ["dumpcap", "tcpdump"])
 def test_a_live_capture_on_loopback_shows_every_close_as_it_happens(tool, tmp_path):
-    if tool not in capture_tools():
-        pytest.skip(f"{tool} is not installed (CI installs it)")
-    can_capture(tool, tmp_path)
     port = free_port()
-    process, lines, said = start_live(only(tool, tmp_path), "-f", f"tcp port {port}")
+    process, lines, said = start_live(ready(tool, tmp_path), "-f", f"tcp port {port}")
     websocket_closes(port)
     try:
         seen = lines.take(6)  # each side of three closes, before the capture ends
@@ -496,16 +501,13 @@ def test_a_live_capture_on_loopback_shows_every_close_as_it_happens(tool, tmp_pa
 
 @pytest.mark.capture
 def test_a_live_mqtt_disconnect_from_paho_and_mosquitto(tmp_path):
-    tools = capture_tools()
-    if not tools:
-        pytest.skip("neither dumpcap nor tcpdump is installed (CI installs them)")
-    can_capture(tools[0], tmp_path)
+    env = ready(None, tmp_path)
     from test_capture_midstream import _mosquitto_peers
 
     async def run() -> str:
         serve, talk = await _mosquitto_peers()
         port, stop = await serve()
-        process, lines, said = start_live(only(tools[0], tmp_path), "-f", f"tcp port {port}")
+        process, lines, said = start_live(env, "-f", f"tcp port {port}")
         try:
             await talk(port)
         finally:
@@ -539,11 +541,7 @@ def test_ctrl_c_ends_a_followed_file_with_the_summary_of_what_was_seen(tmp_path,
 
 @pytest.mark.capture
 def test_count_and_duration_end_a_live_capture_on_their_own(tmp_path):
-    tools = capture_tools()
-    if not tools:
-        pytest.skip("neither dumpcap nor tcpdump is installed (CI installs them)")
-    can_capture(tools[0], tmp_path)
-    env = only(tools[0], tmp_path)
+    env = ready(None, tmp_path)
     port = free_port()
     process, lines, _ = start_live(env, "-f", f"tcp port {port}", "-c", "4")
     websocket_closes(port)  # more than 4 packets: the tool stops after the 4th (a handshake's)
@@ -557,12 +555,9 @@ def test_count_and_duration_end_a_live_capture_on_their_own(tmp_path):
 @pytest.mark.capture
 @pytest.mark.parametrize("tool", ["dumpcap", "tcpdump"])
 def test_the_tool_ends_with_a_run_whose_output_is_closed(tool, tmp_path):
-    if tool not in capture_tools():
-        pytest.skip(f"{tool} is not installed (CI installs it)")
-    can_capture(tool, tmp_path)
     port = free_port()
     process = subprocess.Popen(command("-i", "lo", "--format", "jsonl", "-f", f"tcp port {port}"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=only(tool, tmp_path))
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ready(tool, tmp_path))
     Lines(process.stderr).until("Ctrl-C stops")
     assert len(running(f"tcp port {port}")) == 2, "the command and its tool"
     process.stdout.close()  # as `| head` does: the first record written breaks the pipe
