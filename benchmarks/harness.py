@@ -32,6 +32,8 @@ class Case:
     targets: List[tuple] = field(default_factory=list)
     #: throughput targets: (contender, minimum MB/s) checked and printed (needs nbytes)
     throughput_targets: List[tuple] = field(default_factory=list)
+    #: time targets: (contender, maximum ns per unit) checked and printed
+    time_targets: List[tuple] = field(default_factory=list)
 
 
 def median_seconds(func: Callable[[], object], repeat: int, min_time: float) -> float:
@@ -69,4 +71,11 @@ def run_case(case: Case, repeat: int, min_time: float) -> Dict[str, float]:
             print(f"  target {name} >= {minimum:,.0f} MB/s: {speed:,.0f} MB/s, {verdict}")
         else:
             print(f"  target {name} >= {minimum:,.0f} MB/s: not measured (contender missing)")
+    for name, maximum in case.time_targets:
+        if name in results:
+            per_unit = results[name] / case.units * 1e9
+            verdict = "met" if per_unit <= maximum else "NOT met"
+            print(f"  target {name} <= {maximum:,.0f} ns/{case.unit}: {per_unit:,.1f} ns, {verdict}")
+        else:
+            print(f"  target {name} <= {maximum:,.0f} ns/{case.unit}: not measured (contender missing)")
     return results

@@ -47,6 +47,7 @@ from .common import (
     decoder_input,
     fields,
     outcome,
+    short,
 )
 
 DIFFUSION = (diffusion_c, diffusion_py)
@@ -69,13 +70,28 @@ def _sized(name: str, size: Any) -> Dict[str, Any]:
 
 
 def message(data: bytes) -> None:
-    """decode_message and scan_close_events on one whole Diffusion message."""
+    """decode_message, scan_close_events and close_event_columns on one whole Diffusion message."""
     options, buf, offset = decoder_input(data)
     common = {"numbering": options.pick(NUMBERINGS), "strict": options.flag(),
               "max_inflated": options.pick(MAX_INFLATED)}
     properties = options.pick((True, False))
     both(DIFFUSION, "decode_message", buf, offset, **common)
-    both(DIFFUSION, "scan_close_events", buf, offset, properties=properties, **common)
+    scanned = both(DIFFUSION, "scan_close_events", buf, offset, properties=True, **common)
+    if not properties:
+        both(DIFFUSION, "scan_close_events", buf, offset, properties=False, **common)
+    columns = [outcome(lambda: _columns_read(module, buf, offset, **common)) for module in DIFFUSION]
+    agree(f"close_event_columns(*{short((buf, offset), 300)}, **{common})", *columns)
+    # The columns hold the very events the scan finds, and fail where it fails.
+    events = columns[0] if columns[0][0] != "ok" else ("ok", columns[0][1][2])  # canon: ("tuple", len, events, ...)
+    agree("close_event_columns against scan_close_events", events, scanned, left="columns", right="scan")
+
+
+def _columns_read(module: Any, buf: Any, offset: int, **options: Any) -> Tuple[Any, ...]:
+    """All that close_event_columns' result gives: its events, then each column."""
+    columns = module.close_event_columns(buf, offset, **options)
+    count = len(columns)
+    return (len(columns), list(columns), list(columns.servers), list(columns.values), columns.reason_bytes,
+            columns.reasons, [(columns.session_id(i), columns.reason(i), columns.properties(i)) for i in range(count)])
 
 
 def event_batch(data: bytes) -> None:

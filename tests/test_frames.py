@@ -75,6 +75,57 @@ def test_batch_round_trip_and_close_scan(diffusion, batch):
     ]
 
 
+@given(BATCHES, st.sampled_from(list(ReasonNumbering)))
+def test_close_event_columns_hold_the_scanned_close_events(diffusion, batch, numbering):
+    message = diffusion.encode_message(ServiceRequest(82, 7, batch))
+    closes = diffusion.scan_close_events(message, numbering=numbering)
+    columns = diffusion.close_event_columns(message, numbering=numbering)
+    assert len(columns) == len(closes) and list(columns) == closes
+    assert list(columns.servers) == [event.session_id.server for event in closes]
+    assert list(columns.values) == [event.session_id.value for event in closes]
+    assert columns.servers.typecode == columns.values.typecode == "Q"
+    assert columns.reasons == tuple(event.reason for event in closes)
+    wire = [event.reason for event in batch.events if type(event) is CloseEvent]
+    assert columns.reason_bytes == bytes(int(reason) for reason in wire)
+    for i, event in enumerate(closes):
+        assert columns[i] == columns[i - len(closes)] == event
+        assert (columns.session_id(i), columns.reason(i), columns.properties(i)) == (
+            event.session_id, event.reason, event.properties)
+    for outside in (len(closes), -len(closes) - 1):
+        with pytest.raises(IndexError):
+            columns[outside]
+        with pytest.raises(IndexError):
+            columns.properties(outside)
+
+
+def test_close_event_columns_outlive_the_callers_buffer(diffusion):
+    batch = EventBatch(1, [
+        CloseEvent(SessionId(1, 2), 11, {"$Principal": "alice", "k": "é"}),
+        OpenEvent(SessionId(5, 6), {"$Principal": "bob"}),
+        CloseEvent(SessionId(3, 2**64 - 1), 4, {}),
+    ])
+    plain = diffusion.encode_message(ServiceRequest(82, 0, batch))
+    closes = [batch.events[0], batch.events[2]]
+    compressed = bytes((0x80,)) + zlib.compress(plain[1:])
+    for message in (plain, compressed):
+        buffer = bytearray(b"\xff\xff" + message)
+        columns = diffusion.close_event_columns(memoryview(buffer), 2)
+        buffer[:] = bytes(len(buffer))  # the caller reuses its buffer
+        assert list(columns) == closes and columns.properties(0) == (("$Principal", "alice"), ("k", "é"))
+
+
+def test_close_event_columns_of_other_messages_are_empty(diffusion):
+    for message in (CloseRequest(), ServiceRequest(14, 1, CloseClientRequest(SessionId(1, 2)))):
+        columns = diffusion.close_event_columns(diffusion.encode_message(message))
+        assert len(columns) == 0 and list(columns) == [] and columns.reason_bytes == b""
+        assert list(columns.servers) == [] and columns.reasons == ()
+
+
+def _columns_read(diffusion, data, **options):
+    columns = diffusion.close_event_columns(data, **options)
+    return list(columns), list(columns.servers), list(columns.values), columns.reason_bytes, columns.reasons
+
+
 def test_close_events_without_decoded_properties_cannot_be_encoded(diffusion):
     with pytest.raises(EncodeError, match="not decoded"):
         diffusion.encode_event(CloseEvent(SessionId(1, 2), 4, None))
@@ -113,6 +164,24 @@ def test_backends_agree_on_truncations_and_corruptions(diffusion_both, message, 
         assert outcome(lambda: compiled.decode_event_batch(variant, offset)) == outcome(
             lambda: pure.decode_event_batch(variant, offset)
         )
+
+
+@given(message=MESSAGES, data=st.data(), strict=st.booleans())
+def test_close_event_columns_fail_where_the_scan_fails(diffusion_both, message, data, strict):
+    # Damaged messages, and arbitrary bytes behind a service-82 header: both
+    # backends' columns hold the scan's events, or raise just what the scan raises.
+    compiled, pure = diffusion_both
+    encoded = pure.encode_message(message)
+    cut = data.draw(st.integers(0, len(encoded)))
+    mutated = bytearray(encoded)
+    if encoded:
+        mutated[data.draw(st.integers(0, len(encoded) - 1))] = data.draw(st.integers(0, 255))
+    arbitrary = b"\x00\x52\x01\x01" + data.draw(st.binary(max_size=60))
+    for variant in (encoded[:cut], bytes(mutated), arbitrary):
+        scanned = outcome(lambda: pure.scan_close_events(variant, strict=strict))
+        read = outcome(lambda: _columns_read(compiled, variant, strict=strict))
+        assert read == outcome(lambda: _columns_read(pure, variant, strict=strict))
+        assert (read[0], read[1][0]) == scanned if read[0] == "ok" else read == scanned
 
 
 def test_every_truncation_of_a_message_is_incomplete(diffusion):

@@ -92,7 +92,7 @@ def test_huge_diffusion_length_prefix_fails_at_once(diffusion, case):
     assert peak < SMALL  # a claim of 2 GiB on 10 bytes
 
 
-@pytest.mark.parametrize("scan", [False, True])
+@pytest.mark.parametrize("scan", [None, "scan_close_events", "close_event_columns"])
 def test_a_batch_claiming_millions_of_events_fails_at_once(diffusion, scan):
     # Two real close events, then nothing: the count (5,000,000, each event at
     # least 4 bytes) cannot fit in the input, so no event is decoded at all.
@@ -100,8 +100,10 @@ def test_a_batch_claiming_millions_of_events_fails_at_once(diffusion, scan):
     count = bytes.fromhex("c096b102")  # 5,000,000 as a varint
     assert diffusion.decode_int32(count) == (5_000_000, 4)
     message = b"\x00\x52\x01\x01" + count + event * 2
-    if scan:
+    if scan == "scan_close_events":
         outcome, peak = measure(lambda: diffusion.scan_close_events(message, properties=False))
+    elif scan == "close_event_columns":
+        outcome, peak = measure(lambda: diffusion.close_event_columns(message))
     else:
         outcome, peak = measure(lambda: diffusion.decode_message(message))
     assert type(outcome) is IncompleteError and outcome.offset == 4, outcome
@@ -116,9 +118,10 @@ def test_scanning_very_many_events_builds_only_the_closes(diffusion):
     close = b"\x03\x04\x02\x0b\x00"
     count = diffusion.encode_int32(n + 1)
     message = b"\x00\x52\x01\x01" + count + opened * n + close
-    outcome, peak = measure(lambda: diffusion.scan_close_events(message))
-    assert [str(event.session_id) for event in outcome] == ["0000000000000003-0000000000000004"]
-    assert peak < len(message) // 4 + SMALL  # building the OPEN events would take ~30x the input
+    for scan in (diffusion.scan_close_events, diffusion.close_event_columns):
+        outcome, peak = measure(lambda: list(scan(message)))
+        assert [str(event.session_id) for event in outcome] == ["0000000000000003-0000000000000004"]
+        assert peak < len(message) // 4 + SMALL  # building the OPEN events would take ~30x the input
 
 
 # -- WebSocket and MQTT lengths ---------------------------------------------------------------

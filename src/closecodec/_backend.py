@@ -71,6 +71,7 @@ encode_string_dict = diffusion.encode_string_dict
 encode_session_id = diffusion.encode_session_id
 decode_message = diffusion.decode_message
 scan_close_events = diffusion.scan_close_events
+close_event_columns = diffusion.close_event_columns
 decode_event_batch = diffusion.decode_event_batch
 decode_event = diffusion.decode_event
 decode_close_client_request = diffusion.decode_close_client_request
@@ -81,6 +82,7 @@ encode_event = diffusion.encode_event
 encode_close_client_request = diffusion.encode_close_client_request
 encode_connection_response = diffusion.encode_connection_response
 DiffusionStream = diffusion.DiffusionStream
+CloseEventColumns = diffusion.CloseEventColumns
 
 # WebSocket: frames, the stream, the upgrade head.
 DEFAULT_MAX_WS_PAYLOAD: int = websocket.DEFAULT_MAX_WS_PAYLOAD

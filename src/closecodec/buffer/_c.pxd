@@ -148,6 +148,20 @@ cdef inline bytes writer_finish(Writer* w):
     return PyBytes_FromStringAndSize(w.data, w.size)
 
 
+cdef inline bint is_ascii(const unsigned char* s, Py_ssize_t n) noexcept nogil:
+    """Whether every byte of ``s[0:n]`` is below 0x80 (so any string inside is UTF-8)."""
+    cdef uint64_t word, seen = 0
+    cdef Py_ssize_t i = 0
+    while n - i >= 8:
+        memcpy(&word, s + i, 8)
+        seen |= word
+        i += 8
+    while i < n:
+        seen |= s[i]
+        i += 1
+    return (seen & <uint64_t>0x8080808080808080) == 0
+
+
 cdef inline Py_ssize_t utf8_invalid_at(const unsigned char* s, Py_ssize_t n) noexcept nogil:
     """Where the first invalid UTF-8 sequence starts (as UnicodeDecodeError.start), or -1.
 

@@ -9,8 +9,9 @@
 # cython: boundscheck=False, wraparound=False
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.mem cimport PyMem_Free
+from cpython cimport array
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
@@ -25,6 +26,7 @@ from closecodec.buffer._c cimport (
     CLOSECODEC_WRONG_TYPE,
     Reader,
     Writer,
+    is_ascii,
     open_reader,
     utf8_invalid_at,
     varint_bytes,
@@ -47,6 +49,7 @@ from closecodec.diffusion.values cimport (
     UpdateEvent,
 )
 
+import array
 import struct
 import zlib
 
@@ -92,23 +95,30 @@ __all__ = [
     "encode_session_id",
     "encode_string",
     "encode_string_dict",
+    "CloseEventColumns",
+    "close_event_columns",
     "scan_close_events",
 ]
 
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
+    PyObject* PyTuple_GET_ITEM(object tuple, Py_ssize_t i)  # borrowed
+    str PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object unicode)
+    Py_ssize_t PyUnicode_GET_LENGTH(object unicode)
+    bint PyUnicode_IS_COMPACT_ASCII(object unicode)
 
 cdef extern from *:
     """
-    /* The key cache swaps shared slots without a lock: only safe with a GIL. */
+    /* The caches of keys, pairs and the last server part swap shared slots without a lock: only safe with a GIL. */
     #ifdef Py_GIL_DISABLED
-    #define CLOSECODEC_KEY_CACHE 0
+    #define CLOSECODEC_SHARED_CACHES 0
     #else
-    #define CLOSECODEC_KEY_CACHE 1
+    #define CLOSECODEC_SHARED_CACHES 1
     #endif
     """
-    const bint KEY_CACHE_ENABLED "CLOSECODEC_KEY_CACHE"
+    const bint SHARED_CACHES "CLOSECODEC_SHARED_CACHES"
 
 
 cdef object INT32_MIN = -(1 << 31)
@@ -132,8 +142,14 @@ cdef enum:
     # short ones are interned in a small direct-mapped cache of owned strings.
     KEY_CACHE_SLOTS = 512
     KEY_CACHE_MAX_LENGTH = 32
+    # Whole properties repeat too ($ClientType, $Connector, $Principal ...): a short
+    # pair of ASCII strings is served as one shared (key, value) tuple from a
+    # second cache. A unique value (an address, a time) only misses.
+    PAIR_CACHE_SLOTS = 1024
+    PAIR_CACHE_MAX_LENGTH = 64
 
 cdef PyObject* key_cache[KEY_CACHE_SLOTS]
+cdef PyObject* pair_cache[PAIR_CACHE_SLOTS]
 
 
 # -- reading -----------------------------------------------------------------
@@ -157,28 +173,17 @@ cdef int read_varint(Reader* r, int max_bytes, unsigned char excess, str what, u
 
 
 cdef int read_long_varint(Reader* r, int max_bytes, unsigned char excess, str what, uint64_t* out) except -1:
-    cdef Py_ssize_t start = r.pos
     cdef Py_ssize_t pos = r.pos
-    cdef Py_ssize_t last = r.pos + max_bytes - 1
-    cdef uint64_t result = 0
-    cdef unsigned int shift = 0
-    cdef unsigned char byte
-    while True:
-        if pos >= r.size:
-            raise IncompleteError(what, start)
-        byte = r.data[pos]
-        if pos == last:
-            if byte & 0x80:
-                raise MalformedError(f"{what} is longer than {max_bytes} bytes", pos)
-            if byte & excess:
-                raise MalformedError(f"{what} has bits beyond its width in byte {max_bytes}", pos)
-        result |= (<uint64_t>(byte & 0x7F)) << shift
-        if byte < 0x80:
-            out[0] = result
-            r.pos = pos + 1
-            return 0
-        pos += 1
-        shift += 7
+    cdef Py_ssize_t bad
+    cdef int status = varint_parse(r.data, &pos, r.size, max_bytes, excess, out, &bad)
+    if status == CLOSECODEC_OK:
+        r.pos = pos
+        return 0
+    if status == CLOSECODEC_INCOMPLETE:
+        raise IncompleteError(what, r.pos)
+    if r.data[bad] & 0x80:
+        raise MalformedError(f"{what} is longer than {max_bytes} bytes", bad)
+    raise MalformedError(f"{what} has bits beyond its width in byte {max_bytes}", bad)
 
 
 cdef int read_int32(Reader* r, str what, int32_t* out) except -1:
@@ -207,6 +212,12 @@ cdef Py_ssize_t read_length(Reader* r, str what, str what_length, Py_ssize_t uni
 cdef str read_utf8(Reader* r, Py_ssize_t length):
     """``length`` bytes of strict UTF-8 at the reader's position (already bounds-checked)."""
     cdef Py_ssize_t start = r.pos
+    cdef str text
+    if is_ascii(r.data + start, length):  # most strings: a copy, no decoding
+        text = PyUnicode_New(length, 127)
+        memcpy(PyUnicode_DATA(text), r.data + start, length)
+        r.pos = start + length
+        return text
     try:
         text = PyUnicode_DecodeUTF8(<const char*>r.data + start, length, NULL)
     except UnicodeDecodeError as error:
@@ -223,26 +234,20 @@ cdef str read_key(Reader* r):
     """A String that is likely to repeat: served from the key cache when it can be."""
     cdef Py_ssize_t length = read_length(r, "String", "String length", 1)
     cdef const unsigned char* raw = r.data + r.pos
-    cdef Py_ssize_t i, cached_length
-    cdef uint64_t head = 0, tail = 0
+    cdef Py_ssize_t cached_length
     cdef uint64_t slot
     cdef PyObject* cached
     cdef str text
-    if not KEY_CACHE_ENABLED or length > KEY_CACHE_MAX_LENGTH:
+    if not SHARED_CACHES or length > KEY_CACHE_MAX_LENGTH:
         return read_utf8(r, length)
-    # The slot mixes the length with the first and last 8 bytes: enough to
-    # spread property names, cheap to compute. A collision only costs a miss.
-    if length >= 8:
-        memcpy(&head, raw, 8)
-        memcpy(&tail, raw + length - 8, 8)
-    else:
-        for i in range(length):
-            head = (head << 8) | raw[i]
-    slot = ((head * 0x9E3779B97F4A7C15u) ^ (tail * 0xC2B2AE3D27D4EB4Fu) ^ <uint64_t>length) >> 40
-    slot %= KEY_CACHE_SLOTS
+    slot = cache_hash(raw, length) % KEY_CACHE_SLOTS
     cached = key_cache[slot]
     if cached is not NULL:
-        utf8 = PyUnicode_AsUTF8AndSize(<object>cached, &cached_length)
+        if PyUnicode_IS_COMPACT_ASCII(<object>cached):
+            utf8 = <const char*>PyUnicode_DATA(<object>cached)
+            cached_length = PyUnicode_GET_LENGTH(<object>cached)
+        else:
+            utf8 = PyUnicode_AsUTF8AndSize(<object>cached, &cached_length)
         if cached_length == length and memcmp(utf8, raw, length) == 0:
             r.pos += length
             return <str>cached
@@ -253,15 +258,66 @@ cdef str read_key(Reader* r):
     return text
 
 
+cdef inline uint64_t cache_hash(const unsigned char* raw, Py_ssize_t length) noexcept nogil:
+    """A cache slot's hash: the length mixed with the first and last 8 bytes.
+
+    Enough to spread property names and values, cheap to compute; a collision
+    only costs a miss."""
+    cdef uint64_t head = 0, tail = 0
+    cdef Py_ssize_t i
+    if length >= 8:
+        memcpy(&head, raw, 8)
+        memcpy(&tail, raw + length - 8, 8)
+    else:
+        for i in range(length):
+            head = (head << 8) | raw[i]
+    return ((head * 0x9E3779B97F4A7C15u) ^ (tail * 0xC2B2AE3D27D4EB4Fu) ^ <uint64_t>length) >> 40
+
+
+cdef inline bint is_ascii_text(PyObject* text, const unsigned char* raw, Py_ssize_t length) noexcept:
+    """Whether ``text`` (borrowed) is an ASCII string of exactly the bytes ``raw[0:length]``."""
+    return (PyUnicode_IS_COMPACT_ASCII(<object>text) and PyUnicode_GET_LENGTH(<object>text) == length
+            and memcmp(PyUnicode_DATA(<object>text), raw, length) == 0)
+
+
+cdef tuple read_pair(Reader* r):
+    """A Dictionary's (key, value) pair: served from the pair cache when it can be."""
+    cdef const unsigned char* raw = r.data + r.pos
+    cdef Py_ssize_t left = r.size - r.pos
+    cdef Py_ssize_t value_at = 0, span = 0
+    cdef uint64_t slot = 0
+    cdef PyObject* cached
+    cdef tuple pair
+    # Cached: pairs of one-byte lengths within PAIR_CACHE_MAX_LENGTH bytes of input.
+    if SHARED_CACHES and left >= 2 and raw[0] < 0x80 and raw[0] + 1 < left and raw[raw[0] + 1] < 0x80:
+        value_at = raw[0] + 1
+        span = value_at + 1 + raw[value_at]
+        if span <= PAIR_CACHE_MAX_LENGTH and span <= left:
+            slot = cache_hash(raw, span) % PAIR_CACHE_SLOTS
+            cached = pair_cache[slot]
+            if (cached is not NULL
+                    and is_ascii_text(PyTuple_GET_ITEM(<object>cached, 0), raw + 1, raw[0])
+                    and is_ascii_text(PyTuple_GET_ITEM(<object>cached, 1), raw + value_at + 1, raw[value_at])):
+                r.pos += span
+                return <tuple>cached
+        else:
+            span = 0
+    key = read_key(r)
+    pair = (key, read_string(r))
+    if span and PyUnicode_IS_COMPACT_ASCII(pair[0]) and PyUnicode_IS_COMPACT_ASCII(pair[1]):
+        Py_INCREF(pair)
+        Py_XDECREF(pair_cache[slot])
+        pair_cache[slot] = <PyObject*>pair
+    return pair
+
+
 cdef tuple read_pairs(Reader* r):
     # Each pair takes at least two bytes (two empty strings).
     cdef Py_ssize_t count = read_length(r, "Dictionary", "Dictionary length", 2)
     cdef Py_ssize_t i
     cdef tuple pairs = PyTuple_New(count)
     for i in range(count):
-        key = read_key(r)
-        value = read_string(r)
-        tuple_set(pairs, i, (key, value))
+        tuple_set(pairs, i, read_pair(r))
     return pairs
 
 
@@ -272,10 +328,23 @@ cdef SessionId read_session_id(Reader* r):
     return new_session_id(server, value)
 
 
+# The server part of the last session id built, as an int: the sessions of a batch
+# mostly share their server's part, and an int is immutable, so they share one.
+cdef object last_server = 0
+cdef uint64_t last_server_part = 0
+
+
 cdef SessionId new_session_id(uint64_t server, uint64_t value):
     # Built without __init__: the parts are uint64 by construction.
+    global last_server, last_server_part
     cdef SessionId session_id = SessionId.__new__(SessionId)
-    session_id.server = server
+    if not SHARED_CACHES:
+        session_id.server = server
+    elif server == last_server_part:
+        session_id.server = last_server
+    else:
+        session_id.server = last_server = server
+        last_server_part = server
     session_id.value = value
     return session_id
 
@@ -655,11 +724,13 @@ cdef enum:
     DECODE_ALL = 0
     SCAN_CLOSES = 1
     SCAN_CLOSES_WITHOUT_PROPERTIES = 2
+    SCAN_CLOSE_COLUMNS = 3  # close events into a CloseEventColumns, nothing built
 
 cdef object WIRE = ReasonNumbering.WIRE
 cdef dict REASONS_BY_NUMBERING = CLOSE_REASON_BY_BYTE
 cdef tuple ENTRY_TYPES = (None, EntryType.NEW, EntryType.CHANGE, EntryType.REMOVE, EntryType.SAME)
 cdef tuple UPDATE_TYPES = tuple([UpdateType(value) for value in range(128)])
+cdef array.array UINT64_ARRAY = array.array("Q")
 
 
 cdef unsigned char read_enum_byte(Reader* r, Py_ssize_t pos, str what) except? 0xFF:
@@ -690,13 +761,164 @@ cdef int skip_pairs(Reader* r) except -1:
     return 0
 
 
-cdef object read_event(Reader* r, tuple reasons, bint strict, int mode):
-    """One session event; when scanning (``mode``), OPEN and UPDATE are walked, not built (None)."""
+cdef struct CloseRow:
+    uint64_t server
+    uint64_t value
+    Py_ssize_t properties_at  # the event's property Strings, in CloseEventColumns.source
+    Py_ssize_t property_count
+    unsigned char code
+
+
+cdef class CloseEventColumns:
+    """The close events of one Diffusion message, as columns; see ``close_event_columns``.
+
+    Session ids and reasons are read at once, each event's properties only
+    when asked for. ``len``, indexing and iteration give :class:`CloseEvent`
+    values equal to :func:`scan_close_events`' list. The result stays valid when
+    the caller's buffer is reused or changed.
+    """
+    # The rows point into the message's bytes: a bytes input is kept, any other buffer copied.
+    cdef CloseRow* rows
+    cdef Py_ssize_t count
+    cdef Py_ssize_t capacity
+    cdef tuple reasons_by_byte
+    cdef bytes source
+    cdef Py_ssize_t base  # where source starts in the buffer the rows' offsets are in
+
+    def __dealloc__(self):
+        PyMem_Free(self.rows)
+
+    cdef int add(self, CloseEventResult* event, Py_ssize_t at) except -1:
+        """Add the CLOSE event parsed at ``at``."""
+        cdef Py_ssize_t capacity
+        cdef CloseRow* grown
+        if self.count == self.capacity:
+            capacity = max(16, 2 * self.capacity)
+            grown = <CloseRow*>PyMem_Realloc(self.rows, capacity * sizeof(CloseRow))
+            if grown is NULL:
+                raise MemoryError()
+            self.rows = grown
+            self.capacity = capacity
+        self.rows[self.count] = CloseRow(event.server, event.value, at + event.properties_at, event.property_count,
+                                         event.reason)
+        self.count += 1
+        return 0
+
+    cdef int keep(self, object buf, const unsigned char* data, Py_ssize_t offset, Py_ssize_t size) except -1:
+        """Keep the bytes the rows' properties are read from: ``buf`` itself if it is bytes."""
+        if type(buf) is bytes:
+            self.source = buf
+        else:
+            self.source = PyBytes_FromStringAndSize(<const char*>data + offset, size - offset)
+            self.base = offset
+        return 0
+
+    cdef Py_ssize_t row(self, Py_ssize_t i) except -1:
+        if i < 0:
+            i += self.count
+        if i < 0 or i >= self.count:
+            raise IndexError("close event index out of range")
+        return i
+
+    def __len__(self):
+        return self.count
+
+    def __repr__(self):
+        return f"<CloseEventColumns of {self.count} close events>"
+
+    def session_id(self, Py_ssize_t i, /):
+        """Event ``i``'s :class:`SessionId`."""
+        cdef CloseRow* row = &self.rows[self.row(i)]
+        return new_session_id(row.server, row.value)
+
+    def reason(self, Py_ssize_t i, /):
+        """Event ``i``'s :class:`~closecodec.reasons.ClientCloseReason`."""
+        return self.reasons_by_byte[self.rows[self.row(i)].code]
+
+    def properties(self, Py_ssize_t i, /):
+        """Event ``i``'s properties, ``(key, value)`` pairs as :class:`CloseEvent` has them."""
+        cdef CloseRow* row = &self.rows[self.row(i)]
+        cdef Reader r
+        cdef tuple pairs = PyTuple_New(row.property_count)
+        # The scan checked these strings (lengths and UTF-8): reading them cannot fail.
+        r.data = <const unsigned char*>PyBytes_AS_STRING(self.source)
+        r.size = PyBytes_GET_SIZE(self.source)
+        r.pos = row.properties_at - self.base
+        for i in range(row.property_count):
+            key = read_key(&r)
+            tuple_set(pairs, i, (key, read_string(&r)))
+        return pairs
+
+    def __getitem__(self, Py_ssize_t i):
+        """Event ``i`` as a :class:`CloseEvent`, its properties read."""
+        cdef CloseEvent close = CloseEvent.__new__(CloseEvent)
+        i = self.row(i)
+        close.session_id = self.session_id(i)
+        close.reason = self.reason(i)
+        close.properties = self.properties(i)
+        return close
+
+    def __iter__(self):
+        cdef Py_ssize_t i
+        for i in range(self.count):
+            yield self[i]
+
+    @property
+    def servers(self):
+        """The session ids' server parts, an ``array('Q')``."""
+        cdef array.array out = array.clone(UINT64_ARRAY, self.count, False)
+        cdef Py_ssize_t i
+        for i in range(self.count):
+            out.data.as_ulonglongs[i] = self.rows[i].server
+        return out
+
+    @property
+    def values(self):
+        """The session ids' value parts, an ``array('Q')``."""
+        cdef array.array out = array.clone(UINT64_ARRAY, self.count, False)
+        cdef Py_ssize_t i
+        for i in range(self.count):
+            out.data.as_ulonglongs[i] = self.rows[i].value
+        return out
+
+    @property
+    def reason_bytes(self):
+        """The close reasons' bytes as on the wire, one per event."""
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, self.count)
+        cdef char* p = PyBytes_AS_STRING(out)
+        cdef Py_ssize_t i
+        for i in range(self.count):
+            p[i] = <char>self.rows[i].code
+        return out
+
+    @property
+    def reasons(self):
+        """The close reasons, a tuple of :class:`~closecodec.reasons.ClientCloseReason`."""
+        return tuple([self.reasons_by_byte[self.rows[i].code] for i in range(self.count)])
+
+
+cdef object read_event(Reader* r, tuple reasons, bint strict, int mode, CloseEventColumns columns):
+    """One session event; when scanning (``mode``), OPEN and UPDATE are walked, not built (None).
+
+    In SCAN_CLOSE_COLUMNS mode a CLOSE event is added to ``columns`` and not built either.
+    """
+    cdef CloseEventResult parsed
     cdef uint64_t server, value
     cdef unsigned char event_type, code, entry_code
     cdef Py_ssize_t count, i, j, n_values
     cdef CloseEvent close
     cdef SessionId session_id
+    if mode == SCAN_CLOSE_COLUMNS:
+        # The nogil parser reads a valid CLOSE event, UTF-8 included, in one pass. Anything
+        # else is walked below: an OPEN or UPDATE event, or one that raises just what
+        # decode_message raises (the parser's verdicts are read_event's: tests/test_c_api.py).
+        if close_event_parse(r.data + r.pos, r.size - r.pos, &parsed) == CLOSECODEC_OK and (
+            not strict or reasons[parsed.reason].known
+        ):
+            columns.add(&parsed, r.pos)
+            r.pos += parsed.size
+            return None
+        mode = SCAN_CLOSES
     read_uint64(r, "SessionId server", &server)
     read_uint64(r, "SessionId value", &value)
     event_type = read_enum_byte(r, r.pos, "event type")
@@ -749,7 +971,7 @@ cdef object read_event(Reader* r, tuple reasons, bint strict, int mode):
     raise MalformedError(f"unknown session event type {event_type}", r.pos - 1)
 
 
-cdef object read_batch(Reader* r, tuple reasons, bint strict, int mode):
+cdef object read_batch(Reader* r, tuple reasons, bint strict, int mode, CloseEventColumns columns):
     cdef uint64_t conversation_id
     cdef Py_ssize_t count, i
     cdef list events = []
@@ -757,7 +979,7 @@ cdef object read_batch(Reader* r, tuple reasons, bint strict, int mode):
     read_uint64(r, "conversation id", &conversation_id)
     count = read_length(r, "event batch", "event batch length", UNIT_EVENT)
     for i in range(count):
-        event = read_event(r, reasons, strict, mode)
+        event = read_event(r, reasons, strict, mode, columns)
         if event is not None:
             events.append(event)
     if mode:
@@ -781,7 +1003,8 @@ cdef tuple reasons_for(object numbering):
         return REASONS_BY_NUMBERING[ReasonNumbering(numbering)]
 
 
-cdef object read_message(object buf, Py_ssize_t offset, object numbering, bint strict, int mode, object max_inflated):
+cdef object read_message(object buf, Py_ssize_t offset, object numbering, bint strict, int mode, object max_inflated,
+                         CloseEventColumns columns):
     cdef Py_buffer view
     cdef Reader r
     cdef unsigned char type_byte, message_type, encoding
@@ -808,21 +1031,28 @@ cdef object read_message(object buf, Py_ssize_t offset, object numbering, bint s
             or looks_like_zlib(PyBytes_FromStringAndSize(<const char*>r.data + r.pos, min(2, r.size - r.pos)))
         )
         if not compressed:
-            return read_body(&r, known, False, reasons, strict, mode)
+            result = read_body(&r, known, False, reasons, strict, mode, columns)
+            if columns is not None and columns.count:
+                columns.keep(buf, r.data, offset, r.size)
+            return result
         start = r.pos
         body = inflate(PyBytes_FromStringAndSize(<const char*>r.data + r.pos, r.size - r.pos), max_inflated, start)
     finally:
         PyBuffer_Release(&view)
     open_reader(&r, body, 0, &view)
     try:
-        return read_body(&r, known, True, reasons, strict, mode)
+        result = read_body(&r, known, True, reasons, strict, mode, columns)
     except DecodeError as error:
         raise MalformedError(f"in the inflated body: {error}", start) from None
     finally:
         PyBuffer_Release(&view)
+    if columns is not None and columns.count:
+        columns.keep(body, NULL, 0, 0)
+    return result
 
 
-cdef object read_body(Reader* r, object message_type, bint compressed, tuple reasons, bint strict, int mode):
+cdef object read_body(Reader* r, object message_type, bint compressed, tuple reasons, bint strict, int mode,
+                      CloseEventColumns columns):
     cdef int32_t service_id
     cdef uint64_t conversation_id
     cdef ServiceRequest request
@@ -830,7 +1060,7 @@ cdef object read_body(Reader* r, object message_type, bint compressed, tuple rea
         read_int32(r, "service id", &service_id)
         read_uint64(r, "conversation id", &conversation_id)
         if service_id == SERVICE_SESSION_EVENTS:
-            payload = read_batch(r, reasons, strict, mode)
+            payload = read_batch(r, reasons, strict, mode, columns)
             expect_end(r, "message")
             if mode:
                 return payload
@@ -874,7 +1104,7 @@ def decode_message(buf, Py_ssize_t offset=0, /, *, numbering=WIRE, bint strict=F
         IncompleteError: the message ends early.
         MalformedError: it is not a valid message (unknown type, bytes after its end, ...).
     """
-    return read_message(buf, offset, numbering, strict, DECODE_ALL, max_inflated)
+    return read_message(buf, offset, numbering, strict, DECODE_ALL, max_inflated, None)
 
 
 def scan_close_events(buf, Py_ssize_t offset=0, /, *, numbering=WIRE, bint strict=False, max_inflated=DEFAULT_MAX_INFLATED, bint properties=True):
@@ -891,7 +1121,24 @@ def scan_close_events(buf, Py_ssize_t offset=0, /, *, numbering=WIRE, bint stric
 
     Other arguments and errors as :func:`decode_message`.
     """
-    return read_message(buf, offset, numbering, strict, SCAN_CLOSES if properties else SCAN_CLOSES_WITHOUT_PROPERTIES, max_inflated)
+    return read_message(buf, offset, numbering, strict, SCAN_CLOSES if properties else SCAN_CLOSES_WITHOUT_PROPERTIES, max_inflated, None)
+
+
+def close_event_columns(buf, Py_ssize_t offset=0, /, *, numbering=WIRE, bint strict=False, max_inflated=DEFAULT_MAX_INFLATED):
+    """The close events of one whole Diffusion message, as a :class:`CloseEventColumns`.
+
+    The fastest way to learn who closed and why: no event is built. Session
+    ids and reasons come as columns, an event's properties when asked for.
+    The message is checked as :func:`scan_close_events` checks it, except that
+    property strings are checked as UTF-8 only when they are read. Any message
+    other than a session-events request (service 82) gives no events.
+
+    Arguments and errors as :func:`decode_message`.
+    """
+    cdef CloseEventColumns columns = CloseEventColumns.__new__(CloseEventColumns)
+    columns.reasons_by_byte = reasons_for(numbering)
+    read_message(buf, offset, numbering, strict, SCAN_CLOSE_COLUMNS, max_inflated, columns)
+    return columns
 
 
 def decode_event_batch(buf, Py_ssize_t offset=0, /, *, numbering=WIRE, bint strict=False):
@@ -906,7 +1153,7 @@ def decode_event_batch(buf, Py_ssize_t offset=0, /, *, numbering=WIRE, bint stri
     cdef tuple reasons = reasons_for(numbering)
     open_reader(&r, buf, offset, &view)
     try:
-        batch = read_batch(&r, reasons, strict, DECODE_ALL)
+        batch = read_batch(&r, reasons, strict, DECODE_ALL, None)
         return batch, r.pos
     finally:
         PyBuffer_Release(&view)
@@ -924,7 +1171,7 @@ def decode_event(buf, Py_ssize_t offset=0, /, *, numbering=WIRE, bint strict=Fal
     cdef tuple reasons = reasons_for(numbering)
     open_reader(&r, buf, offset, &view)
     try:
-        event = read_event(&r, reasons, strict, DECODE_ALL)
+        event = read_event(&r, reasons, strict, DECODE_ALL, None)
         return event, r.pos
     finally:
         PyBuffer_Release(&view)
@@ -1151,6 +1398,23 @@ cdef int varint_parse(const unsigned char* data, Py_ssize_t* at, Py_ssize_t size
     cdef uint64_t result = 0
     cdef unsigned int shift = 0
     cdef unsigned char byte
+    cdef int k
+    if last < size:
+        # Every byte the number may take is there: no bounds checks, and the last
+        # byte's checks once. Its errors are left to the loop below.
+        for k in range(max_bytes - 1):
+            byte = data[pos + k]
+            result |= (<uint64_t>(byte & 0x7F)) << (7 * k)
+            if byte < 0x80:
+                out[0] = result
+                at[0] = pos + k + 1
+                return CLOSECODEC_OK
+        byte = data[last]
+        if not (byte & 0x80 or byte & excess):
+            out[0] = result | (<uint64_t>byte) << (7 * (max_bytes - 1))
+            at[0] = last + 1
+            return CLOSECODEC_OK
+        result = 0
     while True:
         if pos >= size:
             return CLOSECODEC_INCOMPLETE
@@ -1173,7 +1437,14 @@ cdef int length_parse(const unsigned char* data, Py_ssize_t* at, Py_ssize_t size
     cdef Py_ssize_t start = at[0]
     cdef uint64_t value
     cdef int32_t signed
-    cdef int status = varint_parse(data, at, size, 5, INT32_EXCESS, &value, error_offset)
+    cdef int status
+    if start < size and data[start] < 0x80:  # one byte: most lengths and counts
+        at[0] = start + 1
+        if <Py_ssize_t>data[start] * unit > size - at[0]:
+            return CLOSECODEC_INCOMPLETE
+        length[0] = data[start]
+        return CLOSECODEC_OK
+    status = varint_parse(data, at, size, 5, INT32_EXCESS, &value, error_offset)
     if status != CLOSECODEC_OK:
         return status
     signed = <int32_t><uint32_t>value
@@ -1229,17 +1500,42 @@ cdef int close_event_parse(const unsigned char* data, Py_ssize_t size, CloseEven
         return status
     out.property_count = count
     out.properties_at = pos
+    # The strings' lengths first, then one look at all their bytes: when every byte from
+    # the first string on is ASCII, every string is UTF-8 (most property maps). Otherwise,
+    # or when a length fails, the strings before are checked one by one, so that the
+    # error is the first one read_event meets.
     for i in range(2 * count):
+        if pos < size and data[pos] < 0x80 and data[pos] < size - pos:  # a one-byte length that fits
+            pos += 1 + data[pos]
+            continue
         status = length_parse(data, &pos, size, 1, &length, &out.error_offset)
         if status != CLOSECODEC_OK:
+            if strings_utf8_error(data, size, out.properties_at, i, &out.error_offset):
+                return CLOSECODEC_MALFORMED
             return status
-        bad = utf8_invalid_at(data + pos, length)
-        if bad >= 0:
-            out.error_offset = pos + bad
-            return CLOSECODEC_MALFORMED
         pos += length
+    if not is_ascii(data + out.properties_at, pos - out.properties_at):
+        if strings_utf8_error(data, size, out.properties_at, 2 * count, &out.error_offset):
+            return CLOSECODEC_MALFORMED
     out.size = pos
     return CLOSECODEC_OK
+
+
+cdef bint strings_utf8_error(const unsigned char* data, Py_ssize_t size, Py_ssize_t pos, Py_ssize_t count,
+                             Py_ssize_t* error_offset) noexcept nogil:
+    """Whether one of ``count`` Strings from ``pos``, whose lengths have been read, is not UTF-8;
+    ``error_offset`` is set to the first bad byte."""
+    cdef Py_ssize_t i, length, bad
+    cdef uint64_t value
+    for i in range(count):
+        varint_parse(data, &pos, size, 5, INT32_EXCESS, &value, error_offset)
+        length = <Py_ssize_t>value
+        bad = utf8_invalid_at(data + pos, length)
+        if bad >= 0:
+            error_offset[0] = pos + bad
+            return True
+        pos += length
+    return False
 
 
 cdef object event_from(const unsigned char* data, Py_ssize_t size, object numbering, bint strict, Py_ssize_t* end):
@@ -1248,7 +1544,7 @@ cdef object event_from(const unsigned char* data, Py_ssize_t size, object number
     r.data = data
     r.size = size
     r.pos = 0
-    event = read_event(&r, reasons_for(numbering), strict, DECODE_ALL)
+    event = read_event(&r, reasons_for(numbering), strict, DECODE_ALL, None)
     end[0] = r.pos
     return event
 

@@ -22,9 +22,12 @@ Decisions where the format leaves room (identical in ``_c.pyx``):
 
 from __future__ import annotations
 
+import operator
 import struct
+import sys
 import zlib
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
+from array import array
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from ..buffer import (
     DEFAULT_MAX_INFLATED,
@@ -93,6 +96,8 @@ __all__ = [
     "encode_session_id",
     "encode_string",
     "encode_string_dict",
+    "CloseEventColumns",
+    "close_event_columns",
     "scan_close_events",
 ]
 
@@ -445,8 +450,9 @@ def encode_session_id(value: SessionId, /) -> bytes:
 
 _WIRE = ReasonNumbering.WIRE
 _UNIT_CHANGE = 3  # an UPDATE entry takes at least key, entry type and one value
-# What _read_message builds: everything, or only close events (with or without properties).
-_DECODE_ALL, _SCAN_CLOSES, _SCAN_CLOSES_WITHOUT_PROPERTIES = 0, 1, 2
+# What _read_message builds: everything, or only close events (with or without properties,
+# or as the rows of CloseEventColumns).
+_DECODE_ALL, _SCAN_CLOSES, _SCAN_CLOSES_WITHOUT_PROPERTIES, _SCAN_CLOSE_COLUMNS = 0, 1, 2, 3
 
 
 def _read_enum_byte(data: Any, pos: int, size: int, what: str) -> int:
@@ -482,8 +488,10 @@ def _read_event(data: Any, pos: int, size: int, reasons: Tuple[ClientCloseReason
         reason = _reason(data, pos, size, reasons, strict)
         if mode == _SCAN_CLOSES_WITHOUT_PROPERTIES:
             return CloseEvent(SessionId(server, value), reason, None), _skip_pairs(data, pos + 1, size)
-        properties, pos = _read_pairs(data, pos + 1, size)
-        return CloseEvent(SessionId(server, value), reason, properties), pos
+        properties, end = _read_pairs(data, pos + 1, size)
+        if mode == _SCAN_CLOSE_COLUMNS:
+            return (server, value, data[pos], properties), end
+        return CloseEvent(SessionId(server, value), reason, properties), end
     if event_type == EventType.OPEN:
         if mode:
             return None, _skip_pairs(data, pos, size)
@@ -650,6 +658,102 @@ def scan_close_events(buf: Any, offset: int = 0, /, *, numbering: ReasonNumberin
     data, offset, size = start_reading(buf, offset)
     mode = _SCAN_CLOSES if properties else _SCAN_CLOSES_WITHOUT_PROPERTIES
     return _read_message(data, offset, size, reasons, strict, mode, max_inflated)
+
+
+def close_event_columns(buf: Any, offset: int = 0, /, *, numbering: ReasonNumbering = _WIRE, strict: bool = False, max_inflated: int = DEFAULT_MAX_INFLATED) -> "CloseEventColumns":
+    """The close events of one whole Diffusion message, as a :class:`CloseEventColumns`.
+
+    The fastest way to learn who closed and why: no event is built. Session
+    ids and reasons come as columns, an event's properties when asked for.
+    The message is checked as :func:`scan_close_events` checks it. Any message
+    other than a session-events request (service 82) gives no events.
+
+    Arguments and errors as :func:`decode_message`.
+    """
+    reasons = _reasons_for(numbering)
+    data, offset, size = start_reading(buf, offset)
+    return CloseEventColumns(_read_message(data, offset, size, reasons, strict, _SCAN_CLOSE_COLUMNS, max_inflated), reasons)
+
+
+class CloseEventColumns:
+    """The close events of one Diffusion message, as columns; see ``close_event_columns``.
+
+    Session ids and reasons are read at once, each event's properties only
+    when asked for. ``len``, indexing and iteration give :class:`CloseEvent`
+    values equal to :func:`scan_close_events`' list. The result stays valid when
+    the caller's buffer is reused or changed.
+    """
+
+    # The compiled twin keeps offsets into the message; here the rows hold the decoded properties.
+    __slots__ = ("_rows", "_reasons")
+
+    def __init__(self, rows: List[Tuple[int, int, int, Pairs]], reasons: Tuple[ClientCloseReason, ...]) -> None:
+        self._rows = rows
+        self._reasons = reasons
+
+    def _row(self, i: int) -> Tuple[int, int, int, Pairs]:
+        i = _ssize(i)
+        if i < 0:
+            i += len(self._rows)
+        if not 0 <= i < len(self._rows):
+            raise IndexError("close event index out of range")
+        return self._rows[i]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return f"<CloseEventColumns of {len(self._rows)} close events>"
+
+    def session_id(self, i: int, /) -> SessionId:
+        """Event ``i``'s :class:`SessionId`."""
+        server, value, _, _ = self._row(i)
+        return SessionId(server, value)
+
+    def reason(self, i: int, /) -> ClientCloseReason:
+        """Event ``i``'s :class:`~closecodec.reasons.ClientCloseReason`."""
+        return self._reasons[self._row(i)[2]]
+
+    def properties(self, i: int, /) -> Pairs:
+        """Event ``i``'s properties, ``(key, value)`` pairs as :class:`CloseEvent` has them."""
+        return self._row(i)[3]
+
+    def __getitem__(self, i: int) -> CloseEvent:
+        """Event ``i`` as a :class:`CloseEvent`, its properties read."""
+        server, value, code, properties = self._row(i)
+        return CloseEvent(SessionId(server, value), self._reasons[code], properties)
+
+    def __iter__(self) -> Iterator[CloseEvent]:
+        for i in range(len(self._rows)):
+            yield self[i]
+
+    @property
+    def servers(self) -> "array[int]":
+        """The session ids' server parts, an ``array('Q')``."""
+        return array("Q", [row[0] for row in self._rows])
+
+    @property
+    def values(self) -> "array[int]":
+        """The session ids' value parts, an ``array('Q')``."""
+        return array("Q", [row[1] for row in self._rows])
+
+    @property
+    def reason_bytes(self) -> bytes:
+        """The close reasons' bytes as on the wire, one per event."""
+        return bytes([row[2] for row in self._rows])
+
+    @property
+    def reasons(self) -> Tuple[ClientCloseReason, ...]:
+        """The close reasons, a tuple of :class:`~closecodec.reasons.ClientCloseReason`."""
+        return tuple([self._reasons[row[2]] for row in self._rows])
+
+
+def _ssize(i: Any) -> int:
+    """``i`` as the compiled twin takes a Py_ssize_t argument: an int that fits in one."""
+    i = operator.index(i)
+    if not -sys.maxsize - 1 <= i <= sys.maxsize:
+        raise OverflowError("Python int too large to convert to C ssize_t")
+    return i
 
 
 def decode_event_batch(buf: Any, offset: int = 0, /, *, numbering: ReasonNumbering = _WIRE, strict: bool = False) -> Tuple[EventBatch, int]:
