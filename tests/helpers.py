@@ -306,7 +306,7 @@ def _mqtt(first: int, body: bytes) -> bytes:
 class _Generator:
     """Writes the pcap, packet by packet, with a seeded random source."""
 
-    def __init__(self, path: Path, seed: int, handshakes: bool) -> None:
+    def __init__(self, path: Path, seed: int, handshakes: bool, message_sizes: Tuple[int, ...]) -> None:
         self.rng = random.Random(seed)
         self.handshakes = handshakes
         self.file = path.open("wb")
@@ -317,10 +317,12 @@ class _Generator:
         self.clock = 1_700_000_000_000_000  # µs
         self.next_client = 0
         self.out: List[bytes] = []
-        payload = bytes(self.rng.randrange(256) for _ in range(FRAME))
-        self.server_frame = _ws_frame(2, payload, None)
-        self.client_frame = _ws_frame(2, payload, b"\x11\x22\x33\x44")
-        self.publish = _mqtt(0x30, struct.pack(">H", 5) + b"a/b/c" + b"\x00" + payload)
+        self.server_frames, self.client_frames, self.publishes = [], [], []
+        for size in message_sizes:
+            payload = bytes(self.rng.randrange(256) for _ in range(size))
+            self.server_frames.append(_ws_frame(2, payload, None))
+            self.client_frames.append(_ws_frame(2, payload, b"\x11\x22\x33\x44"))
+            self.publishes.append(_mqtt(0x30, struct.pack(">H", 5) + b"a/b/c" + b"\x00" + payload))
 
     def packet(self, conn: dict, from_client: bool, flags: int, payload: bytes = b"") -> None:
         if from_client:
@@ -384,10 +386,11 @@ class _Generator:
 
     def step(self, conn: dict) -> None:
         from_client = self.rng.random() < 0.25
+        k = self.rng.randrange(len(self.publishes)) if len(self.publishes) > 1 else 0
         if conn["mqtt"]:
-            self.packet(conn, from_client, 0x18, self.publish)
+            self.packet(conn, from_client, 0x18, self.publishes[k])
         else:
-            self.packet(conn, from_client, 0x18, self.client_frame if from_client else self.server_frame)
+            self.packet(conn, from_client, 0x18, self.client_frames[k] if from_client else self.server_frames[k])
         conn["left"] -= 1
 
     def close(self, conn: dict) -> None:
@@ -404,16 +407,18 @@ class _Generator:
         self.packet(conn, True, 0x11)
 
 
-def generate_capture(path: Path, size: int, *, seed: int = 7, handshakes: bool = True) -> "tuple[int, int]":
+def generate_capture(path: Path, size: int, *, seed: int = 7, handshakes: bool = True,
+                     message_sizes: Tuple[int, ...] = (FRAME,), concurrent: int = CONCURRENT) -> "tuple[int, int]":
     """Write a pcap of about ``size`` bytes to ``path``; return its packets and close frames.
 
     ``handshakes=False`` leaves out each connection's SYNs and its HTTP upgrade or CONNECT and CONNACK,
-    as a capture that started after they were sent: the rest is the same traffic.
+    as a capture that started after they were sent: the rest is the same traffic. Each message's payload
+    takes one of ``message_sizes`` bytes, at random; ``concurrent`` connections are open at a time.
     """
-    gen = _Generator(path, seed, handshakes)
-    live = [gen.open() for _ in range(CONCURRENT)]
+    gen = _Generator(path, seed, handshakes, message_sizes)
+    live = [gen.open() for _ in range(concurrent)]
     while gen.written < size:
-        i = gen.rng.randrange(CONCURRENT)
+        i = gen.rng.randrange(concurrent)
         gen.step(live[i])
         if live[i]["left"] <= 0:
             gen.close(live[i])
