@@ -146,15 +146,19 @@ def test_backends_agree_on_arbitrary_bytes(diffusion_both, name, data):
     assert outcome(lambda: getattr(compiled, name)(data)) == outcome(lambda: getattr(pure, name)(data))
 
 
-@given(message=MESSAGES, data=st.data())
-def test_backends_agree_on_truncations_and_corruptions(diffusion_both, message, data):
-    compiled, pure = diffusion_both
-    encoded = pure.encode_message(message)
+def damaged(encoded, data):
+    """A truncation of ``encoded`` and a copy with one byte changed, drawn from ``data``."""
     cut = data.draw(st.integers(0, len(encoded)))
     mutated = bytearray(encoded)
     if encoded:
         mutated[data.draw(st.integers(0, len(encoded) - 1))] = data.draw(st.integers(0, 255))
-    for variant in (encoded[:cut], bytes(mutated)):
+    return [encoded[:cut], bytes(mutated)]
+
+
+@given(message=MESSAGES, data=st.data())
+def test_backends_agree_on_truncations_and_corruptions(diffusion_both, message, data):
+    compiled, pure = diffusion_both
+    for variant in damaged(pure.encode_message(message), data):
         for name in ("decode_message", "scan_close_events"):
             assert outcome(lambda: getattr(compiled, name)(variant)) == outcome(lambda: getattr(pure, name)(variant))
         assert outcome(lambda: compiled.scan_close_events(variant, properties=False)) == outcome(
@@ -171,13 +175,8 @@ def test_close_event_columns_fail_where_the_scan_fails(diffusion_both, message, 
     # Damaged messages, and arbitrary bytes behind a service-82 header: both
     # backends' columns hold the scan's events, or raise just what the scan raises.
     compiled, pure = diffusion_both
-    encoded = pure.encode_message(message)
-    cut = data.draw(st.integers(0, len(encoded)))
-    mutated = bytearray(encoded)
-    if encoded:
-        mutated[data.draw(st.integers(0, len(encoded) - 1))] = data.draw(st.integers(0, 255))
     arbitrary = b"\x00\x52\x01\x01" + data.draw(st.binary(max_size=60))
-    for variant in (encoded[:cut], bytes(mutated), arbitrary):
+    for variant in damaged(pure.encode_message(message), data) + [arbitrary]:
         scanned = outcome(lambda: pure.scan_close_events(variant, strict=strict))
         read = outcome(lambda: _columns_read(compiled, variant, strict=strict))
         assert read == outcome(lambda: _columns_read(pure, variant, strict=strict))

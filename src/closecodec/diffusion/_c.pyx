@@ -66,7 +66,9 @@ from closecodec.reasons import (
 )
 
 __all__ = [
+    "CloseEventColumns",
     "DiffusionStream",
+    "close_event_columns",
     "decode_boolean",
     "decode_byte",
     "decode_bytes",
@@ -95,8 +97,6 @@ __all__ = [
     "encode_session_id",
     "encode_string",
     "encode_string_dict",
-    "CloseEventColumns",
-    "close_event_columns",
     "scan_close_events",
 ]
 
@@ -863,23 +863,22 @@ cdef class CloseEventColumns:
         for i in range(self.count):
             yield self[i]
 
-    @property
-    def servers(self):
-        """The session ids' server parts, an ``array('Q')``."""
+    cdef array.array session_id_parts(self, bint servers):
         cdef array.array out = array.clone(UINT64_ARRAY, self.count, False)
         cdef Py_ssize_t i
         for i in range(self.count):
-            out.data.as_ulonglongs[i] = self.rows[i].server
+            out.data.as_ulonglongs[i] = self.rows[i].server if servers else self.rows[i].value
         return out
+
+    @property
+    def servers(self):
+        """The session ids' server parts, an ``array('Q')``."""
+        return self.session_id_parts(True)
 
     @property
     def values(self):
         """The session ids' value parts, an ``array('Q')``."""
-        cdef array.array out = array.clone(UINT64_ARRAY, self.count, False)
-        cdef Py_ssize_t i
-        for i in range(self.count):
-            out.data.as_ulonglongs[i] = self.rows[i].value
-        return out
+        return self.session_id_parts(False)
 
     @property
     def reason_bytes(self):

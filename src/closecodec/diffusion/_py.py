@@ -67,7 +67,9 @@ from .values import (
 )
 
 __all__ = [
+    "CloseEventColumns",
     "DiffusionStream",
+    "close_event_columns",
     "decode_boolean",
     "decode_byte",
     "decode_bytes",
@@ -96,8 +98,6 @@ __all__ = [
     "encode_session_id",
     "encode_string",
     "encode_string_dict",
-    "CloseEventColumns",
-    "close_event_columns",
     "scan_close_events",
 ]
 
