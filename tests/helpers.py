@@ -306,8 +306,10 @@ def _mqtt(first: int, body: bytes) -> bytes:
 class _Generator:
     """Writes the pcap, packet by packet, with a seeded random source."""
 
-    def __init__(self, path: Path, seed: int, handshakes: bool, message_sizes: Tuple[int, ...]) -> None:
+    def __init__(self, path: Path, seed: int, handshakes: bool, message_sizes: Tuple[int, ...],
+                 messages: Tuple[int, int]) -> None:
         self.rng = random.Random(seed)
+        self.messages = messages
         self.handshakes = handshakes
         self.file = path.open("wb")
         self.file.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))  # µs, Ethernet
@@ -362,7 +364,7 @@ class _Generator:
         conn = {
             "client": bytes([10, 1, (n >> 14) & 0xFF, 1 + (n >> 6) % 250]), "server": bytes([10, 0, 0, 1]),
             "port": 10000 + n % 50000, "service": 1883 if mqtt else 80, "mqtt": mqtt,
-            "cseq": rng.randrange(2**32), "sseq": rng.randrange(2**32), "left": rng.randrange(20, 100),
+            "cseq": rng.randrange(2**32), "sseq": rng.randrange(2**32), "left": rng.randrange(*self.messages),
             "opening": True,
         }
         self.packet(conn, True, 0x02)
@@ -408,14 +410,16 @@ class _Generator:
 
 
 def generate_capture(path: Path, size: int, *, seed: int = 7, handshakes: bool = True,
-                     message_sizes: Tuple[int, ...] = (FRAME,), concurrent: int = CONCURRENT) -> "tuple[int, int]":
+                     message_sizes: Tuple[int, ...] = (FRAME,), concurrent: int = CONCURRENT,
+                     messages: Tuple[int, int] = (20, 100)) -> "tuple[int, int]":
     """Write a pcap of about ``size`` bytes to ``path``; return its packets and close frames.
 
     ``handshakes=False`` leaves out each connection's SYNs and its HTTP upgrade or CONNECT and CONNACK,
     as a capture that started after they were sent: the rest is the same traffic. Each message's payload
-    takes one of ``message_sizes`` bytes, at random; ``concurrent`` connections are open at a time.
+    takes one of ``message_sizes`` bytes, at random; ``concurrent`` connections are open at a time, each
+    carrying from ``messages[0]`` to ``messages[1] - 1`` messages before it closes.
     """
-    gen = _Generator(path, seed, handshakes, message_sizes)
+    gen = _Generator(path, seed, handshakes, message_sizes, messages)
     live = [gen.open() for _ in range(concurrent)]
     while gen.written < size:
         i = gen.rng.randrange(concurrent)

@@ -17,7 +17,7 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcpy
 
 from closecodec.buffer._c cimport (
     CLOSECODEC_INCOMPLETE,
@@ -104,6 +104,7 @@ __all__ = [
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
     PyObject* PyTuple_GET_ITEM(object tuple, Py_ssize_t i)  # borrowed
+    void PyObject_GC_UnTrack(object op)
     str PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     void* PyUnicode_DATA(object unicode)
     Py_ssize_t PyUnicode_GET_LENGTH(object unicode)
@@ -111,7 +112,7 @@ cdef extern from "Python.h":
 
 cdef extern from *:
     """
-    /* The caches of keys, pairs and the last server part swap shared slots without a lock: only safe with a GIL. */
+    /* The caches of keys and pairs swap shared slots without a lock: only safe with a GIL. */
     #ifdef Py_GIL_DISABLED
     #define CLOSECODEC_SHARED_CACHES 0
     #else
@@ -142,14 +143,20 @@ cdef enum:
     # short ones are interned in a small direct-mapped cache of owned strings.
     KEY_CACHE_SLOTS = 512
     KEY_CACHE_MAX_LENGTH = 32
-    # Whole properties repeat too ($ClientType, $Connector, $Principal ...): a short
-    # pair of ASCII strings is served as one shared (key, value) tuple from a
-    # second cache. A unique value (an address, a time) only misses.
+    # Whole properties repeat too ($ClientType, $Connector, $Principal ...): a pair
+    # of at most PAIR_CACHE_MAX_LENGTH wire bytes is served as one shared (key,
+    # value) tuple from a second cache, which keeps the bytes it was read from.
+    # A unique value (an address, a time) only misses.
     PAIR_CACHE_SLOTS = 1024
     PAIR_CACHE_MAX_LENGTH = 64
 
+cdef struct PairSlot:
+    PyObject* pair  # owned; NULL: empty
+    Py_ssize_t length
+    unsigned char raw[PAIR_CACHE_MAX_LENGTH]  # the pair's wire bytes: two Strings
+
 cdef PyObject* key_cache[KEY_CACHE_SLOTS]
-cdef PyObject* pair_cache[PAIR_CACHE_SLOTS]
+cdef PairSlot pair_cache[PAIR_CACHE_SLOTS]
 
 
 # -- reading -----------------------------------------------------------------
@@ -248,7 +255,7 @@ cdef str read_key(Reader* r):
             cached_length = PyUnicode_GET_LENGTH(<object>cached)
         else:
             utf8 = PyUnicode_AsUTF8AndSize(<object>cached, &cached_length)
-        if cached_length == length and memcmp(utf8, raw, length) == 0:
+        if cached_length == length and same_bytes(utf8, raw, length):
             r.pos += length
             return <str>cached
     text = read_utf8(r, length)
@@ -274,40 +281,55 @@ cdef inline uint64_t cache_hash(const unsigned char* raw, Py_ssize_t length) noe
     return ((head * 0x9E3779B97F4A7C15u) ^ (tail * 0xC2B2AE3D27D4EB4Fu) ^ <uint64_t>length) >> 40
 
 
-cdef inline bint is_ascii_text(PyObject* text, const unsigned char* raw, Py_ssize_t length) noexcept:
-    """Whether ``text`` (borrowed) is an ASCII string of exactly the bytes ``raw[0:length]``."""
-    return (PyUnicode_IS_COMPACT_ASCII(<object>text) and PyUnicode_GET_LENGTH(<object>text) == length
-            and memcmp(PyUnicode_DATA(<object>text), raw, length) == 0)
+cdef inline bint same_bytes(const void* a, const void* b, Py_ssize_t n) noexcept nogil:
+    """memcmp(a, b, n) == 0 for the short strings of the caches, inline: 8 bytes at a time."""
+    cdef const unsigned char* p = <const unsigned char*>a
+    cdef const unsigned char* q = <const unsigned char*>b
+    cdef uint64_t x, y
+    while n >= 8:
+        memcpy(&x, p, 8)
+        memcpy(&y, q, 8)
+        if x != y:
+            return False
+        p += 8
+        q += 8
+        n -= 8
+    while n > 0:
+        if p[0] != q[0]:
+            return False
+        p += 1
+        q += 1
+        n -= 1
+    return True
 
 
 cdef tuple read_pair(Reader* r):
     """A Dictionary's (key, value) pair: served from the pair cache when it can be."""
     cdef const unsigned char* raw = r.data + r.pos
     cdef Py_ssize_t left = r.size - r.pos
-    cdef Py_ssize_t value_at = 0, span = 0
-    cdef uint64_t slot = 0
-    cdef PyObject* cached
+    cdef Py_ssize_t value_at, span = 0
+    cdef PairSlot* slot = NULL
     cdef tuple pair
     # Cached: pairs of one-byte lengths within PAIR_CACHE_MAX_LENGTH bytes of input.
     if SHARED_CACHES and left >= 2 and raw[0] < 0x80 and raw[0] + 1 < left and raw[raw[0] + 1] < 0x80:
         value_at = raw[0] + 1
         span = value_at + 1 + raw[value_at]
         if span <= PAIR_CACHE_MAX_LENGTH and span <= left:
-            slot = cache_hash(raw, span) % PAIR_CACHE_SLOTS
-            cached = pair_cache[slot]
-            if (cached is not NULL
-                    and is_ascii_text(PyTuple_GET_ITEM(<object>cached, 0), raw + 1, raw[0])
-                    and is_ascii_text(PyTuple_GET_ITEM(<object>cached, 1), raw + value_at + 1, raw[value_at])):
+            slot = &pair_cache[cache_hash(raw, span) % PAIR_CACHE_SLOTS]
+            if slot.pair is not NULL and slot.length == span and same_bytes(slot.raw, raw, span):
                 r.pos += span
-                return <tuple>cached
-        else:
-            span = 0
+                return <tuple>slot.pair
     key = read_key(r)
     pair = (key, read_string(r))
-    if span and PyUnicode_IS_COMPACT_ASCII(pair[0]) and PyUnicode_IS_COMPACT_ASCII(pair[1]):
+    # Two strings cannot be in a cycle: the collector need not track the pair
+    # (CPython's own collector untracks such tuples when it first meets them).
+    PyObject_GC_UnTrack(pair)
+    if slot is not NULL:  # the same bytes always read as the same pair
         Py_INCREF(pair)
-        Py_XDECREF(pair_cache[slot])
-        pair_cache[slot] = <PyObject*>pair
+        Py_XDECREF(slot.pair)
+        slot.pair = <PyObject*>pair
+        slot.length = span
+        memcpy(slot.raw, raw, span)
     return pair
 
 
@@ -318,6 +340,7 @@ cdef tuple read_pairs(Reader* r):
     cdef tuple pairs = PyTuple_New(count)
     for i in range(count):
         tuple_set(pairs, i, read_pair(r))
+    PyObject_GC_UnTrack(pairs)  # untracked pairs of strings: no cycle either
     return pairs
 
 
@@ -328,23 +351,10 @@ cdef SessionId read_session_id(Reader* r):
     return new_session_id(server, value)
 
 
-# The server part of the last session id built, as an int: the sessions of a batch
-# mostly share their server's part, and an int is immutable, so they share one.
-cdef object last_server = 0
-cdef uint64_t last_server_part = 0
-
-
 cdef SessionId new_session_id(uint64_t server, uint64_t value):
     # Built without __init__: the parts are uint64 by construction.
-    global last_server, last_server_part
     cdef SessionId session_id = SessionId.__new__(SessionId)
-    if not SHARED_CACHES:
-        session_id.server = server
-    elif server == last_server_part:
-        session_id.server = last_server
-    else:
-        session_id.server = last_server = server
-        last_server_part = server
+    session_id.server = server
     session_id.value = value
     return session_id
 

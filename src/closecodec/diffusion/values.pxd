@@ -4,8 +4,10 @@ from closecodec.value cimport Value
 
 
 cdef class SessionId(Value):
-    cdef public object server
-    cdef public object value
+    # C integers: a decoder builds a session id without making its two ints,
+    # and without the garbage collector tracking it (the ints are made when read).
+    cdef public unsigned long long server
+    cdef public unsigned long long value
 
 cdef class OpenEvent(Value):
     cdef public object session_id
