@@ -28,9 +28,9 @@ the cost is per packet, not per byte. The compiled reader, dpkt and tshark read 
 A third capture has the 1 KiB traffic on connections that stay open through the
 whole capture: against the first, it shows what is per connection and what per packet.
 
-A further table times the packet reader alone; a third, the capture cut into 20 files
-read as a set against the one file; a fourth, the same traffic without its handshakes
-(mid-stream recognition) against the tidy capture. The peak resident memory of
+Further tables time the packet reader alone; the capture cut into 20 files read as a
+set against the one file; and the same traffic without its handshakes (mid-stream
+recognition) against the tidy capture. The peak resident memory of
 ``closecodec capture --summary`` and of tshark on the same file is printed
 (measured in child processes, each on its own).
 """

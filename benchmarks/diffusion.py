@@ -112,6 +112,7 @@ def cases() -> List[Case]:
         scan = {
             "compiled columns": in_turn(c.close_event_columns, messages),
             "compiled scan, no properties": in_turn(partial(c.scan_close_events, properties=False), messages),
+            "compiled scan": in_turn(c.scan_close_events, messages),
             "compiled full decode": decode["compiled"],
             **scan,
         }

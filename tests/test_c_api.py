@@ -276,7 +276,19 @@ CLOSE_EVENTS = st.sampled_from([
     bytes.fromhex("0102020b010a245072696e636970616c05616c696365"),
     bytes.fromhex("ffffffffffffffffff0105020000"),
     bytes.fromhex("01020001000000"),
+    bytes.fromhex("0102020b01016102c3a9"),  # a non-ASCII value: "a" = "é"
 ])
+
+
+@pytest.mark.parametrize("rest", ["056162", "80", "ffffffff0f", "8080808080"])
+def test_close_event_parse_reports_the_first_bad_string(probe: ModuleType, rest: str) -> None:
+    # A string that is not UTF-8 (0xff at byte 6), then a length that fails (cut short,
+    # negative, too long): read_event meets the bad string first, and so must the parser.
+    event = bytes.fromhex("0102020b01" + "02ff41" + rest)
+    status, _, error_offset, *_ = probe.close_event(event)
+    result = _decode(LOADED["diffusion", "c"][0].decode_event, event)
+    assert isinstance(result, MalformedError) and result.offset == 6, result
+    assert (status, error_offset) == (MALFORMED, 6)
 
 
 @given(st.one_of(CLOSE_EVENTS, st.binary(max_size=30)), st.data())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
+import pickle
 import zlib
 
 import pytest
@@ -119,6 +121,16 @@ def test_close_event_columns_of_other_messages_are_empty(diffusion):
         columns = diffusion.close_event_columns(diffusion.encode_message(message))
         assert len(columns) == 0 and list(columns) == [] and columns.reason_bytes == b""
         assert list(columns.servers) == [] and columns.reasons == ()
+
+
+def test_close_event_columns_are_made_by_the_scan_alone(diffusion):
+    columns = diffusion.close_event_columns(diffusion.encode_message(CloseRequest()))
+    with pytest.raises(TypeError, match="made by close_event_columns"):
+        type(columns)()
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(columns)
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        copy.copy(columns)
 
 
 def _columns_read(diffusion, data, **options):

@@ -327,7 +327,10 @@ def test_session_id_parse_refuses_other_text(text):
         SessionId.parse(text)
 
 
-@pytest.mark.parametrize("server, value, error", [(-1, 0, ValueError), (0, 2**64, ValueError), ("1", 0, TypeError)])
+@pytest.mark.parametrize("server, value, error", [
+    (-1, 0, ValueError), (0, 2**64, ValueError), ("1", 0, TypeError),
+    (1.5, 2, TypeError), (True, 1, TypeError),  # compiled, an `int` annotation once converted them
+])
 def test_session_id_parts_are_checked(server, value, error):
     with pytest.raises(error):
         SessionId(server, value)

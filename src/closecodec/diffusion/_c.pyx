@@ -103,7 +103,6 @@ __all__ = [
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
-    PyObject* PyTuple_GET_ITEM(object tuple, Py_ssize_t i)  # borrowed
     void PyObject_GC_UnTrack(object op)
     str PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     void* PyUnicode_DATA(object unicode)
@@ -143,10 +142,10 @@ cdef enum:
     # short ones are interned in a small direct-mapped cache of owned strings.
     KEY_CACHE_SLOTS = 512
     KEY_CACHE_MAX_LENGTH = 32
-    # Whole properties repeat too ($ClientType, $Connector, $Principal ...): a pair
-    # of at most PAIR_CACHE_MAX_LENGTH wire bytes is served as one shared (key,
-    # value) tuple from a second cache, which keeps the bytes it was read from.
-    # A unique value (an address, a time) only misses.
+    # Whole properties repeat too ($ClientType, $Connector, $Principal ...): an
+    # ASCII pair of at most PAIR_CACHE_MAX_LENGTH wire bytes is served as one shared
+    # (key, value) tuple from a second cache, which keeps the bytes it was read
+    # from. A unique value (an address, a time) only misses.
     PAIR_CACHE_SLOTS = 1024
     PAIR_CACHE_MAX_LENGTH = 64
 
@@ -307,35 +306,52 @@ cdef tuple read_pair(Reader* r):
     """A Dictionary's (key, value) pair: served from the pair cache when it can be."""
     cdef const unsigned char* raw = r.data + r.pos
     cdef Py_ssize_t left = r.size - r.pos
-    cdef Py_ssize_t value_at, span = 0
+    cdef Py_ssize_t span
     cdef PairSlot* slot = NULL
+    cdef Reader copy
+    cdef unsigned char copied[PAIR_CACHE_MAX_LENGTH]
     cdef tuple pair
     # Cached: pairs of one-byte lengths within PAIR_CACHE_MAX_LENGTH bytes of input.
     if SHARED_CACHES and left >= 2 and raw[0] < 0x80 and raw[0] + 1 < left and raw[raw[0] + 1] < 0x80:
-        value_at = raw[0] + 1
-        span = value_at + 1 + raw[value_at]
+        span = raw[0] + 2 + raw[raw[0] + 1]
         if span <= PAIR_CACHE_MAX_LENGTH and span <= left:
             slot = &pair_cache[cache_hash(raw, span) % PAIR_CACHE_SLOTS]
             if slot.pair is not NULL and slot.length == span and same_bytes(slot.raw, raw, span):
                 r.pos += span
                 return <tuple>slot.pair
+            # A miss is read from a copy, so that the slot holds the very bytes its
+            # pair was read from whatever the caller's buffer does meanwhile; an
+            # ASCII copy is read without fail. Other pairs are not cached.
+            memcpy(copied, raw, span)
+            if is_ascii(copied, span):
+                copy.data = copied
+                copy.size = span
+                copy.pos = 0
+                key = read_key(&copy)
+                pair = (key, read_string(&copy))
+                PyObject_GC_UnTrack(pair)
+                Py_INCREF(pair)
+                Py_XDECREF(slot.pair)
+                slot.pair = <PyObject*>pair
+                slot.length = span
+                memcpy(slot.raw, copied, span)
+                r.pos += span
+                return pair
     key = read_key(r)
     pair = (key, read_string(r))
     # Two strings cannot be in a cycle: the collector need not track the pair
     # (CPython's own collector untracks such tuples when it first meets them).
     PyObject_GC_UnTrack(pair)
-    if slot is not NULL:  # the same bytes always read as the same pair
-        Py_INCREF(pair)
-        Py_XDECREF(slot.pair)
-        slot.pair = <PyObject*>pair
-        slot.length = span
-        memcpy(slot.raw, raw, span)
     return pair
 
 
 cdef tuple read_pairs(Reader* r):
     # Each pair takes at least two bytes (two empty strings).
-    cdef Py_ssize_t count = read_length(r, "Dictionary", "Dictionary length", 2)
+    return read_pair_items(r, read_length(r, "Dictionary", "Dictionary length", 2))
+
+
+cdef tuple read_pair_items(Reader* r, Py_ssize_t count):
+    """A Dictionary's ``count`` pairs, after its count."""
     cdef Py_ssize_t i
     cdef tuple pairs = PyTuple_New(count)
     for i in range(count):
@@ -730,7 +746,7 @@ cdef enum:
     UNIT_EVENT = 4  # an event takes at least two varints, its type and one more byte
     SUCCESS_LENGTH = 3 + 16 + 24 + 8 + 4
     # What read_message builds: everything, or only close events (with or
-    # without their properties).
+    # without their properties, or as the rows of a CloseEventColumns).
     DECODE_ALL = 0
     SCAN_CLOSES = 1
     SCAN_CLOSES_WITHOUT_PROPERTIES = 2
@@ -795,8 +811,14 @@ cdef class CloseEventColumns:
     cdef bytes source
     cdef Py_ssize_t base  # where source starts in the buffer the rows' offsets are in
 
+    def __init__(self, *args, **kwargs):
+        raise TypeError("CloseEventColumns are made by close_event_columns")
+
     def __dealloc__(self):
         PyMem_Free(self.rows)
+
+    def __reduce__(self):
+        raise TypeError("CloseEventColumns cannot be pickled: pickle list(columns)")
 
     cdef int add(self, CloseEventResult* event, Py_ssize_t at) except -1:
         """Add the CLOSE event parsed at ``at``."""
@@ -849,15 +871,11 @@ cdef class CloseEventColumns:
         """Event ``i``'s properties, ``(key, value)`` pairs as :class:`CloseEvent` has them."""
         cdef CloseRow* row = &self.rows[self.row(i)]
         cdef Reader r
-        cdef tuple pairs = PyTuple_New(row.property_count)
         # The scan checked these strings (lengths and UTF-8): reading them cannot fail.
         r.data = <const unsigned char*>PyBytes_AS_STRING(self.source)
         r.size = PyBytes_GET_SIZE(self.source)
         r.pos = row.properties_at - self.base
-        for i in range(row.property_count):
-            key = read_key(&r)
-            tuple_set(pairs, i, (key, read_string(&r)))
-        return pairs
+        return read_pair_items(&r, row.property_count)
 
     def __getitem__(self, Py_ssize_t i):
         """Event ``i`` as a :class:`CloseEvent`, its properties read."""
@@ -927,7 +945,9 @@ cdef object read_event(Reader* r, tuple reasons, bint strict, int mode, CloseEve
             columns.add(&parsed, r.pos)
             r.pos += parsed.size
             return None
-        mode = SCAN_CLOSES
+        if read_event(r, reasons, strict, SCAN_CLOSES, None) is not None:
+            raise SystemError("close_event_parse refused a CLOSE event that read_event reads")
+        return None
     read_uint64(r, "SessionId server", &server)
     read_uint64(r, "SessionId value", &value)
     event_type = read_enum_byte(r, r.pos, "event type")
@@ -1056,7 +1076,7 @@ cdef object read_message(object buf, Py_ssize_t offset, object numbering, bint s
     finally:
         PyBuffer_Release(&view)
     if columns is not None and columns.count:
-        columns.keep(body, NULL, 0, 0)
+        columns.source = body  # inflate's bytes, the rows' offsets are in
     return result
 
 
@@ -1136,11 +1156,11 @@ def scan_close_events(buf, Py_ssize_t offset=0, /, *, numbering=WIRE, bint stric
 def close_event_columns(buf, Py_ssize_t offset=0, /, *, numbering=WIRE, bint strict=False, max_inflated=DEFAULT_MAX_INFLATED):
     """The close events of one whole Diffusion message, as a :class:`CloseEventColumns`.
 
-    The fastest way to learn who closed and why: no event is built. Session
-    ids and reasons come as columns, an event's properties when asked for.
-    The message is checked as :func:`scan_close_events` checks it, except that
-    property strings are checked as UTF-8 only when they are read. Any message
-    other than a session-events request (service 82) gives no events.
+    The fastest way to learn who closed and why: the compiled backend builds
+    no event. Session ids and reasons come as columns, an event's properties
+    when asked for. The message is checked as :func:`scan_close_events` checks
+    it, with the same errors. Any message other than a session-events request
+    (service 82) gives no events.
 
     Arguments and errors as :func:`decode_message`.
     """
@@ -1408,7 +1428,7 @@ cdef int varint_parse(const unsigned char* data, Py_ssize_t* at, Py_ssize_t size
     cdef unsigned int shift = 0
     cdef unsigned char byte
     cdef int k
-    if last < size:
+    if max_bytes > 0 and last < size:
         # Every byte the number may take is there: no bounds checks, and the last
         # byte's checks once. Its errors are left to the loop below.
         for k in range(max_bytes - 1):
@@ -1468,7 +1488,7 @@ cdef int length_parse(const unsigned char* data, Py_ssize_t* at, Py_ssize_t size
 
 cdef int close_event_parse(const unsigned char* data, Py_ssize_t size, CloseEventResult* out) noexcept nogil:
     cdef Py_ssize_t pos = 0
-    cdef Py_ssize_t count, length, i, bad
+    cdef Py_ssize_t count, length, i
     cdef unsigned char event_type
     cdef int status
     out.size = 0

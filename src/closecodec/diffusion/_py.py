@@ -663,16 +663,20 @@ def scan_close_events(buf: Any, offset: int = 0, /, *, numbering: ReasonNumberin
 def close_event_columns(buf: Any, offset: int = 0, /, *, numbering: ReasonNumbering = _WIRE, strict: bool = False, max_inflated: int = DEFAULT_MAX_INFLATED) -> "CloseEventColumns":
     """The close events of one whole Diffusion message, as a :class:`CloseEventColumns`.
 
-    The fastest way to learn who closed and why: no event is built. Session
-    ids and reasons come as columns, an event's properties when asked for.
-    The message is checked as :func:`scan_close_events` checks it. Any message
-    other than a session-events request (service 82) gives no events.
+    The fastest way to learn who closed and why: the compiled backend builds
+    no event. Session ids and reasons come as columns, an event's properties
+    when asked for. The message is checked as :func:`scan_close_events` checks
+    it, with the same errors. Any message other than a session-events request
+    (service 82) gives no events.
 
     Arguments and errors as :func:`decode_message`.
     """
     reasons = _reasons_for(numbering)
     data, offset, size = start_reading(buf, offset)
-    return CloseEventColumns(_read_message(data, offset, size, reasons, strict, _SCAN_CLOSE_COLUMNS, max_inflated), reasons)
+    columns = CloseEventColumns.__new__(CloseEventColumns)
+    columns._rows = _read_message(data, offset, size, reasons, strict, _SCAN_CLOSE_COLUMNS, max_inflated)
+    columns._reasons = reasons
+    return columns
 
 
 class CloseEventColumns:
@@ -686,10 +690,14 @@ class CloseEventColumns:
 
     # The compiled twin keeps offsets into the message; here the rows hold the decoded properties.
     __slots__ = ("_rows", "_reasons")
+    _rows: List[Tuple[int, int, int, Pairs]]
+    _reasons: Tuple[ClientCloseReason, ...]
 
-    def __init__(self, rows: List[Tuple[int, int, int, Pairs]], reasons: Tuple[ClientCloseReason, ...]) -> None:
-        self._rows = rows
-        self._reasons = reasons
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("CloseEventColumns are made by close_event_columns")
+
+    def __reduce__(self) -> Any:
+        raise TypeError("CloseEventColumns cannot be pickled: pickle list(columns)")
 
     def _row(self, i: int) -> Tuple[int, int, int, Pairs]:
         i = _ssize(i)

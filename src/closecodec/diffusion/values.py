@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Diffusion's values: session ids, session events and the messages that end a session.
 
 See ``closecodec/value.py`` for what every value guarantees; docs/diffusion.md
