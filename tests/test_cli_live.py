@@ -90,13 +90,17 @@ class Lines:
             self.queue.put(line.decode() if isinstance(line, bytes) else line)
         self.queue.put(None)
 
+    def _next(self, taken: List[str], waiting_for: str) -> Optional[str]:
+        """The next line (None: the output ended), or an AssertionError after WAIT."""
+        try:
+            return self.queue.get(timeout=WAIT)
+        except queue.Empty:
+            raise AssertionError(f"{waiting_for} in {WAIT} s: {taken}") from None
+
     def take(self, count: int) -> List[str]:
-        taken = []
+        taken: List[str] = []
         for _ in range(count):
-            try:
-                line = self.queue.get(timeout=WAIT)
-            except queue.Empty:
-                raise AssertionError(f"{len(taken)} of {count} lines in {WAIT} s: {taken}") from None
+            line = self._next(taken, f"{len(taken)} of {count} lines")
             assert line is not None, f"the output ended after {len(taken)} of {count} lines"
             taken.append(line)
         return taken
@@ -109,24 +113,18 @@ class Lines:
         return taken
 
     def until(self, text: str) -> List[str]:
-        taken = []
+        taken: List[str] = []
         while True:
-            try:
-                line = self.queue.get(timeout=WAIT)
-            except queue.Empty:
-                raise AssertionError(f"no {text!r} in {WAIT} s: {taken}") from None
+            line = self._next(taken, f"no {text!r}")
             assert line is not None, f"the output ended before {text!r}: {taken}"
             taken.append(line)
             if text in line:
                 return taken
 
     def rest(self) -> List[str]:
-        taken = []
+        taken: List[str] = []
         while True:
-            try:
-                line = self.queue.get(timeout=WAIT)
-            except queue.Empty:
-                raise AssertionError(f"the output did not end in {WAIT} s: {taken}") from None
+            line = self._next(taken, "the output did not end")
             if line is None:
                 return taken
             taken.append(line)
