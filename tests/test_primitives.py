@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from closecodec import SessionId, encode_into
+from closecodec import CloseRequest, SessionId, encode_into
 from closecodec.errors import DecodeError, EncodeError, IncompleteError, MalformedError
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
@@ -398,6 +398,14 @@ def test_offsets_outside_the_buffer_are_refused(diffusion, offset):
     with pytest.raises(ValueError, match="outside the buffer") as caught:
         diffusion.decode_int32(b"\x01\x02", offset)
     assert not isinstance(caught.value, DecodeError)
+
+
+def test_offsets_too_large_for_a_c_size_overflow(diffusion):
+    # The compiled functions take offsets as Py_ssize_t; the pure twins check the same bound.
+    with pytest.raises(OverflowError):
+        diffusion.decode_int32(b"\x01\x02", 2**70)
+    with pytest.raises(OverflowError):
+        diffusion.close_event_columns(diffusion.encode_message(CloseRequest()))[2**70]
 
 
 def test_offset_at_the_end_is_incomplete(diffusion):

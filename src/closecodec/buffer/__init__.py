@@ -11,6 +11,7 @@ the base of every incremental decoder, compiled in ``_c.pyx`` with its twin in
 
 from __future__ import annotations
 
+import sys
 import zlib
 from operator import index
 from typing import Any, Callable, Mapping, Tuple, TypeVar, Union
@@ -37,10 +38,18 @@ def byte_view(buf: Any) -> Any:
     return view
 
 
+def ssize(value: Any) -> int:
+    """``value`` as a compiled function takes a ``Py_ssize_t`` argument: an int that fits in one."""
+    value = index(value)
+    if not -sys.maxsize - 1 <= value <= sys.maxsize:
+        raise OverflowError("Python int too large to convert to C ssize_t")
+    return value
+
+
 def start_reading(buf: Any, offset: Any) -> Tuple[Any, int, int]:
     """``(view, offset, size)`` for a pure decoder, with the offset checked against the buffer."""
+    offset = ssize(offset)  # first, as the compiled twins convert their arguments first
     data = byte_view(buf)
-    offset = index(offset)
     size = len(data)
     if not 0 <= offset <= size:
         raise ValueError(f"offset {offset} is outside the buffer (0..{size})")

@@ -22,9 +22,7 @@ Decisions where the format leaves room (identical in ``_c.pyx``):
 
 from __future__ import annotations
 
-import operator
 import struct
-import sys
 import zlib
 from array import array
 from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
@@ -36,6 +34,7 @@ from ..buffer import (
     inflate,
     looks_like_zlib,
     pairs_of,
+    ssize,
     start_reading,
     varint_bytes,
 )
@@ -700,7 +699,7 @@ class CloseEventColumns:
         raise TypeError("CloseEventColumns cannot be pickled: pickle list(columns)")
 
     def _row(self, i: int) -> Tuple[int, int, int, Pairs]:
-        i = _ssize(i)
+        i = ssize(i)
         if i < 0:
             i += len(self._rows)
         if not 0 <= i < len(self._rows):
@@ -754,14 +753,6 @@ class CloseEventColumns:
     def reasons(self) -> Tuple[ClientCloseReason, ...]:
         """The close reasons, a tuple of :class:`~closecodec.reasons.ClientCloseReason`."""
         return tuple([self._reasons[row[2]] for row in self._rows])
-
-
-def _ssize(i: Any) -> int:
-    """``i`` as the compiled twin takes a Py_ssize_t argument: an int that fits in one."""
-    i = operator.index(i)
-    if not -sys.maxsize - 1 <= i <= sys.maxsize:
-        raise OverflowError("Python int too large to convert to C ssize_t")
-    return i
 
 
 def decode_event_batch(buf: Any, offset: int = 0, /, *, numbering: ReasonNumbering = _WIRE, strict: bool = False) -> Tuple[EventBatch, int]:
