@@ -260,10 +260,11 @@ class ParallelCloseRecordReader:
         if jobs is not None and (type(jobs) is not int or jobs < 1):
             raise ValueError(f"jobs must be an int of at least 1, not {jobs!r}")
         self._source = [fspath(path) for path in source] if isinstance(source, (list, tuple)) else fspath(source)
-        if isinstance(self._source, str) and is_dir(self._source):
-            self._source = [self._source]  # a directory is a set, for one reader as for the pieces
-        if isinstance(self._source, str) and not is_dir(self._source):
-            file_size(self._source)  # OSError now, as one reader raises it
+        if isinstance(self._source, str):
+            if is_dir(self._source):
+                self._source = [self._source]  # a directory is a set, for one reader as for the pieces
+            else:
+                file_size(self._source)  # OSError now, as one reader raises it
         CloseRecordReader(io.BytesIO(), **options)  # a bad option is a ValueError or TypeError now
         self._client = client
         self._retries = retries
@@ -322,10 +323,9 @@ class ParallelCloseRecordReader:
         ``why``) when the capture cannot be cut in time."""
         source = self._source
         max_record = self._options.get("max_record", DEFAULT_MAX_RECORD)
-        if isinstance(source, str) and not is_dir(source):
+        if isinstance(source, str):  # one file: a directory became a set in __init__
             return self._plan_ranges(source, max_record)
-        files, firsts, problems = look_at_set(_backend.capture.PacketReader, source if isinstance(source, list)
-                                              else [source], max_record)
+        files, firsts, problems = look_at_set(_backend.capture.PacketReader, source, max_record)
         if len(files) < 2:
             self.why = "a set of fewer than two capture files"
             return None
@@ -442,7 +442,7 @@ class ParallelCloseRecordReader:
         if self.why is not None:
             return None
         starts = _chunk_starts(results)
-        single = isinstance(self._source, str) and not is_dir(self._source)
+        single = isinstance(self._source, str)
         self.files = [self._source] if single else files
         self.problems = list(problems)
         for result in results:  # files cut short, found by the chunk that read them (and any that followed)
