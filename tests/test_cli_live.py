@@ -357,7 +357,7 @@ def test_a_followed_directory_takes_each_next_file_of_a_rotating_capture(side, t
 
 
 def test_files_of_a_rotating_capture_are_taken_by_number():
-    from closecodec.capture.live import natural_order
+    from closecodec.capture.files import natural_order
 
     names = ["trace.pcap10", "trace.pcap", "trace.pcap2", "trace.pcap1",
              "ring_00002_20261207120000.pcapng", "ring_00010_20261207120500.pcapng"]
@@ -402,6 +402,7 @@ def test_a_followed_file_stops_after_its_duration(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["-i", "lo", str(CAPTURE)], "does not go with FILE"),
     (["-i", "lo", "--jobs", "2"], "one process"),
+    (["--follow", str(CAPTURE), "--jobs", "2"], "one process"),
     (["-c", "5", str(CAPTURE)], "are for a live capture"),
     (["-a", "duration:5", str(CAPTURE)], "-a is for"),
     (["--follow", str(CAPTURE), str(CAPTURE)], "--follow follows one capture file"),

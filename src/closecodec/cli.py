@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, TextIO, Tuple
 
 from . import BACKEND, __version__, _backend
 from .capture.files import file_size, is_dir, is_url, list_dir
-from .capture.live import STOP_SIGNALS, CaptureError, LiveCapture, relay, start_aside, stop_after
+from .capture.live import STOP_SIGNALS, CaptureError, LiveCapture, call_after, relay, start_aside
 from .errors import DecodeError, EncodeError, MalformedError
 from .jsonform import from_json, to_json_as
 from .reasons import ReasonNumbering, reason_table
@@ -385,9 +385,7 @@ class _LiveSummary:
             if wait <= 0:
                 self._draw()
             elif self.timer is None:
-                self.timer = threading.Timer(wait, self._drawn_late)
-                self.timer.daemon = True
-                start_aside(self.timer)
+                self.timer = call_after(wait, self._drawn_late)
 
     def _drawn_late(self) -> None:
         with self.lock:
@@ -541,6 +539,21 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     watched: Any = None  # a LiveCapture, or a following reader: stopped by Ctrl-C or -a, closed at the end
     stopping: Optional[_Stopping] = None
     opened: List[Any] = []  # closed when the command ends: the sample's file, a Dask client and cluster
+
+    def release() -> Optional[CaptureError]:
+        """Close what the command opened (files, a Dask cluster, the stop handlers, the capture tool); the
+        capture tool's error, if it failed."""
+        for thing in reversed(opened):
+            thing.close()
+        if stopping is None:
+            return None
+        stopping.end()
+        try:
+            watched.close()
+        except CaptureError as error:
+            return error
+        return None
+
     try:
         if args.interface:
             name = f"the capture on {', '.join(args.interface)}"
@@ -578,14 +591,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             stopping = _Stopping(reader, args.autostop)
             relay(err)(f"following {name} (Ctrl-C stops)")
     except BaseException as error:  # nothing is left open: files, a Dask cluster, the tool, the handlers
-        for thing in reversed(opened):
-            thing.close()
-        if stopping is not None:
-            stopping.end()
-            try:
-                watched.close()
-            except CaptureError:
-                pass  # the error below says what went wrong first
+        release()  # a tool's failure here comes second: the error below says what went wrong first
         if not isinstance(error, (OSError, ImportError, _Refused, CaptureError)):  # ImportError: a URL, no fsspec
             raise
         if not isinstance(error, OSError):
@@ -671,16 +677,9 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             dataset.close()  # what was found is kept, in a whole file; the status (130) says it stopped
         raise
     finally:
-        for thing in reversed(opened):
-            thing.close()
         if redrawn is not None:
             redrawn.end()
-        if stopping is not None:
-            stopping.end()
-            try:
-                watched.close()
-            except CaptureError as error:
-                failure = error
+        failure = release()
     if progress is not None:
         progress.done()
     if failure is not None and reader.frames == 0:  # the tool could not capture: nothing was seen
@@ -742,21 +741,19 @@ class _Refused(Exception):
 
 def _live_refusal(args: argparse.Namespace) -> Optional[str]:
     """Why the live options cannot go together as given, or None."""
+    if (args.interface or args.follow) and (args.jobs not in (None, 1) or args.dask is not None):
+        return "a live capture or a followed file is read in one process: --jobs and --dask are for files"
     if args.interface:
         if args.file or args.sample:
             return "-i captures live; it does not go with FILE or --sample"
         if args.follow:
             return "-i captures live; --follow is for a FILE being written"
-        if args.jobs not in (None, 1) or args.dask is not None:
-            return "a live capture is read in one process: --jobs and --dask are for files"
         return None
     if args.capture_filter is not None or args.count is not None:
         return "-f and -c are for a live capture (-i)"
     if args.follow:
         if len(args.file) != 1 or args.file[0] == "-" or is_url(args.file[0]):
             return "--follow follows one capture file, or a directory of rotating files, on this machine (not - or a URL)"
-        if args.jobs not in (None, 1) or args.dask is not None:
-            return "a followed file is read in one process: --jobs and --dask are for files"
     elif args.autostop is not None:
         return "-a is for a live capture (-i) or a followed file (--follow)"
     return None
@@ -770,7 +767,7 @@ class _Stopping:
     def __init__(self, watched: Any, seconds: Optional[float]) -> None:
         self.watched = watched
         self.stopped = False
-        self.timer = stop_after(seconds, self.stop) if seconds is not None else None
+        self.timer = call_after(seconds, self.stop) if seconds is not None else None
         self.previous = {signum: signal.signal(signum, self.interrupted) for signum in STOP_SIGNALS}
 
     def stop(self) -> None:

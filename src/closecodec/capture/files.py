@@ -9,11 +9,13 @@ it; any other path is the local file system's. fsspec is an optional dependency
 
 from __future__ import annotations
 
+import io
 import os
 import re
-from typing import Any, BinaryIO, List, Tuple
+import threading
+from typing import Any, BinaryIO, Callable, List, Optional, Tuple
 
-__all__ = ["file_size", "is_dir", "is_url", "list_dir", "open_file"]
+__all__ = ["POLL_SECONDS", "FollowedFile", "file_size", "is_dir", "is_url", "list_dir", "natural_order", "open_file"]
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 
@@ -74,9 +76,57 @@ def list_dir(path: str) -> List[str]:
         OSError: it cannot be listed.
     """
     if not is_url(path):
-        return [inside for inside in (os.path.join(path, name) for name in sorted(os.listdir(path)))
-                if os.path.isfile(inside)]
+        with os.scandir(path) as entries:  # no stat per entry where the file system gives its type
+            return [os.path.join(path, name) for name in sorted(entry.name for entry in entries if entry.is_file())]
     fs, inner = _file_system(path)
     names = sorted(entry["name"].rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(inner, detail=True)
                    if entry.get("type") == "file")
     return [f"{path.rstrip('/')}/{name}" for name in names]  # as the directory was spelled
+
+
+# -- files still being written (the reader's ``follow``; docs/live.md) ----------------------
+
+#: How often a followed file or directory is looked at again when there is nothing new.
+POLL_SECONDS = 0.1
+
+
+class FollowedFile(io.RawIOBase):
+    """A capture file still being written, read as if it went on: at its end, :meth:`readinto` waits
+    (looking again every :data:`POLL_SECONDS`) until more is written, until ``stopped`` is set, or until
+    ``done()`` says the file is finished (a rotating capture has gone on to its next file); then it
+    returns what there is (0 bytes: the end)."""
+
+    def __init__(self, path: str, stopped: threading.Event, done: Optional[Callable[[], bool]] = None) -> None:
+        super().__init__()
+        self.name = path
+        self._file = open(path, "rb", buffering=0)
+        self._stopped = stopped
+        self._done = done
+        self._limit: Optional[int] = None  # once stopped: the file's size then
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            if self._stopped.is_set():  # what the file holds now, not what is written while it is read
+                if self._limit is None:
+                    self._limit = os.fstat(self._file.fileno()).st_size
+                room = max(0, self._limit - self._file.tell())
+                return self._file.readinto(memoryview(buffer)[:room]) or 0 if room else 0
+            got = self._file.readinto(buffer)
+            if got:
+                return got
+            if self._done is not None and self._done():
+                return self._file.readinto(buffer) or 0  # what was written before the next file began
+            self._stopped.wait(POLL_SECONDS)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def natural_order(path: str) -> Tuple[Any, ...]:
+    """A sort key for the files of a rotating capture: by name, numbers by value (``trace.pcap9`` before
+    ``trace.pcap10``, as ``tcpdump -C`` numbers them)."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", os.path.basename(path)))

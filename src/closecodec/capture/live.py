@@ -3,28 +3,24 @@
 :class:`LiveCapture` starts tcpdump, or dumpcap (Wireshark's capture engine) for
 several interfaces or where there is no tcpdump, writing the packets to a pipe, and
 reads that pipe as a capture: the packet reader takes what the pipe has, so each
-record comes out as soon as its packet is in. :class:`FollowedFile` reads a capture
-file that is still being written (``tcpdump -w``), waiting at its end for more (the
-reader's ``follow`` option, for a file or a rotating capture's directory).
+record comes out as soon as its packet is in. A file still being written is followed
+by ``files.FollowedFile`` (the reader's ``follow`` option).
 """
 
 from __future__ import annotations
 
 import io
-import os
-import re
 import select
 import shutil
 import signal
 import subprocess
 import threading
-from typing import Any, BinaryIO, Callable, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, BinaryIO, Callable, List, Optional, Sequence, TextIO
 
-__all__ = ["STOP_SIGNALS", "CaptureError", "FollowedFile", "LiveCapture", "POLL_SECONDS", "natural_order", "relay",
-           "start_aside", "stop_after"]
+from .files import POLL_SECONDS
 
-#: How often a followed file or directory is looked at again when there is nothing new.
-POLL_SECONDS = 0.1
+__all__ = ["STOP_SIGNALS", "CaptureError", "LiveCapture", "call_after", "relay", "start_aside"]
+
 #: The signals that stop a live run (the first Ctrl-C, a terminal's hang-up, a polite kill).
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 #: The kernel buffer the capture tool is given (tcpdump's -B, in KiB; dumpcap's, in MiB).
@@ -215,48 +211,6 @@ class LiveCapture:
         self.close()
 
 
-class FollowedFile(io.RawIOBase):
-    """A capture file still being written, read as if it went on: at its end, :meth:`readinto` waits
-    (looking again every :data:`POLL_SECONDS`) until more is written, until ``stopped`` is set, or until
-    ``done()`` says the file is finished (a rotating capture has gone on to its next file); then it
-    returns what there is (0 bytes: the end)."""
-
-    def __init__(self, path: str, stopped: threading.Event, done: Optional[Callable[[], bool]] = None) -> None:
-        super().__init__()
-        self.name = path
-        self._file = open(path, "rb", buffering=0)
-        self._stopped = stopped
-        self._done = done
-        self._limit: Optional[int] = None  # once stopped: the file's size then
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while True:
-            if self._stopped.is_set():  # what the file holds now, not what is written while it is read
-                if self._limit is None:
-                    self._limit = os.fstat(self._file.fileno()).st_size
-                room = max(0, self._limit - self._file.tell())
-                return self._file.readinto(memoryview(buffer)[:room]) or 0 if room else 0
-            got = self._file.readinto(buffer)
-            if got:
-                return got
-            if self._done is not None and self._done():
-                return self._file.readinto(buffer) or 0  # what was written before the next file began
-            self._stopped.wait(POLL_SECONDS)
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
-def natural_order(path: str) -> Tuple[Any, ...]:
-    """A sort key for the files of a rotating capture: by name, numbers by value (``trace.pcap9`` before
-    ``trace.pcap10``, as ``tcpdump -C`` numbers them)."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", os.path.basename(path)))
-
-
 def start_aside(thread: threading.Thread) -> None:
     """Start a helper thread with :data:`STOP_SIGNALS` blocked in it, so that the kernel delivers them to
     the main thread. Delivered to a helper, Ctrl-C would leave the main thread blocked in a read of a quiet
@@ -272,9 +226,9 @@ def start_aside(thread: threading.Thread) -> None:
         thread.start()
 
 
-def stop_after(seconds: float, stop: Callable[[], None]) -> threading.Timer:
-    """Call ``stop`` after ``seconds`` (a daemon timer, started aside; cancel it when done)."""
-    timer = threading.Timer(seconds, stop)
+def call_after(seconds: float, call: Callable[[], None]) -> threading.Timer:
+    """Call ``call`` after ``seconds`` (a daemon timer, started aside; cancel it when done)."""
+    timer = threading.Timer(seconds, call)
     timer.daemon = True
     start_aside(timer)
     return timer

@@ -73,8 +73,7 @@ from ..mqtt.values import MqttConnack, MqttDisconnect
 from ..websocket.deflate import MessageInflater
 from ..websocket.deflate import negotiated as deflate_negotiated
 from ..websocket.values import WebSocketClose, WebSocketMessage
-from .files import is_dir, is_url, list_dir, open_file
-from .live import FollowedFile, natural_order
+from .files import FollowedFile, is_dir, is_url, list_dir, natural_order, open_file
 from .midstream import MIN_MESSAGES, Candidates, recognise
 from .values import FILE_SHIFT, FRAME_MASK, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, check_partition
 from .reassembly import (
@@ -543,7 +542,7 @@ class CloseRecordReader(SourceReader):
 
     def _open_ring(self, directory: str, block_size: int, max_record: int) -> Any:
         """A ``PacketMerger`` over a rotating capture's files as they come: its newest file now, then each
-        next one (in :func:`~closecodec.capture.live.natural_order`) once it appears."""
+        next one (in :func:`~closecodec.capture.files.natural_order`) once it appears."""
         self._capture.PacketReader(None, block_size=block_size, max_record=max_record)  # the sizes checked here
         names = _ring_files(directory)
         if not names:
@@ -569,7 +568,8 @@ class CloseRecordReader(SourceReader):
         return True
 
     def stop(self) -> None:
-        """With ``follow``: read what the files hold now, then end (from any thread, or a signal handler).
+        """With ``follow``: read what the files hold now, then end (from any thread; a signal handler
+        should call it from another thread, as ``Event.set`` takes a lock).
 
         Raises:
             ValueError: the reader does not follow.
