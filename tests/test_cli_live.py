@@ -538,6 +538,46 @@ def test_ctrl_c_ends_a_followed_file_with_the_summary_of_what_was_seen(tmp_path,
     assert out == expected and b"total" in out
 
 
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="needs POSIX signal masks")
+def test_a_stop_signal_stops_while_the_main_thread_cannot_run_its_handler():
+    """The race a live run met (one in twenty): a Ctrl-C that came just before the main thread entered the
+    read of a quiet pipe left its Python handler waiting behind that read, for ever. Here the main thread
+    blocks the signal and reads a pipe that only the stop closes; the signal lands on another thread."""
+    from closecodec.cli import _Stopping
+
+    read_end, write_end = os.pipe()
+    closed_by: List[str] = []
+    lock = threading.Lock()
+
+    def close(by: str) -> None:
+        with lock:
+            if not closed_by:
+                closed_by.append(by)
+                os.close(write_end)
+
+    class Source:
+        def stop(self) -> None:
+            close(threading.current_thread().name)
+
+    awake = threading.Event()
+    catcher = threading.Thread(target=awake.wait, daemon=True)  # a thread that takes the signal
+    catcher.start()
+    failsafe = threading.Timer(WAIT, close, args=("the failsafe",))
+    failsafe.start()
+    stopping = _Stopping(Source(), None)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert os.read(read_end, 1) == b""  # the pipe ended
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # the handler runs now, late: the run had stopped
+        stopping.end()
+        failsafe.cancel()
+        awake.set()
+        os.close(read_end)
+    assert closed_by == ["closecodec-stop"] and stopping.stopped
+
+
 @pytest.mark.capture
 def test_count_and_duration_end_a_live_capture_on_their_own(tmp_path):
     env = ready(None, tmp_path)

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import sys
 import threading
@@ -762,11 +763,20 @@ def _live_refusal(args: argparse.Namespace) -> Optional[str]:
 class _Stopping:
     """While a live capture or a followed file is read: the first Ctrl-C (or SIGTERM, SIGHUP), or ``-a
     duration:S``, stops it (what it has is read to the end, then the summary comes); a second Ctrl-C
-    interrupts."""
+    interrupts.
+
+    A thread does the stop, woken by the signal's C handler through Python's wakeup fd: the Python handler
+    runs only when the main thread next runs Python, and a main thread that entered a read of a quiet pipe
+    just after the signal came would wait in it for ever (one run in twenty, in a test)."""
 
     def __init__(self, watched: Any, seconds: Optional[float]) -> None:
         self.watched = watched
-        self.stopped = False
+        self.stopped = False  # by -a, or by a stop signal's handler: a Ctrl-C then interrupts
+        self._woken, waker = socket.socketpair()
+        waker.setblocking(False)
+        self._waker = waker
+        self._previous_wakeup = signal.set_wakeup_fd(waker.fileno(), warn_on_full_buffer=False)
+        start_aside(threading.Thread(target=self._stop_at_signal, name="closecodec-stop", daemon=True))
         self.timer = call_after(seconds, self.stop) if seconds is not None else None
         self.previous = {signum: signal.signal(signum, self.interrupted) for signum in STOP_SIGNALS}
 
@@ -774,20 +784,32 @@ class _Stopping:
         self.stopped = True
         self.watched.stop()
 
+    def _stop_at_signal(self) -> None:
+        """(A thread) stop the watched source at the first stop signal, then end; or end when :meth:`end`
+        closes the wakeup fd."""
+        with self._woken:
+            while True:
+                signums = self._woken.recv(64)
+                if not signums:
+                    return
+                if any(signum in STOP_SIGNALS for signum in signums):
+                    self.watched.stop()
+                    return
+
     def interrupted(self, signum: int, frame: Any) -> None:
         if self.stopped:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
             return
-        self.stopped = True
-        # Not here: a handler runs between two steps of this thread, which may hold a lock stop() takes.
-        start_aside(threading.Thread(target=self.watched.stop, name="closecodec-stop", daemon=True))
+        self.stopped = True  # the stop itself is the thread's: this handler may come late, or hold a lock it needs
 
     def end(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
         for signum, previous in self.previous.items():
             signal.signal(signum, previous)
+        signal.set_wakeup_fd(self._previous_wakeup)
+        self._waker.close()  # the thread's read ends
 
 
 def _parallel_reader(source: Any, args: argparse.Namespace, options: Dict[str, Any], opened: List[Any]) -> Any:

@@ -213,9 +213,8 @@ class LiveCapture:
 
 def start_aside(thread: threading.Thread) -> None:
     """Start a helper thread with :data:`STOP_SIGNALS` blocked in it, so that the kernel delivers them to
-    the main thread. Delivered to a helper, Ctrl-C would leave the main thread blocked in a read of a quiet
-    pipe, its Python handler not run (seen: a run that Ctrl-C did not end, one time in ten with two at once);
-    delivered to the main thread, it interrupts the read, and the handler runs."""
+    the main thread, where they interrupt a read of a quiet pipe and their Python handler runs (the second
+    Ctrl-C raises ``KeyboardInterrupt`` there)."""
     if hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread():
         before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # the new thread starts with this mask
         try:
