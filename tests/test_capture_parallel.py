@@ -224,6 +224,23 @@ def test_a_connections_partition_is_the_same_both_ways(src, ports, count):
     assert 0 <= one < count
 
 
+@pytest.mark.parametrize("args, error", [
+    ((bytearray(b"\x0a\0\0\1"), 1, b"\x0a\0\0\2", 2, 4), TypeError),
+    ((b"\x0a\0\0\1", 1.0, b"\x0a\0\0\2", 2, 4), TypeError),
+    ((b"\x0a\0\0\1", 1, b"\x0a\0\0\2", True, 4), TypeError),
+    ((b"\x0a\0\0\1", 1, b"\x0a\0\0\2", 2, 4.0), TypeError),
+    ((b"\x0a\0\0\1", 1, "10.0.0.2", 2, 4), TypeError),
+    ((b"\x0a\0\0\1", 65536, b"\x0a\0\0\2", 2, 4), ValueError),
+    ((b"\x0a\0\0\1", 1, b"\x0a\0\0\2", -1, 4), ValueError),
+    ((b"\x0a\0\0\1", 1, b"\x0a\0\0\2", 2, 0), ValueError),
+])
+def test_partition_of_refuses_what_is_not_a_connection(args, error):
+    """The same errors compiled and interpreted (the annotations once converted a float port compiled, and
+    refused a bytearray; interpreted, the reverse): CI's pure install runs this too."""
+    with pytest.raises(error):
+        partition_of(*args)
+
+
 def test_the_loops_take_exactly_their_partitions_segments(capture):
     """Each backend's loop lets through a segment exactly when partition_of puts its connection there."""
     rng = random.Random(5)

@@ -47,7 +47,7 @@ def reads_some(file: object) -> bool:
     return read1 is not None and read1 is not io.BufferedIOBase.read1
 
 
-def partition_of(src: bytes, src_port: int, dst: bytes, dst_port: int, count: int) -> int:
+def partition_of(src: Any, src_port: Any, dst: Any, dst_port: Any, count: Any) -> int:
     """Which of ``count`` partitions a TCP connection belongs to, the same for both of its directions.
 
     Each endpoint (its address bytes, then its port's two bytes, big-endian) is hashed with
@@ -55,7 +55,22 @@ def partition_of(src: bytes, src_port: int, dst: bytes, dst_port: int, count: in
     not matter), mixed by a multiplication (Fibonacci hashing), and the high 16 bits taken
     modulo ``count``. The segment loops of both backends compute exactly this
     (docs/scale.md, "Partitions").
+
+    Raises:
+        TypeError: an address that is not ``bytes``, or a port or ``count`` that is not an int.
+        ValueError: a port outside 0 to 65535, or ``count`` less than 1.
     """
+    # Checked here, not left to the annotations: compiled, they would convert a float port and refuse a
+    # bytearray; interpreted, the reverse.
+    if type(src) is not bytes or type(dst) is not bytes:
+        raise TypeError(f"addresses are bytes, not {type(src).__name__} and {type(dst).__name__}")
+    for number in (src_port, dst_port, count):
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise TypeError(f"ports and the count are ints, not {type(number).__name__}")
+    if not (0 <= src_port <= 0xFFFF and 0 <= dst_port <= 0xFFFF):
+        raise ValueError(f"ports are from 0 to 65535, not {src_port} and {dst_port}")
+    if count < 1:
+        raise ValueError(f"the count of partitions is at least 1, not {count}")
     mixed = ((_endpoint_hash(src, src_port) ^ _endpoint_hash(dst, dst_port)) * 0x9E3779B1) & 0xFFFFFFFF
     return (mixed >> 16) % count
 
