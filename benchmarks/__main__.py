@@ -15,7 +15,7 @@ import closecodec
 
 from .harness import run_case
 
-SUITES = ["primitives", "diffusion", "transport", "stream", "capture", "parallel"]
+SUITES = ["primitives", "diffusion", "transport", "stream", "capture", "connections", "parallel"]
 
 
 def main() -> None:

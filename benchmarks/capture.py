@@ -25,8 +25,7 @@ A second capture holds small messages (issue 20): 1,000 connections open at a ti
 payloads of 100 to 300 bytes, as MQTT telemetry or Diffusion topic updates are; there
 the cost is per packet, not per byte. The compiled reader, dpkt and tshark read it.
 
-A third capture has the 1 KiB traffic on connections that stay open through the
-whole capture: against the first, it shows what is per connection and what per packet.
+What is per connection and what per packet is the ``connections`` suite's.
 
 Further tables time the packet reader alone; the capture cut into 20 files read as a
 set against the one file; and the same traffic without its handshakes (mid-stream
@@ -211,14 +210,6 @@ def cases() -> List[Case]:
     for name, job in smalls.items():
         print(f"  small messages, {name}: {job()} close frames found")
 
-    lasting = folder / "traffic-lasting.pcap"
-    lasting_packets, lasting_closes = generate_capture(lasting, size // 2, messages=(10**6, 10**6 + 1))
-    print(f"the 1 KiB traffic on connections that last: {os.path.getsize(lasting) / 1e6:.0f} MB, "
-          f"{lasting_packets} packets, {CONCURRENT} connections, {lasting_closes} close frames at the end")
-    lasts: Dict[str, object] = {}
-    if capture_c is not None:
-        lasts["compiled"] = lambda: ours("c", lasting)
-
     midstream: Dict[str, object] = {}
     if capture_c is not None:
         midstream["compiled, tidy"] = jobs["compiled"]
@@ -237,8 +228,6 @@ def cases() -> List[Case]:
         Case("capture: small messages, 1,000 connections (issue 20)", smalls, units=small_packets, unit="packet",
              nbytes=os.path.getsize(small), targets=[("compiled", "tshark -Y close", 60)],
              time_targets=[("compiled", 150)]),
-        Case("capture: the 1 KiB traffic, its connections open throughout", lasts, units=lasting_packets,
-             unit="packet", nbytes=os.path.getsize(lasting)),
         Case("capture: read packet records only", readers, units=packets, unit="packet", nbytes=nbytes),
         # Issue 17: a capture set (rotated files) is read within 1.1x of the time of the same packets in one file,
         Case("capture: a set of 20 files (the same packets)", rotated, units=packets, unit="packet", nbytes=nbytes,

@@ -34,6 +34,8 @@ class Case:
     throughput_targets: List[tuple] = field(default_factory=list)
     #: time targets: (contender, maximum ns per unit) checked and printed
     time_targets: List[tuple] = field(default_factory=list)
+    #: lines worked out from the medians (seconds by contender), printed after the targets
+    derived: Optional[Callable[[Dict[str, float]], List[str]]] = None
 
 
 def median_seconds(func: Callable[[], object], repeat: int, min_time: float) -> float:
@@ -78,4 +80,7 @@ def run_case(case: Case, repeat: int, min_time: float) -> Dict[str, float]:
             print(f"  target {name} <= {maximum:,.0f} ns/{case.unit}: {per_unit:,.1f} ns, {verdict}")
         else:
             print(f"  target {name} <= {maximum:,.0f} ns/{case.unit}: not measured (contender missing)")
+    if case.derived is not None:
+        for line in case.derived(results):
+            print(f"  {line}")
     return results
