@@ -356,6 +356,35 @@ def test_a_followed_directory_takes_each_next_file_of_a_rotating_capture(side, t
     assert found == expected_lines and len({line.split('"file": ')[1].split(",")[0] for line in found}) > 5
 
 
+@pytest.mark.parametrize("side", installed_sides())
+def test_following_an_empty_directory_reads_the_first_file_to_appear(side, tmp_path):
+    """Following may start before the capture does: the first file that appears is read from its start."""
+    path = tmp_path / "trace.pcap"
+    with use_backend(side):
+        expected = list(CloseRecordReader(CAPTURE))
+        reader = CloseRecordReader(str(tmp_path), follow=True)  # nothing there yet
+    found: "queue.Queue[Any]" = queue.Queue()
+    thread = threading.Thread(target=lambda: [found.put(record) for record in reader], daemon=True)
+    thread.start()
+    path.write_bytes(CAPTURE.read_bytes())
+    got = [found.get(timeout=WAIT) for _ in expected]
+    reader.stop()
+    thread.join(WAIT)
+    assert not thread.is_alive() and found.empty() and reader.problems == []
+    assert [record.file for record in got] == [str(path)] * len(expected)
+    assert [record[1:] for record in got] == [record[1:] for record in expected]
+
+
+@pytest.mark.parametrize("side", installed_sides())
+def test_an_empty_directory_stopped_before_any_file_is_named_in_the_problems(side, tmp_path):
+    with use_backend(side):
+        reader = CloseRecordReader(str(tmp_path), follow=True)
+    reader.stop()
+    assert list(reader) == []
+    assert reader.problems == [(str(tmp_path), f"cannot read it: no capture file appeared in {tmp_path} before the "
+                                               "stop")]
+
+
 def test_files_of_a_rotating_capture_are_taken_by_number():
     from closecodec.capture.files import natural_order
 

@@ -73,7 +73,7 @@ from ..mqtt.values import MqttConnack, MqttDisconnect
 from ..websocket.deflate import MessageInflater
 from ..websocket.deflate import negotiated as deflate_negotiated
 from ..websocket.values import WebSocketClose, WebSocketMessage
-from .files import FollowedFile, is_dir, is_url, list_dir, natural_order, open_file
+from .files import POLL_SECONDS, FollowedFile, is_dir, is_url, list_dir, natural_order, open_file
 from .midstream import MIN_MESSAGES, Candidates, recognise
 from .values import FILE_SHIFT, FRAME_MASK, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, check_partition
 from .reassembly import (
@@ -404,8 +404,9 @@ class CloseRecordReader(SourceReader):
         follow: keep reading ``source`` as it is written, until :meth:`stop`:
             a capture file (at its end, look again every 0.1 s), or a
             directory of a rotating capture's files (``tcpdump -G``/``-C``,
-            dumpcap's ring buffer), from its newest file on, each next one
-            (by name, numbers by value) once it appears, its connections
+            dumpcap's ring buffer), from its newest file on (in a directory
+            with none yet, from the first to appear), each next one (by
+            name, numbers by value) once it appears, its connections
             continuing as in a capture set. Not a URL or standard input.
 
     Iterating yields :class:`CloseRecord` values as the capture is read.
@@ -541,15 +542,34 @@ class CloseRecordReader(SourceReader):
         return self._capture.PacketMerger(opens, firsts)
 
     def _open_ring(self, directory: str, block_size: int, max_record: int) -> Any:
-        """A ``PacketMerger`` over a rotating capture's files as they come: its newest file now, then each
-        next one (in :func:`~closecodec.capture.files.natural_order`) once it appears."""
+        """A ``PacketMerger`` over a rotating capture's files as they come: its newest file now (or, in a
+        directory with none yet, the first to appear), then each next one (in
+        :func:`~closecodec.capture.files.natural_order`) once it appears."""
         self._capture.PacketReader(None, block_size=block_size, max_record=max_record)  # the sizes checked here
         names = _ring_files(directory)
-        if not names:
-            raise FileNotFoundError(f"{directory} holds no file to follow yet")
-        self.files = [names[-1]]
-        return self._capture.PacketMerger([functools.partial(self._open_followed, names[-1], directory, block_size,
-                                                             max_record)], [0])
+        if names:
+            self.files = [names[-1]]
+            first = functools.partial(self._open_followed, names[-1], directory, block_size, max_record)
+        else:
+            self.files = [directory]  # named in the problems if no file appears before the stop
+            first = functools.partial(self._open_first, directory, block_size, max_record)
+        return self._capture.PacketMerger([first], [0])
+
+    def _open_first(self, directory: str, block_size: int, max_record: int) -> Any:
+        """The reader of the first file to appear in ``directory`` (looking every ``POLL_SECONDS``), opened
+        when the merger first reads.
+
+        Raises:
+            FileNotFoundError: the reader was stopped before one appeared.
+        """
+        assert self._following is not None
+        names = _ring_files(directory)
+        while not names:
+            if self._following.wait(POLL_SECONDS):
+                raise FileNotFoundError(f"no capture file appeared in {directory} before the stop")
+            names = _ring_files(directory)
+        self.files[0] = names[0]
+        return self._open_followed(names[0], directory, block_size, max_record)
 
     def _open_followed(self, path: str, directory: str, block_size: int, max_record: int) -> Any:
         done = functools.partial(self._next_file, path, directory, block_size, max_record)
