@@ -6,6 +6,7 @@ process that dies is run again, a piece that fails for good is named.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import random
@@ -224,6 +225,10 @@ def test_a_connections_partition_is_the_same_both_ways(src, ports, count):
     assert 0 <= one < count
 
 
+class Port(enum.IntEnum):
+    HTTP = 80
+
+
 @pytest.mark.parametrize("args, error", [
     ((bytearray(b"\x0a\0\0\1"), 1, b"\x0a\0\0\2", 2, 4), TypeError),
     ((b"\x0a\0\0\1", 1.0, b"\x0a\0\0\2", 2, 4), TypeError),
@@ -233,12 +238,17 @@ def test_a_connections_partition_is_the_same_both_ways(src, ports, count):
     ((b"\x0a\0\0\1", 65536, b"\x0a\0\0\2", 2, 4), ValueError),
     ((b"\x0a\0\0\1", 1, b"\x0a\0\0\2", -1, 4), ValueError),
     ((b"\x0a\0\0\1", 1, b"\x0a\0\0\2", 2, 0), ValueError),
+    ((b"\x0a\0\0\1", Port.HTTP, b"\x0a\0\0\2", 2, 4), TypeError),  # an int subclass: not hashed two ways
 ])
 def test_partition_of_refuses_what_is_not_a_connection(args, error):
     """The same errors compiled and interpreted (the annotations once converted a float port compiled, and
     refused a bytearray; interpreted, the reverse): CI's pure install runs this too."""
     with pytest.raises(error):
         partition_of(*args)
+
+
+def test_partition_of_takes_the_ports_at_their_ends():
+    assert 0 <= partition_of(b"\x0a\0\0\1", 0, b"\x0a\0\0\2", 65535, 7) < 7
 
 
 def test_the_loops_take_exactly_their_partitions_segments(capture):

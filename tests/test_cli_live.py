@@ -607,6 +607,34 @@ def test_a_stop_signal_stops_while_the_main_thread_cannot_run_its_handler():
     assert closed_by == ["closecodec-stop"] and stopping.stopped
 
 
+def test_signals_after_the_stop_are_quiet_and_the_wakeup_fd_is_put_back(monkeypatch):
+    """A second Ctrl-C (here SIGTERMs) comes after the stop: the stop is asked once, nothing is reported
+    (a wakeup fd whose reader had gone made each one an "Exception ignored" report), and ``end()`` puts
+    back the wakeup fd it found."""
+    from closecodec.cli import _Stopping
+
+    unraisable: List[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    stops: "queue.Queue[str]" = queue.Queue()
+
+    class Source:
+        def stop(self) -> None:
+            stops.put(threading.current_thread().name)
+
+    before = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(before)
+    stopping = _Stopping(Source(), None)
+    try:
+        signal.raise_signal(signal.SIGTERM)
+        assert stops.get(timeout=WAIT) == "closecodec-stop"
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)
+    finally:
+        stopping.end()
+    assert stopping.stopped and stops.empty() and unraisable == []
+    assert signal.set_wakeup_fd(before) == before
+
+
 @pytest.mark.capture
 def test_count_and_duration_end_a_live_capture_on_their_own(tmp_path):
     env = ready(None, tmp_path)

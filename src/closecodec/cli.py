@@ -709,7 +709,8 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     for path, why in reader.problems:  # the files of a set left out or cut short
         print(f"closecodec capture: {path}: {why}", file=err)
     if reader.problems:
-        status = 1 if reader.files else 2  # some of the set was read, or none of it
+        # Some of the set was read (or a followed directory stayed empty: files names it), or none of it.
+        status = 1 if reader.files else 2
     if failure is not None:
         print(f"closecodec capture: {failure}", file=err)
         status = 2
@@ -772,29 +773,42 @@ class _Stopping:
     def __init__(self, watched: Any, seconds: Optional[float]) -> None:
         self.watched = watched
         self.stopped = False  # by -a, or by a stop signal's handler: a Ctrl-C then interrupts
-        self._woken, waker = socket.socketpair()
-        waker.setblocking(False)
-        self._waker = waker
-        self._previous_wakeup = signal.set_wakeup_fd(waker.fileno(), warn_on_full_buffer=False)
-        start_aside(threading.Thread(target=self._stop_at_signal, name="closecodec-stop", daemon=True))
-        self.timer = call_after(seconds, self.stop) if seconds is not None else None
-        self.previous = {signum: signal.signal(signum, self.interrupted) for signum in STOP_SIGNALS}
+        self.timer: Optional[threading.Timer] = None
+        self.previous: Dict[int, Any] = {}
+        self._woken, self._waker = socket.socketpair()
+        self._previous_wakeup: Optional[int] = None  # once the wakeup fd is set: the one before
+        reader: Optional[threading.Thread] = None
+        try:
+            self._waker.setblocking(False)
+            self._previous_wakeup = signal.set_wakeup_fd(self._waker.fileno(), warn_on_full_buffer=False)
+            reader = threading.Thread(target=self._stop_at_signal, name="closecodec-stop", daemon=True)
+            start_aside(reader)
+            self.timer = call_after(seconds, self.stop) if seconds is not None else None
+            for signum in STOP_SIGNALS:
+                self.previous[signum] = signal.signal(signum, self.interrupted)
+        except BaseException:  # a Ctrl-C before the handlers are in, say: nothing is left set
+            self.end()
+            if reader is None:
+                self._woken.close()  # else the thread closes it
+            raise
 
     def stop(self) -> None:
         self.stopped = True
         self.watched.stop()
 
     def _stop_at_signal(self) -> None:
-        """(A thread) stop the watched source at the first stop signal, then end; or end when :meth:`end`
-        closes the wakeup fd."""
+        """(A thread) stop the watched source at the first stop signal; read the wakeup fd until :meth:`end`
+        closes it (closed early, the signals after the first would make the C handler report a broken
+        pipe)."""
+        asked = False
         with self._woken:
             while True:
                 signums = self._woken.recv(64)
                 if not signums:
                     return
-                if any(signum in STOP_SIGNALS for signum in signums):
+                if not asked and any(signum in STOP_SIGNALS for signum in signums):
+                    asked = True
                     self.watched.stop()
-                    return
 
     def interrupted(self, signum: int, frame: Any) -> None:
         if self.stopped:
@@ -808,7 +822,8 @@ class _Stopping:
             self.timer.cancel()
         for signum, previous in self.previous.items():
             signal.signal(signum, previous)
-        signal.set_wakeup_fd(self._previous_wakeup)
+        if self._previous_wakeup is not None:
+            signal.set_wakeup_fd(self._previous_wakeup)
         self._waker.close()  # the thread's read ends
 
 

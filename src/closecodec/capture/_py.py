@@ -42,7 +42,7 @@ from ..buffer import byte_view
 from ..buffer._py import SHAPE_SPANS
 from ..errors import DecodeError, IncompleteError, MalformedError
 from .values import (FILE_SHIFT, FOLLOWS, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, ITEM_SEGMENT, Packet,
-                     TcpSegment, check_partition, partition_of, reads_some)
+                     TcpSegment, check_partition, connection_hash, reads_some)
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -876,8 +876,8 @@ class SegmentLoop:
                     self._skipped[segment] += 1
                 continue
             self._last = (packet.frame, packet.timestamp_ns)
-            if self._part_count > 1 and partition_of(segment.src, segment.src_port, segment.dst, segment.dst_port,
-                                                     self._part_count) != self._part_index:
+            if self._part_count > 1 and (connection_hash(segment.src, segment.src_port, segment.dst,
+                                                         segment.dst_port) % self._part_count) != self._part_index:
                 continue
             if self._continuing:
                 if (segment.src, segment.src_port, segment.dst, segment.dst_port) not in self.keep:

@@ -565,9 +565,10 @@ class CloseRecordReader(SourceReader):
         assert self._following is not None
         names = _ring_files(directory)
         while not names:
-            if self._following.wait(POLL_SECONDS):
+            stopped = self._following.wait(POLL_SECONDS)
+            names = _ring_files(directory)  # after a stop too: what the directory holds then is read
+            if stopped and not names:
                 raise FileNotFoundError(f"no capture file appeared in {directory} before the stop")
-            names = _ring_files(directory)
         self.files[0] = names[0]
         return self._open_followed(names[0], directory, block_size, max_record)
 

@@ -57,22 +57,32 @@ def partition_of(src: Any, src_port: Any, dst: Any, dst_port: Any, count: Any) -
     (docs/scale.md, "Partitions").
 
     Raises:
-        TypeError: an address that is not ``bytes``, or a port or ``count`` that is not an int.
+        TypeError: an address that is not ``bytes``, or a port or ``count`` that is not an ``int``
+            (exactly: not a bool or another subclass, as for a loop's ``partition``).
         ValueError: a port outside 0 to 65535, or ``count`` less than 1.
     """
     # Checked here, not left to the annotations: compiled, they would convert a float port and refuse a
-    # bytearray; interpreted, the reverse.
-    if type(src) is not bytes or type(dst) is not bytes:
-        raise TypeError(f"addresses are bytes, not {type(src).__name__} and {type(dst).__name__}")
+    # bytearray; interpreted, the reverse. Exact types: compiled, an int subclass would be hashed as its
+    # __int__, interpreted as its own >> and &.
+    for address in (src, dst):
+        if type(address) is not bytes:
+            raise TypeError(f"an address is bytes, not {type(address).__name__}")
     for number in (src_port, dst_port, count):
-        if not isinstance(number, int) or isinstance(number, bool):
+        if type(number) is not int:
             raise TypeError(f"ports and the count are ints, not {type(number).__name__}")
-    if not (0 <= src_port <= 0xFFFF and 0 <= dst_port <= 0xFFFF):
-        raise ValueError(f"ports are from 0 to 65535, not {src_port} and {dst_port}")
+    for port in (src_port, dst_port):
+        if not 0 <= port <= 0xFFFF:
+            raise ValueError(f"a port is from 0 to 65535, not {port}")
     if count < 1:
         raise ValueError(f"the count of partitions is at least 1, not {count}")
+    return connection_hash(src, src_port, dst, dst_port) % count
+
+
+def connection_hash(src: bytes, src_port: int, dst: bytes, dst_port: int) -> int:
+    """:func:`partition_of`'s number before the modulo, unchecked: for the pure segment loop, whose
+    segments hold bytes and ports."""
     mixed = ((_endpoint_hash(src, src_port) ^ _endpoint_hash(dst, dst_port)) * 0x9E3779B1) & 0xFFFFFFFF
-    return (mixed >> 16) % count
+    return mixed >> 16
 
 
 def check_partition(partition: Any) -> Tuple[int, int]:
