@@ -385,6 +385,46 @@ def test_an_empty_directory_stopped_before_any_file_is_named_in_the_problems(sid
                                                "stop")]
 
 
+@pytest.mark.parametrize("side", installed_sides())
+def test_a_followed_ring_that_reuses_its_names_goes_round(side, tmp_path):
+    """tcpdump -C N -W 3 writes trace.pcap0, 1, 2, then over trace.pcap0 again. Following starts with the
+    file written last, and goes from trace.pcap2 back to trace.pcap0 once that is written again, never
+    to the last round's trace.pcap1. The records are those of the two files read as a set."""
+    from test_capture_sets import PACKETS
+
+    packets = PACKETS["websocket-close-codes.pcap"]
+    parts = [pcap_file(packets[a:b], nano=True) for a, b in ((0, 100), (100, 200), (200, 300), (300, len(packets)))]
+    written = 1_800_000_000 * 10**9  # the files' times, set: the order of writing, not the test's timing
+    for number, data in enumerate(parts[:3]):
+        path = tmp_path / f"trace.pcap{number}"
+        path.write_bytes(data)
+        os.utime(path, ns=(written + number * 10**9,) * 2)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "trace.pcap2").write_bytes(parts[2])
+    (alone / "trace.pcap0").write_bytes(parts[3])
+    with use_backend(side):
+        expected = [(os.path.basename(record.file),) + record[1:]
+                    for record in CloseRecordReader([str(alone / "trace.pcap2"), str(alone / "trace.pcap0")])]
+        reader = CloseRecordReader(str(tmp_path), follow=True)
+    assert reader.files == [str(tmp_path / "trace.pcap2")]
+    found: "queue.Queue[Any]" = queue.Queue()
+    thread = threading.Thread(target=lambda: [found.put(record) for record in reader], daemon=True)
+    thread.start()
+    first = sum(1 for record in expected if record[0] == "trace.pcap2")
+    assert 0 < first < len(expected)
+    got = [found.get(timeout=WAIT) for _ in range(first)]  # trace.pcap2 read to its end: the writer goes round
+    again = tmp_path / "trace.pcap0"
+    again.write_bytes(parts[3])
+    os.utime(again, ns=(written + 3 * 10**9,) * 2)
+    got += [found.get(timeout=WAIT) for _ in range(len(expected) - first)]
+    reader.stop()
+    thread.join(WAIT)
+    assert not thread.is_alive() and found.empty() and reader.problems == []
+    assert [(os.path.basename(record.file),) + record[1:] for record in got] == expected
+    assert reader.files == [str(tmp_path / "trace.pcap2"), str(again)]
+
+
 def test_files_of_a_rotating_capture_are_taken_by_number():
     from closecodec.capture.files import natural_order
 

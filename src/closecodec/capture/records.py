@@ -404,10 +404,11 @@ class CloseRecordReader(SourceReader):
         follow: keep reading ``source`` as it is written, until :meth:`stop`:
             a capture file (at its end, look again every 0.1 s), or a
             directory of a rotating capture's files (``tcpdump -G``/``-C``,
-            dumpcap's ring buffer), from its newest file on (in a directory
-            with none yet, from the first to appear), each next one (by
-            name, numbers by value) once it appears, its connections
-            continuing as in a capture set. Not a URL or standard input.
+            dumpcap's ring buffer), from the file written last (in a
+            directory with none yet, the first to appear), each next one (by
+            name, numbers by value; round a ring that reuses its names) once
+            it is written to, its connections continuing as in a capture
+            set. Not a URL or standard input.
 
     Iterating yields :class:`CloseRecord` values as the capture is read.
 
@@ -542,14 +543,15 @@ class CloseRecordReader(SourceReader):
         return self._capture.PacketMerger(opens, firsts)
 
     def _open_ring(self, directory: str, block_size: int, max_record: int) -> Any:
-        """A ``PacketMerger`` over a rotating capture's files as they come: its newest file now (or, in a
-        directory with none yet, the first to appear), then each next one (in
-        :func:`~closecodec.capture.files.natural_order`) once it appears."""
+        """A ``PacketMerger`` over a rotating capture's files as they come: the one written now (or, in a
+        directory with none yet, the first to appear), then each next one (:meth:`_next_file`)."""
         self._capture.PacketReader(None, block_size=block_size, max_record=max_record)  # the sizes checked here
         names = _ring_files(directory)
         if names:
-            self.files = [names[-1]]
-            first = functools.partial(self._open_followed, names[-1], directory, block_size, max_record)
+            # The last written (a ring that reuses its names writes over its oldest); on a tie, the last by name.
+            newest = max(range(len(names)), key=lambda i: (_modified(names[i]), i))
+            self.files = [names[newest]]
+            first = functools.partial(self._open_followed, names[newest], directory, block_size, max_record)
         else:
             self.files = [directory]  # named in the problems if no file appears before the stop
             first = functools.partial(self._open_first, directory, block_size, max_record)
@@ -578,10 +580,20 @@ class CloseRecordReader(SourceReader):
                                           max_record=max_record)
 
     def _next_file(self, path: str, directory: str, block_size: int, max_record: int) -> bool:
-        """Whether the rotating capture has gone on past ``path``; its next file is then added to the set."""
+        """Whether the rotating capture has gone on past ``path``; its next file is then added to the set.
+
+        The next file comes after ``path`` by name (:func:`~closecodec.capture.files.natural_order`) and
+        was written to since ``path`` was. Without one, a ring that reuses its names (``tcpdump -C N -W
+        M``) has gone round: the first file before ``path`` by name that was written to since. The files
+        of the ring's last round, by then older than ``path``, are never taken.
+        """
         if self.files[-1] != path:
             return True
-        later = [name for name in _ring_files(directory) if natural_order(name) > natural_order(path)]
+        names = _ring_files(directory)
+        order, modified = natural_order(path), _modified(path)
+        later = [name for name in names if natural_order(name) > order and _modified(name) >= modified]
+        if not later:  # a tie in time is no sign of going round: that needs a later time
+            later = [name for name in names if natural_order(name) < order and _modified(name) > modified]
         if not later:
             return False
         self.files.append(later[0])
@@ -1435,9 +1447,17 @@ def look_at_set(reader_class: Any, paths: Sequence[Any], max_record: int = DEFAU
 
 
 def _ring_files(directory: str) -> List[str]:
-    """The files of a rotating capture's directory (not hidden ones), oldest first."""
+    """The files of a rotating capture's directory (not hidden ones), in order of name (natural_order)."""
     return sorted((path for path in list_dir(directory) if not os.path.basename(path).startswith(".")),
                   key=natural_order)
+
+
+def _modified(path: str) -> int:
+    """When the file at ``path`` was last written to, in ns (-1: it cannot be looked at)."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
 
 
 def _open_packets(reader_class: Any, path: str, block_size: int, max_record: int) -> Any:
