@@ -425,6 +425,45 @@ def test_a_followed_ring_that_reuses_its_names_goes_round(side, tmp_path):
     assert reader.files == [str(tmp_path / "trace.pcap2"), str(again)]
 
 
+@pytest.mark.parametrize("side", installed_sides())
+def test_a_followed_ring_starts_where_it_is_written_and_passes_over_other_files(side, tmp_path):
+    """A ring gone round once (trace.pcap0 written last, trace.pcap1 and 2 from the round before) and a log
+    written after them all: following starts with trace.pcap0, not the log (the newest file) nor
+    trace.pcap2 (the last by name); it takes trace.pcap1 once that is written again, never the stale
+    trace.pcap2 nor the log."""
+    from test_capture_sets import PACKETS
+
+    packets = PACKETS["websocket-close-codes.pcap"]
+    parts = [pcap_file(packets[a:b], nano=True) for a, b in ((0, 100), (100, 200), (200, 300), (300, len(packets)))]
+    written = 1_800_000_000 * 10**9
+    for name, data, second in (("trace.pcap1", parts[0], 1), ("trace.pcap2", parts[1], 2),
+                               ("trace.pcap0", parts[2], 3), ("capture.log", b"listening on lo\n", 4)):
+        (tmp_path / name).write_bytes(data)
+        os.utime(tmp_path / name, ns=(written + second * 10**9,) * 2)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "trace.pcap0").write_bytes(parts[2])
+    (alone / "trace.pcap1").write_bytes(parts[3])
+    with use_backend(side):
+        expected = [(os.path.basename(record.file),) + record[1:]
+                    for record in CloseRecordReader([str(alone / "trace.pcap0"), str(alone / "trace.pcap1")])]
+        reader = CloseRecordReader(str(tmp_path), follow=True)
+    assert reader.files == [str(tmp_path / "trace.pcap0")]
+    found: "queue.Queue[Any]" = queue.Queue()
+    thread = threading.Thread(target=lambda: [found.put(record) for record in reader], daemon=True)
+    thread.start()
+    first = sum(1 for record in expected if record[0] == "trace.pcap0")
+    assert 0 < first < len(expected)
+    got = [found.get(timeout=WAIT) for _ in range(first)]
+    (tmp_path / "trace.pcap1").write_bytes(parts[3])  # the writer's next file, the second time round
+    got += [found.get(timeout=WAIT) for _ in range(len(expected) - first)]
+    reader.stop()
+    thread.join(WAIT)
+    assert not thread.is_alive() and found.empty() and reader.problems == []
+    assert [(os.path.basename(record.file),) + record[1:] for record in got] == expected
+    assert reader.files == [str(tmp_path / "trace.pcap0"), str(tmp_path / "trace.pcap1")]
+
+
 def test_files_of_a_rotating_capture_are_taken_by_number():
     from closecodec.capture.files import natural_order
 

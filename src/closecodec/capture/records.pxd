@@ -94,6 +94,7 @@ cdef class CloseRecordReader(SourceReader):
     cdef public object peak_open
     cdef public object peak_buffered
     cdef public object _following
+    cdef public dict _seen
 
     cdef _open_set(self, paths, block_size, max_record)
     cdef _set_failures(self)

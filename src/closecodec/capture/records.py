@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 import warnings
 import zlib
@@ -77,6 +78,7 @@ from .files import POLL_SECONDS, FollowedFile, is_dir, is_url, list_dir, natural
 from .midstream import MIN_MESSAGES, Candidates, recognise
 from .values import FILE_SHIFT, FRAME_MASK, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, check_partition
 from .reassembly import (
+    CAPTURE_MAGICS,
     DEFAULT_BLOCK_SIZE,
     DEFAULT_MAX_BUFFER_PER_DIRECTION,
     DEFAULT_MAX_BUFFER_TOTAL,
@@ -486,6 +488,8 @@ class CloseRecordReader(SourceReader):
                                           max_buffer_per_direction=max_buffer_per_direction,
                                           max_buffer_total=max_buffer_total, max_closed=max_closed)
         self._following: Optional[threading.Event] = None  # with follow: set by stop()
+        # A followed directory's files, by path: (inode, size, mtime_ns) when last looked at (_next_file).
+        self._seen: Dict[str, Tuple[int, int, int]] = {}
         ring = None  # with follow, a directory: a rotating capture's
         if follow:
             if not isinstance(source, (str, PathLike)) or source == "-" or is_url(fspath(source)):
@@ -547,9 +551,11 @@ class CloseRecordReader(SourceReader):
         directory with none yet, the first to appear), then each next one (:meth:`_next_file`)."""
         self._capture.PacketReader(None, block_size=block_size, max_record=max_record)  # the sizes checked here
         names = _ring_files(directory)
+        self._seen = {name: state for name, state in zip(names, map(_state, names)) if state is not None}
+        names = [name for name in names if _may_be_capture(name)]
         if names:
             # The last written (a ring that reuses its names writes over its oldest); on a tie, the last by name.
-            newest = max(range(len(names)), key=lambda i: (_modified(names[i]), i))
+            newest = max(range(len(names)), key=lambda i: (self._seen.get(names[i], (0, 0, -1))[2], i))
             self.files = [names[newest]]
             first = functools.partial(self._open_followed, names[newest], directory, block_size, max_record)
         else:
@@ -558,17 +564,18 @@ class CloseRecordReader(SourceReader):
         return self._capture.PacketMerger([first], [0])
 
     def _open_first(self, directory: str, block_size: int, max_record: int) -> Any:
-        """The reader of the first file to appear in ``directory`` (looking every ``POLL_SECONDS``), opened
-        when the merger first reads.
+        """The reader of the first capture file to appear in ``directory`` (looking every ``POLL_SECONDS``;
+        the first by name of those there then), opened when the merger first reads.
 
         Raises:
             FileNotFoundError: the reader was stopped before one appeared.
         """
         assert self._following is not None
-        names = _ring_files(directory)
+        names = [name for name in _ring_files(directory) if _may_be_capture(name)]
         while not names:
             stopped = self._following.wait(POLL_SECONDS)
-            names = _ring_files(directory)  # after a stop too: what the directory holds then is read
+            # After a stop too: what the directory holds then is read.
+            names = [name for name in _ring_files(directory) if _may_be_capture(name)]
             if stopped and not names:
                 raise FileNotFoundError(f"no capture file appeared in {directory} before the stop")
         self.files[0] = names[0]
@@ -582,23 +589,33 @@ class CloseRecordReader(SourceReader):
     def _next_file(self, path: str, directory: str, block_size: int, max_record: int) -> bool:
         """Whether the rotating capture has gone on past ``path``; its next file is then added to the set.
 
-        The next file comes after ``path`` by name (:func:`~closecodec.capture.files.natural_order`) and
-        was written to since ``path`` was. Without one, a ring that reuses its names (``tcpdump -C N -W
-        M``) has gone round: the first file before ``path`` by name that was written to since. The files
-        of the ring's last round, by then older than ``path``, are never taken.
+        The next file is one of the ring's: a name that differs from ``path``'s only in its numbers
+        (``trace.pcap`` and ``trace.pcap1``; dumpcap's ``NAME_00001_DATE``). It is the first after
+        ``path`` by name (:func:`~closecodec.capture.files.natural_order`) that is new or was written to
+        since it was last looked at; without one, a ring that reuses its names (``tcpdump -C N -W M``)
+        has gone round once its first file is written to again. Files of the ring's last round, unchanged,
+        are never taken. Changes are told by inode, size and mtime, not by comparing clocks.
         """
         if self.files[-1] != path:
             return True
-        names = _ring_files(directory)
-        order, modified = natural_order(path), _modified(path)
-        later = [name for name in names if natural_order(name) > order and _modified(name) >= modified]
-        if not later:  # a tie in time is no sign of going round: that needs a later time
-            later = [name for name in names if natural_order(name) < order and _modified(name) > modified]
-        if not later:
+        stem, order = _stem(path), natural_order(path)
+        ring = [name for name in _ring_files(directory) if name != path and _stem(name) == stem]
+        chosen = next((name for name in ring if natural_order(name) > order and self._changed(name)), None)
+        if chosen is None and ring and natural_order(ring[0]) < order and self._changed(ring[0]):
+            chosen = ring[0]
+        if chosen is None:
             return False
-        self.files.append(later[0])
-        self.packets.add(functools.partial(self._open_followed, later[0], directory, block_size, max_record))
+        state = _state(path)
+        if state is not None:
+            self._seen[path] = state  # as it was left: written to again, it is the ring going round
+        self.files.append(chosen)
+        self.packets.add(functools.partial(self._open_followed, chosen, directory, block_size, max_record))
         return True
+
+    def _changed(self, path: str) -> bool:
+        """Whether a file of a followed directory is new, or was written to since it was last looked at."""
+        state = _state(path)
+        return state is not None and state != self._seen.get(path)
 
     def stop(self) -> None:
         """With ``follow``: read what the files hold now, then end (from any thread; a signal handler
@@ -1452,12 +1469,29 @@ def _ring_files(directory: str) -> List[str]:
                   key=natural_order)
 
 
-def _modified(path: str) -> int:
-    """When the file at ``path`` was last written to, in ns (-1: it cannot be looked at)."""
+def _state(path: str) -> Optional[Tuple[int, int, int]]:
+    """The file's inode, size and mtime (ns), which change when it is written to; None if it cannot be
+    looked at."""
     try:
-        return os.stat(path).st_mtime_ns
+        found = os.stat(path)
     except OSError:
-        return -1
+        return None
+    return (found.st_ino, found.st_size, found.st_mtime_ns)
+
+
+def _stem(path: str) -> str:
+    """The name without its numbers: the same for every file of a rotating capture."""
+    return re.sub(r"\d+", "", os.path.basename(path))
+
+
+def _may_be_capture(path: str) -> bool:
+    """Whether the file starts as a pcap or pcapng file does, or is too short yet to tell (being written)."""
+    try:
+        with open(path, "rb") as file:
+            start = file.read(4)
+    except OSError:
+        return False
+    return len(start) < 4 or start in CAPTURE_MAGICS
 
 
 def _open_packets(reader_class: Any, path: str, block_size: int, max_record: int) -> Any:
