@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -128,6 +128,25 @@ class Lines:
             if line is None:
                 return taken
             taken.append(line)
+
+
+class Following:
+    """A following reader's records, put in a queue by a thread as they come."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.found: "queue.Queue[Any]" = queue.Queue()
+        self.thread = threading.Thread(target=lambda: [self.found.put(record) for record in reader], daemon=True)
+        self.thread.start()
+
+    def take(self, count: int) -> List[Any]:
+        return [self.found.get(timeout=WAIT) for _ in range(count)]
+
+    def stop(self) -> None:
+        """Stop the reader: it ends, with no record more and no problem."""
+        self.reader.stop()
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive() and self.found.empty() and self.reader.problems == []
 
 
 def command(*args: str) -> List[str]:
@@ -363,14 +382,10 @@ def test_following_an_empty_directory_reads_the_first_file_to_appear(side, tmp_p
     with use_backend(side):
         expected = list(CloseRecordReader(CAPTURE))
         reader = CloseRecordReader(str(tmp_path), follow=True)  # nothing there yet
-    found: "queue.Queue[Any]" = queue.Queue()
-    thread = threading.Thread(target=lambda: [found.put(record) for record in reader], daemon=True)
-    thread.start()
+    following = Following(reader)
     path.write_bytes(CAPTURE.read_bytes())
-    got = [found.get(timeout=WAIT) for _ in expected]
-    reader.stop()
-    thread.join(WAIT)
-    assert not thread.is_alive() and found.empty() and reader.problems == []
+    got = following.take(len(expected))
+    following.stop()
     assert [record.file for record in got] == [str(path)] * len(expected)
     assert [record[1:] for record in got] == [record[1:] for record in expected]
 
@@ -385,83 +400,65 @@ def test_an_empty_directory_stopped_before_any_file_is_named_in_the_problems(sid
                                                "stop")]
 
 
+def follow_a_ring(side: str, directory: Path, before: List[Tuple[str, bytes, int]], start: str,
+                  after: Tuple[str, bytes, int]) -> None:
+    """Write the files ``before`` (name, bytes, mtime in seconds past a base) into ``directory`` and follow
+    it: it must start with ``start``. Once that is read, write ``after`` (the same): the records must be
+    those of ``start`` and ``after`` read afterwards as a set, and no other."""
+    written = 1_800_000_000 * 10**9  # the files' times, set: the order of writing, not the test's timing
+    for name, data, second in before:
+        (directory / name).write_bytes(data)
+        os.utime(directory / name, ns=(written + second * 10**9,) * 2)
+    following_name, following_data, following_second = after
+    alone = directory / "alone"
+    alone.mkdir()
+    (alone / start).write_bytes((directory / start).read_bytes())
+    (alone / following_name).write_bytes(following_data)
+    with use_backend(side):
+        expected = [(os.path.basename(record.file),) + record[1:]
+                    for record in CloseRecordReader([str(alone / start), str(alone / following_name)])]
+        reader = CloseRecordReader(str(directory), follow=True)
+    assert reader.files == [str(directory / start)]
+    following = Following(reader)
+    first = sum(1 for record in expected if record[0] == start)
+    assert 0 < first < len(expected)
+    got = following.take(first)  # the first file read to its end: the writer goes on
+    (directory / following_name).write_bytes(following_data)
+    os.utime(directory / following_name, ns=(written + following_second * 10**9,) * 2)
+    got += following.take(len(expected) - first)
+    following.stop()
+    assert [(os.path.basename(record.file),) + record[1:] for record in got] == expected
+    assert reader.files == [str(directory / start), str(directory / following_name)]
+
+
+def ring_parts() -> List[bytes]:
+    """Four pcap files, one capture cut in four: connections go on from one to the next."""
+    from test_capture_sets import PACKETS
+
+    packets = PACKETS["websocket-close-codes.pcap"]
+    return [pcap_file(packets[a:b], nano=True) for a, b in ((0, 100), (100, 200), (200, 300), (300, len(packets)))]
+
+
 @pytest.mark.parametrize("side", installed_sides())
 def test_a_followed_ring_that_reuses_its_names_goes_round(side, tmp_path):
     """tcpdump -C N -W 3 writes trace.pcap0, 1, 2, then over trace.pcap0 again. Following starts with the
     file written last, and goes from trace.pcap2 back to trace.pcap0 once that is written again, never
-    to the last round's trace.pcap1. The records are those of the two files read as a set."""
-    from test_capture_sets import PACKETS
-
-    packets = PACKETS["websocket-close-codes.pcap"]
-    parts = [pcap_file(packets[a:b], nano=True) for a, b in ((0, 100), (100, 200), (200, 300), (300, len(packets)))]
-    written = 1_800_000_000 * 10**9  # the files' times, set: the order of writing, not the test's timing
-    for number, data in enumerate(parts[:3]):
-        path = tmp_path / f"trace.pcap{number}"
-        path.write_bytes(data)
-        os.utime(path, ns=(written + number * 10**9,) * 2)
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    (alone / "trace.pcap2").write_bytes(parts[2])
-    (alone / "trace.pcap0").write_bytes(parts[3])
-    with use_backend(side):
-        expected = [(os.path.basename(record.file),) + record[1:]
-                    for record in CloseRecordReader([str(alone / "trace.pcap2"), str(alone / "trace.pcap0")])]
-        reader = CloseRecordReader(str(tmp_path), follow=True)
-    assert reader.files == [str(tmp_path / "trace.pcap2")]
-    found: "queue.Queue[Any]" = queue.Queue()
-    thread = threading.Thread(target=lambda: [found.put(record) for record in reader], daemon=True)
-    thread.start()
-    first = sum(1 for record in expected if record[0] == "trace.pcap2")
-    assert 0 < first < len(expected)
-    got = [found.get(timeout=WAIT) for _ in range(first)]  # trace.pcap2 read to its end: the writer goes round
-    again = tmp_path / "trace.pcap0"
-    again.write_bytes(parts[3])
-    os.utime(again, ns=(written + 3 * 10**9,) * 2)
-    got += [found.get(timeout=WAIT) for _ in range(len(expected) - first)]
-    reader.stop()
-    thread.join(WAIT)
-    assert not thread.is_alive() and found.empty() and reader.problems == []
-    assert [(os.path.basename(record.file),) + record[1:] for record in got] == expected
-    assert reader.files == [str(tmp_path / "trace.pcap2"), str(again)]
+    to the last round's trace.pcap1."""
+    parts = ring_parts()
+    follow_a_ring(side, tmp_path, [(f"trace.pcap{n}", parts[n], n) for n in range(3)], "trace.pcap2",
+                  ("trace.pcap0", parts[3], 3))
 
 
 @pytest.mark.parametrize("side", installed_sides())
 def test_a_followed_ring_starts_where_it_is_written_and_passes_over_other_files(side, tmp_path):
     """A ring gone round once (trace.pcap0 written last, trace.pcap1 and 2 from the round before) and a log
     written after them all: following starts with trace.pcap0, not the log (the newest file) nor
-    trace.pcap2 (the last by name); it takes trace.pcap1 once that is written again, never the stale
-    trace.pcap2 nor the log."""
-    from test_capture_sets import PACKETS
-
-    packets = PACKETS["websocket-close-codes.pcap"]
-    parts = [pcap_file(packets[a:b], nano=True) for a, b in ((0, 100), (100, 200), (200, 300), (300, len(packets)))]
-    written = 1_800_000_000 * 10**9
-    for name, data, second in (("trace.pcap1", parts[0], 1), ("trace.pcap2", parts[1], 2),
-                               ("trace.pcap0", parts[2], 3), ("capture.log", b"listening on lo\n", 4)):
-        (tmp_path / name).write_bytes(data)
-        os.utime(tmp_path / name, ns=(written + second * 10**9,) * 2)
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    (alone / "trace.pcap0").write_bytes(parts[2])
-    (alone / "trace.pcap1").write_bytes(parts[3])
-    with use_backend(side):
-        expected = [(os.path.basename(record.file),) + record[1:]
-                    for record in CloseRecordReader([str(alone / "trace.pcap0"), str(alone / "trace.pcap1")])]
-        reader = CloseRecordReader(str(tmp_path), follow=True)
-    assert reader.files == [str(tmp_path / "trace.pcap0")]
-    found: "queue.Queue[Any]" = queue.Queue()
-    thread = threading.Thread(target=lambda: [found.put(record) for record in reader], daemon=True)
-    thread.start()
-    first = sum(1 for record in expected if record[0] == "trace.pcap0")
-    assert 0 < first < len(expected)
-    got = [found.get(timeout=WAIT) for _ in range(first)]
-    (tmp_path / "trace.pcap1").write_bytes(parts[3])  # the writer's next file, the second time round
-    got += [found.get(timeout=WAIT) for _ in range(len(expected) - first)]
-    reader.stop()
-    thread.join(WAIT)
-    assert not thread.is_alive() and found.empty() and reader.problems == []
-    assert [(os.path.basename(record.file),) + record[1:] for record in got] == expected
-    assert reader.files == [str(tmp_path / "trace.pcap0"), str(tmp_path / "trace.pcap1")]
+    trace.pcap2 (the last by name); it takes trace.pcap1 once that is written again, though at a time
+    before the others' (a clock set back), and never the stale trace.pcap2 nor the log."""
+    parts = ring_parts()
+    follow_a_ring(side, tmp_path, [("trace.pcap1", parts[0], 1), ("trace.pcap2", parts[1], 2),
+                                   ("trace.pcap0", parts[2], 3), ("capture.log", b"listening on lo\n", 4)],
+                  "trace.pcap0", ("trace.pcap1", parts[3], -10))
 
 
 def test_files_of_a_rotating_capture_are_taken_by_number():
