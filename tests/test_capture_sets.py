@@ -193,6 +193,31 @@ def test_the_merger_numbers_frames_by_file(tmp_path):
             module.PacketMerger(opens, firsts[:1])
 
 
+def test_a_merger_asks_for_more_files_when_every_file_has_ended():
+    """``more`` may add files when the merger has read them all (a followed ring's next file, after one
+    that failed): what it adds is merged, a file that fails in between is in ``failures``, and a closed
+    merger asks no more."""
+    packets = PACKETS["diffusion-js-client-handshake-abort.pcap"]
+    parts = [pcap_file(packets[:5], nano=True), b"not a capture file", pcap_file(packets[5:], nano=True)]
+    for module in installed("capture"):
+        asked: List[int] = []
+
+        def more() -> bool:
+            asked.append(merger.packets)
+            if len(asked) == len(parts):
+                return False
+            merger.add(lambda data=parts[len(asked)]: module.PacketReader(io.BytesIO(data)))
+            return True
+
+        merger = module.PacketMerger([lambda: module.PacketReader(io.BytesIO(parts[0]))], [0], more)
+        frames = [(p.frame >> FILE_SHIFT, p.frame & ((1 << FILE_SHIFT) - 1)) for p in merger]
+        assert frames == [(0, n) for n in range(1, 6)] + [(2, n) for n in range(1, len(packets) - 4)]
+        assert asked == [5, 5, len(packets)]
+        assert [index for index, _ in merger.failures] == [1]
+        merger.close()
+        assert list(merger) == [] and len(asked) == len(parts)
+
+
 def test_a_real_ring_buffer_from_dumpcap(tmp_path):
     """dumpcap's ring buffer (-b filesize) on loopback while websockets peers talk and close: the files,
     read as a set, give the closes of the same packets merged into one file by mergecap."""

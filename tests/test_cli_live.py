@@ -461,6 +461,41 @@ def test_a_followed_ring_starts_where_it_is_written_and_passes_over_other_files(
                   "trace.pcap0", ("trace.pcap1", parts[3], -10))
 
 
+@pytest.mark.parametrize("side", installed_sides())
+def test_a_broken_file_of_a_followed_ring_is_named_and_following_goes_on(side, tmp_path):
+    """A file of the ring that breaks off (here a record over the size limit) is named in the problems,
+    what it held before the break is kept, and the ring's next file is read when it comes: the records and
+    problems are those of the same files read afterwards as a set."""
+    parts = ring_parts()
+    # A record header claiming 2 GiB (in either byte order), as a writer's crash can leave.
+    files = [parts[0], parts[1] + bytes(8) + b"\xff\xff\xff\x7f" * 2, parts[2]]
+    names = [f"trace.pcap{n}" for n in range(3)]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for name, data in zip(names, files):
+        (alone / name).write_bytes(data)
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    (ring / names[0]).write_bytes(files[0])
+    with use_backend(side):
+        as_set = CloseRecordReader([str(alone / name) for name in names])
+        expected = [(os.path.basename(record.file),) + record[1:] for record in as_set]
+        reader = CloseRecordReader(str(ring), follow=True)
+    following = Following(reader)
+    before = sum(1 for record in expected if record[0] != names[2])
+    assert 0 < before < len(expected) and [path for path, _ in as_set.problems] == [str(alone / names[1])]
+    (ring / names[1]).write_bytes(files[1])
+    got = following.take(before)
+    (ring / names[2]).write_bytes(files[2])  # after the broken file has ended
+    got += following.take(len(expected) - before)
+    reader.stop()
+    following.thread.join(WAIT)
+    assert not following.thread.is_alive() and following.found.empty()
+    assert [(os.path.basename(record.file),) + record[1:] for record in got] == expected
+    assert reader.files == [str(ring / name) for name in names]
+    assert reader.problems == [(str(ring / names[1]), as_set.problems[0][1])]
+
+
 def test_files_of_a_rotating_capture_are_taken_by_number():
     from closecodec.capture.files import natural_order
 

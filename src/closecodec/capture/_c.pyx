@@ -551,8 +551,8 @@ cdef int FILE_SHIFT_ = FILE_SHIFT  # capture/values.py's
 cdef class PacketMerger(PacketReader):
     """The packets of several capture files as one capture, in time order (as mergecap merges them).
 
-    ``PacketMerger(opens, firsts)``: one callable per file giving a :class:`PacketReader` over it, and
-    each file's first packet time. As ``_py.PacketMerger``, whose docstring has the details; a
+    ``PacketMerger(opens, firsts, more=None)``: one callable per file giving a :class:`PacketReader`
+    over it, each file's first packet time, and what is called when every file has ended. As ``_py.PacketMerger``, whose docstring has the details; a
     :class:`PacketReader` to the segment loop, which reads it as it reads one file.
     """
 
@@ -569,6 +569,7 @@ cdef class PacketMerger(PacketReader):
     # Blocks of files read to their end, for the files opened next: a fresh block costs the first touch
     # of its pages (in a set of 20 files, 20 % more time than one file of the same packets).
     cdef list _spares
+    cdef object _more  # None, or called when every file has ended: whether it added more
     cdef public list failures
     cdef public Py_ssize_t packets
 
@@ -588,10 +589,11 @@ cdef class PacketMerger(PacketReader):
         self._order.append(len(self._opens) - 1)
         self._due()
 
-    def __init__(self, opens, firsts, /):
+    def __init__(self, opens, firsts, /, more=None):
         if type(opens) is not list or type(firsts) is not list or len(opens) != len(firsts):
             raise TypeError("opens and firsts are lists of the same length")
         self._opens = opens
+        self._more = more
         self._firsts = firsts
         self._order = sorted(range(len(opens)), key=lambda i: (firsts[i], i))
         self._next = 0
@@ -621,6 +623,7 @@ cdef class PacketMerger(PacketReader):
         self._last = -1
         self._current = None
         self._next = len(self._order)
+        self._more = None
         self._due()
 
     cdef int _due(self) except -1:
@@ -723,6 +726,8 @@ cdef class PacketMerger(PacketReader):
                     self._open(i)
                     continue
             if best < 0:
+                if self._more is not None and self._more():
+                    continue
                 return False
             break
         return self._take(best, self._readers[best])

@@ -36,7 +36,7 @@ means "as much as was captured". Checksums are not verified.
 from __future__ import annotations
 
 import struct
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from ..buffer import byte_view
 from ..buffer._py import SHAPE_SPANS
@@ -364,6 +364,10 @@ class PacketMerger:
             (the merger closes the reader's file when it is done with it).
         firsts: each file's first packet time in ns (a first look at the
             file), the order in which they are opened.
+        more: called when every file given so far has ended (or None): it
+            may :meth:`add` files and returns whether it did, and so
+            whether merging goes on (a followed rotating capture waits for
+            its next file when the one it read was broken).
 
     Iterating yields :class:`~closecodec.frames.Packet` values whose
     ``frame`` is ``index << FILE_SHIFT | frame in that file`` (``FILE_SHIFT``
@@ -381,10 +385,11 @@ class PacketMerger:
         error: always None (a file's error is in ``failures``).
     """
 
-    def __init__(self, opens: Any, firsts: Any, /) -> None:
+    def __init__(self, opens: Any, firsts: Any, /, more: Optional[Callable[[], bool]] = None) -> None:
         if type(opens) is not list or type(firsts) is not list or len(opens) != len(firsts):
             raise TypeError("opens and firsts are lists of the same length")
         self._opens = opens
+        self._more = more
         self._firsts = firsts
         self._order = sorted(range(len(opens)), key=lambda i: (firsts[i], i))
         self._next = 0
@@ -410,6 +415,7 @@ class PacketMerger:
                 self._retire(i)
         self._last = -1
         self._next = len(self._order)
+        self._more = None
 
     def open_before(self, index: int) -> bool:
         """Whether a file before ``index`` (in the order given) still has packets to merge."""
@@ -475,6 +481,8 @@ class PacketMerger:
                     self._open(i)
                     continue
             if best < 0:
+                if self._more is not None and self._more():
+                    continue
                 raise StopIteration
             break
         packet = self._heads.pop(best)

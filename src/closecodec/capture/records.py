@@ -561,7 +561,8 @@ class CloseRecordReader(SourceReader):
         else:
             self.files = [directory]  # named in the problems if no file appears before the stop
             first = functools.partial(self._open_first, directory, block_size, max_record)
-        return self._capture.PacketMerger([first], [0])
+        return self._capture.PacketMerger([first], [0], functools.partial(self._go_on, directory, block_size,
+                                                                          max_record))
 
     def _open_first(self, directory: str, block_size: int, max_record: int) -> Any:
         """The reader of the first capture file to appear in ``directory`` (looking every ``POLL_SECONDS``;
@@ -611,6 +612,18 @@ class CloseRecordReader(SourceReader):
         self.files.append(chosen)
         self.packets.add(functools.partial(self._open_followed, chosen, directory, block_size, max_record))
         return True
+
+    def _go_on(self, directory: str, block_size: int, max_record: int) -> bool:
+        """Whether the rotating capture goes on, when the file read last has ended before the stop: it was
+        broken, or could not be opened (a ring may reuse its name first). Its failure names it in
+        ``problems``; the ring's next file is waited for and added, as :meth:`_next_file` finds it."""
+        assert self._following is not None
+        path = self.files[-1]
+        while not self._following.is_set():
+            if self._next_file(path, directory, block_size, max_record):
+                return True
+            self._following.wait(POLL_SECONDS)
+        return False
 
     def _changed(self, path: str) -> bool:
         """Whether a file of a followed directory is new, or was written to since it was last looked at."""
