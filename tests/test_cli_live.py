@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import pty
 import queue
@@ -220,6 +221,56 @@ def test_records_come_out_of_a_pipe_as_their_packets_arrive(side, form):
         assert first + rest == expected
         if form == "jsonl":
             assert [line.split('"frame": ')[1].split(",")[0] for line in first] == [str(r.frame) for r in early]
+
+
+def test_an_idle_pipe_calls_idle_only_before_a_read_that_would_wait():
+    from closecodec.capture.live import IdlePipe
+
+    read_end, write_end = os.pipe()
+    calls: List[int] = []
+
+    def idle() -> None:
+        calls.append(len(calls))
+        os.write(write_end, b"later")  # the writer goes on once the reader waits
+
+    with open(read_end, "rb") as pipe:
+        piped = IdlePipe(pipe, idle)
+        buffer = bytearray(16)
+        os.write(write_end, b"now")
+        assert piped.readinto(buffer) == 3 and calls == []
+        assert piped.readinto(buffer) == 5 and bytes(buffer[:5]) == b"later" and calls == [0]
+        os.close(write_end)
+        assert piped.readinto(buffer) == 0 and calls == [0]  # the writer's end closed: no wait
+
+
+@pytest.mark.parametrize("side", installed_sides())
+def test_a_pipe_that_never_makes_the_reader_wait_is_flushed_at_its_end_not_per_record(side):
+    """Records read from a pipe are written out when reading waits for the writer (the test above), not one
+    write each: ``zcat big.pcap.gz | closecodec capture -`` is not slowed by a write per record."""
+    import fcntl
+
+    from closecodec.cli import main
+
+    class Output(io.StringIO):
+        flushes = 0
+
+        def flush(self) -> None:
+            self.flushes += 1
+            super().flush()
+
+    data = CAPTURE.read_bytes()
+    read_end, write_end = os.pipe()
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 1 << 20)
+    os.write(write_end, data)  # all of it there before reading starts: no read waits
+    os.close(write_end)
+    out = Output()
+    with open(read_end, "rb") as pipe, use_backend(side):
+        stdin = io.TextIOWrapper(pipe)
+        assert main(["capture", "-", "--format", "jsonl"], out=out, stdin=stdin, err=io.StringIO()) == 0
+        expected = [json.dumps(record.to_dict(), ensure_ascii=False) + "\n" for record in CloseRecordReader(io.BytesIO(data))]
+    assert out.getvalue().splitlines(keepends=True) == expected and len(expected) > 10
+    assert out.flushes <= 1
 
 
 class Terminal:

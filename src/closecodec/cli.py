@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, TextIO, Tuple
 
 from . import BACKEND, __version__, _backend
 from .capture.files import file_size, is_dir, is_url, list_dir
-from .capture.live import STOP_SIGNALS, CaptureError, LiveCapture, call_after, relay, start_aside
+from .capture.live import STOP_SIGNALS, CaptureError, IdlePipe, LiveCapture, call_after, relay, start_aside
 from .errors import DecodeError, EncodeError, MalformedError
 from .jsonform import from_json, to_json_as
 from .reasons import ReasonNumbering, reason_table
@@ -536,7 +536,8 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
             return 2
     name = args.file[0] if len(args.file) == 1 else f"{len(args.file)} paths"
     progress = None
-    live = False  # reading as packets arrive (a pipe): each record is written out at once
+    live = False  # reading as packets arrive (a pipe, a followed file): each record is written out promptly
+    idle_pipe: Optional[IdlePipe] = None  # a pipe read live: the output is flushed when reading waits
     watched: Any = None  # a LiveCapture, or a following reader: stopped by Ctrl-C or -a, closed at the end
     stopping: Optional[_Stopping] = None
     opened: List[Any] = []  # closed when the command ends: the sample's file, a Dask client and cluster
@@ -582,6 +583,14 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
                 size = _total_size(args.file)
                 if size >= PROGRESS_MIN_SIZE:
                     progress = _Progress(err, os.path.basename(name), size)
+        if live and not args.follow:
+            if isinstance(source, str):  # a named pipe
+                source = open(source, "rb")
+                opened.append(source)
+            try:
+                idle_pipe = source = IdlePipe(source, out.flush)
+            except (OSError, ValueError):  # no descriptor (a capture stopped before it began), no poll()
+                pass
         options = dict(decode_as=decode_as, heuristics=args.heuristics, mqtt_version=args.mqtt_version, **limits)
         if args.dask is not None or (args.jobs or 1) > 1:
             reader = _parallel_reader(source, args, options, opened)
@@ -645,8 +654,8 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
                 writer.writerow(_csv_row(record))
             else:
                 table.add(record)
-            if live:
-                out.flush()  # each close as it is seen
+            if live and idle_pipe is None:
+                out.flush()  # each close as it is seen (from a pipe: when reading waits for more)
     except DecodeError as error:
         if reader.frames == 0:
             if progress is not None:

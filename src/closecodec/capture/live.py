@@ -3,8 +3,10 @@
 :class:`LiveCapture` starts tcpdump, or dumpcap (Wireshark's capture engine) for
 several interfaces or where there is no tcpdump, writing the packets to a pipe, and
 reads that pipe as a capture: the packet reader takes what the pipe has, so each
-record comes out as soon as its packet is in. A file still being written is followed
-by ``files.FollowedFile`` (the reader's ``follow`` option).
+record comes out as soon as its packet is in. :class:`IdlePipe` tells when reading a
+pipe is about to wait for its writer, the moment to write out what was found. A file
+still being written is followed by ``files.FollowedFile`` (the reader's ``follow``
+option).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, BinaryIO, Callable, List, Optional, Sequence, TextIO
 
 from .files import POLL_SECONDS
 
-__all__ = ["STOP_SIGNALS", "CaptureError", "LiveCapture", "call_after", "relay", "start_aside"]
+__all__ = ["STOP_SIGNALS", "CaptureError", "IdlePipe", "LiveCapture", "call_after", "relay", "start_aside"]
 
 #: The signals that stop a live run (the first Ctrl-C, a terminal's hang-up, a polite kill).
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -209,6 +211,38 @@ class LiveCapture:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class IdlePipe(io.RawIOBase):
+    """A pipe read as its writer writes, calling ``idle()`` before each read that would wait for the
+    writer: what was found in the bytes before can be written out then, once, rather than record by
+    record (``cat big.pcap | closecodec capture -`` read at full speed waits rarely).
+
+    Reads return what the pipe has (one read, as a raw file's), so a packet reader
+    takes each packet as soon as its bytes are in. ``pipe`` is a binary file with a
+    descriptor (a buffered one's own buffer is read first); it is not closed here.
+
+    Raises:
+        OSError, ValueError: ``pipe`` has no descriptor, or the system has no ``poll()``.
+    """
+
+    def __init__(self, pipe: BinaryIO, idle: Callable[[], None]) -> None:
+        super().__init__()
+        if not hasattr(select, "poll"):
+            raise OSError("no poll() on this system")
+        self._poll = select.poll()
+        self._poll.register(pipe.fileno(), select.POLLIN)
+        self._read = getattr(pipe, "readinto1", pipe.readinto)
+        self._idle = idle
+        self.name = getattr(pipe, "name", None)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> Optional[int]:
+        if not self._poll.poll(0):  # nothing to read now: the writer's end closed would answer too
+            self._idle()
+        return self._read(buffer)
 
 
 def start_aside(thread: threading.Thread) -> None:
