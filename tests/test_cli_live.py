@@ -451,6 +451,17 @@ def test_an_empty_directory_stopped_before_any_file_is_named_in_the_problems(sid
                                                "stop")]
 
 
+def test_following_an_empty_directory_says_it_waits_and_a_stop_before_any_file_names_it(tmp_path):
+    process = subprocess.Popen(command("--follow", str(tmp_path)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    said = Lines(process.stderr)
+    assert said.until("Ctrl-C stops")[-1].endswith(f"following {tmp_path}: no capture file in it yet; the first to "
+                                                    "appear is read (Ctrl-C stops)\n")
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=WAIT) == 1
+    assert said.rest() == [f"closecodec capture: {tmp_path}: cannot read it: no capture file appeared in {tmp_path} "
+                           "before the stop\n"]
+
+
 def follow_a_ring(side: str, directory: Path, before: List[Tuple[str, bytes, int]], start: str,
                   after: Tuple[str, bytes, int]) -> None:
     """Write the files ``before`` (name, bytes, mtime in seconds past a base) into ``directory`` and follow

@@ -599,7 +599,12 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
         if args.follow:
             watched = reader
             stopping = _Stopping(reader, args.autostop)
-            relay(err)(f"following {name} (Ctrl-C stops)")
+            if not is_dir(name):
+                relay(err)(f"following {name} (Ctrl-C stops)")
+            elif reader.files == [name]:  # a rotating capture that has not begun
+                relay(err)(f"following {name}: no capture file in it yet; the first to appear is read (Ctrl-C stops)")
+            else:
+                relay(err)(f"following {name} from {os.path.basename(reader.files[0])} (Ctrl-C stops)")
     except BaseException as error:  # nothing is left open: files, a Dask cluster, the tool, the handlers
         release()  # a tool's failure here comes second: the error below says what went wrong first
         if not isinstance(error, (OSError, ImportError, _Refused, CaptureError)):  # ImportError: a URL, no fsspec
