@@ -223,15 +223,19 @@ def test_records_come_out_of_a_pipe_as_their_packets_arrive(side, form):
             assert [line.split('"frame": ')[1].split(",")[0] for line in first] == [str(r.frame) for r in early]
 
 
-def test_an_idle_pipe_calls_idle_only_before_a_read_that_would_wait():
+def test_an_idle_pipe_calls_idle_before_a_read_that_would_wait_or_after_a_while(monkeypatch):
+    from closecodec.capture import live
     from closecodec.capture.live import IdlePipe
 
+    clock = [0.0]
+    monkeypatch.setattr(live, "monotonic", lambda: clock[0])
     read_end, write_end = os.pipe()
     calls: List[int] = []
 
     def idle() -> None:
         calls.append(len(calls))
-        os.write(write_end, b"later")  # the writer goes on once the reader waits
+        if calls == [0]:
+            os.write(write_end, b"later")  # the writer goes on once the reader waits
 
     with open(read_end, "rb") as pipe:
         piped = IdlePipe(pipe, idle)
@@ -239,17 +243,26 @@ def test_an_idle_pipe_calls_idle_only_before_a_read_that_would_wait():
         os.write(write_end, b"now")
         assert piped.readinto(buffer) == 3 and calls == []
         assert piped.readinto(buffer) == 5 and bytes(buffer[:5]) == b"later" and calls == [0]
+        os.write(write_end, b"busy")
+        clock[0] += live.IDLE_SECONDS  # a pipe that has bytes at every read, for that long
+        assert piped.readinto(buffer) == 4 and calls == [0, 1]
+        os.write(write_end, b"again")
+        assert piped.readinto(buffer) == 5 and calls == [0, 1]
         os.close(write_end)
-        assert piped.readinto(buffer) == 0 and calls == [0]  # the writer's end closed: no wait
+        assert piped.readinto(buffer) == 0 and calls == [0, 1]  # the writer's end closed: no wait
 
 
 @pytest.mark.parametrize("side", installed_sides())
-def test_a_pipe_that_never_makes_the_reader_wait_is_flushed_at_its_end_not_per_record(side):
+def test_a_pipe_that_never_makes_the_reader_wait_is_flushed_at_its_end_not_per_record(side, monkeypatch):
     """Records read from a pipe are written out when reading waits for the writer (the test above), not one
-    write each: ``zcat big.pcap.gz | closecodec capture -`` is not slowed by a write per record."""
+    write each: ``zcat big.pcap.gz | closecodec capture -`` is not slowed by a write per record. (The clock
+    stands still: a slow run would also flush every ``IDLE_SECONDS``.)"""
     import fcntl
 
+    from closecodec.capture import live
     from closecodec.cli import main
+
+    monkeypatch.setattr(live, "monotonic", lambda: 0.0)
 
     class Output(io.StringIO):
         flushes = 0

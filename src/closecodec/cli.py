@@ -583,7 +583,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
                 size = _total_size(args.file)
                 if size >= PROGRESS_MIN_SIZE:
                     progress = _Progress(err, os.path.basename(name), size)
-        if live and not args.follow:
+        if live and not args.follow and args.dask is None and (args.jobs or 1) == 1:  # else refused below
             if isinstance(source, str):  # a named pipe
                 source = open(source, "rb")
                 opened.append(source)

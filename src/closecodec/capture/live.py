@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import threading
+from time import monotonic
 from typing import Any, BinaryIO, Callable, List, Optional, Sequence, TextIO
 
 from .files import POLL_SECONDS
@@ -27,6 +28,8 @@ __all__ = ["STOP_SIGNALS", "CaptureError", "IdlePipe", "LiveCapture", "call_afte
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 #: The kernel buffer the capture tool is given (tcpdump's -B, in KiB; dumpcap's, in MiB).
 CAPTURE_BUFFER_KIB = 32768
+#: The longest :class:`IdlePipe` reads a pipe that never runs dry before it calls ``idle`` anyway.
+IDLE_SECONDS = 0.1
 _TOOLS = ("tcpdump", "dumpcap")
 _PERMISSION = ("permission", "not permitted", "privilege")
 
@@ -215,8 +218,9 @@ class LiveCapture:
 
 class IdlePipe(io.RawIOBase):
     """A pipe read as its writer writes, calling ``idle()`` before each read that would wait for the
-    writer: what was found in the bytes before can be written out then, once, rather than record by
-    record (``cat big.pcap | closecodec capture -`` read at full speed waits rarely).
+    writer, and before a read at least every :data:`IDLE_SECONDS` while the writer keeps the pipe full:
+    what was found in the bytes before can be written out then, rather than record by record
+    (``cat big.pcap | closecodec capture -`` read at full speed waits rarely).
 
     Reads return what the pipe has (one read, as a raw file's), so a packet reader
     takes each packet as soon as its bytes are in. ``pipe`` is a binary file with a
@@ -234,13 +238,17 @@ class IdlePipe(io.RawIOBase):
         self._poll.register(pipe.fileno(), select.POLLIN)
         self._read = getattr(pipe, "readinto1", pipe.readinto)
         self._idle = idle
+        self._idled = monotonic()
         self.name = getattr(pipe, "name", None)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> Optional[int]:
-        if not self._poll.poll(0):  # nothing to read now: the writer's end closed would answer too
+        now = monotonic()
+        # Nothing to read now (the writer's end closed would answer), or a busy pipe not idle for a while.
+        if now - self._idled >= IDLE_SECONDS or not self._poll.poll(0):
+            self._idled = now
             self._idle()
         return self._read(buffer)
 
