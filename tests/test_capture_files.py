@@ -158,3 +158,20 @@ def test_the_dataframe_takes_a_file_url(side):
 
     assert pandas.concat(parts, ignore_index=True).equals(_frame(expected))
     assert len(parts) == 2
+
+
+def test_a_followed_file_written_over_ends_where_it_was_cut(tmp_path):
+    """A followed file cut shorter than what was read (a ring writing over it) ends at once: its next
+    bytes would be another round's, read from the middle."""
+    import threading
+
+    from closecodec.capture.files import FollowedFile
+
+    path = tmp_path / "trace.pcap"
+    path.write_bytes(b"x" * 100)
+    followed = FollowedFile(str(path), threading.Event(), lambda: pytest.fail("asked whether the ring went on"))
+    buffer = bytearray(200)
+    assert followed.readinto(buffer) == 100
+    path.write_bytes(b"y" * 10)  # truncated in place, then written: the same inode
+    assert followed.readinto(buffer) == 0
+    followed.close()

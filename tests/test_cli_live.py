@@ -441,8 +441,10 @@ def test_a_followed_directory_takes_each_next_file_of_a_rotating_capture(side, t
 
 @pytest.mark.parametrize("side", installed_sides())
 def test_following_an_empty_directory_reads_the_first_file_to_appear(side, tmp_path):
-    """Following may start before the capture does: the first file that appears is read from its start."""
+    """Following may start before the capture does: the first capture file that appears is read from its
+    start. The tool's log, made empty before the capture starts (``2> dir/tcpdump.log``), is not one."""
     path = tmp_path / "trace.pcap"
+    (tmp_path / "tcpdump.log").write_bytes(b"")
     with use_backend(side):
         expected = list(CloseRecordReader(CAPTURE))
         reader = CloseRecordReader(str(tmp_path), follow=True)  # nothing there yet
@@ -569,6 +571,38 @@ def test_a_broken_file_of_a_followed_ring_is_named_and_following_goes_on(side, t
     assert [(os.path.basename(record.file),) + record[1:] for record in got] == expected
     assert reader.files == [str(ring / name) for name in names]
     assert reader.problems == [(str(ring / names[1]), as_set.problems[0][1])]
+
+
+@pytest.mark.parametrize("side", installed_sides())
+def test_a_followed_ring_goes_round_past_a_stale_file_that_sorts_first(side, tmp_path):
+    """A trace.pcap left by an earlier run without -W sorts before trace.pcap0: the ring has gone round when
+    any file before the current one is written over, not only the first by name."""
+    parts = ring_parts()
+    follow_a_ring(side, tmp_path, [("trace.pcap", parts[1], -5)] + [(f"trace.pcap{n}", parts[n], n) for n in range(3)],
+                  "trace.pcap2", ("trace.pcap0", parts[3], 3))
+
+
+def test_a_ring_starts_with_a_capture_file_and_takes_files_written_over_not_added_to(tmp_path):
+    """Empty files (a lock, a log being made) are not capture files, newest or not. A file of the same name
+    pattern that is only added to (another interface's capture beside this one) is not the ring's next: a
+    file written over from its start (a ring going round) is, however its size and time compare."""
+    parts = ring_parts()
+    older, newer = tmp_path / "eth0.pcap", tmp_path / "eth1.pcap"
+    older.write_bytes(parts[0])
+    newer.write_bytes(parts[1])
+    (tmp_path / "capture.lock").write_bytes(b"")
+    base = 1_800_000_000 * 10**9
+    for second, path in enumerate((older, newer, tmp_path / "capture.lock")):
+        os.utime(path, ns=(base + second * 10**9,) * 2)
+    reader = CloseRecordReader(str(tmp_path), follow=True)
+    assert reader.files == [str(newer)]
+    with older.open("ab") as file:
+        file.write(parts[2][24:])  # more packets, after the pcap header
+    assert not reader._written_over(str(older))
+    older.write_bytes(parts[2] + parts[3][24:])  # larger than before, from its start
+    os.utime(older, ns=(base,) * 2)
+    assert reader._written_over(str(older))
+    reader.close()
 
 
 def test_files_of_a_rotating_capture_are_taken_by_number():

@@ -94,7 +94,8 @@ class FollowedFile(io.RawIOBase):
     """A capture file still being written, read as if it went on: at its end, :meth:`readinto` waits
     (looking again every :data:`POLL_SECONDS`) until more is written, until ``stopped`` is set, or until
     ``done()`` says the file is finished (a rotating capture has gone on to its next file); then it
-    returns what there is (0 bytes: the end)."""
+    returns what there is (0 bytes: the end). A file cut shorter than what was read (written over from
+    its start, as a ring going round does) ends there."""
 
     def __init__(self, path: str, stopped: threading.Event, done: Optional[Callable[[], bool]] = None) -> None:
         super().__init__()
@@ -117,6 +118,8 @@ class FollowedFile(io.RawIOBase):
             got = self._file.readinto(buffer)
             if got:
                 return got
+            if os.fstat(self._file.fileno()).st_size < self._file.tell():
+                return 0  # written over: what follows the bytes read is another round's
             if self._done is not None and self._done():
                 return self._file.readinto(buffer) or 0  # what was written before the next file began
             self._stopped.wait(POLL_SECONDS)

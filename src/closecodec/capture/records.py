@@ -488,8 +488,8 @@ class CloseRecordReader(SourceReader):
                                           max_buffer_per_direction=max_buffer_per_direction,
                                           max_buffer_total=max_buffer_total, max_closed=max_closed)
         self._following: Optional[threading.Event] = None  # with follow: set by stop()
-        # A followed directory's files, by path: (inode, size, mtime_ns) when last looked at (_next_file).
-        self._seen: Dict[str, Tuple[int, int, int]] = {}
+        # A followed directory's capture files, by path, as last looked at (_look): which were written over.
+        self._seen: Dict[str, Tuple[int, int, int, int, int]] = {}
         ring = None  # with follow, a directory: a rotating capture's
         if follow:
             if not isinstance(source, (str, PathLike)) or source == "-" or is_url(fspath(source)):
@@ -551,11 +551,11 @@ class CloseRecordReader(SourceReader):
         directory with none yet, the first to appear), then each next one (:meth:`_next_file`)."""
         self._capture.PacketReader(None, block_size=block_size, max_record=max_record)  # the sizes checked here
         names = _ring_files(directory)
-        self._seen = {name: state for name, state in zip(names, map(_state, names)) if state is not None}
-        names = [name for name in names if _may_be_capture(name)]
+        self._seen = {name: look for name, look in zip(names, map(_look, names)) if look is not None}
+        names = [name for name in names if name in self._seen]
         if names:
             # The last written (a ring that reuses its names writes over its oldest); on a tie, the last by name.
-            newest = max(range(len(names)), key=lambda i: (self._seen.get(names[i], (0, 0, -1))[2], i))
+            newest = max(range(len(names)), key=lambda i: (self._seen[names[i]][2], i))
             self.files = [names[newest]]
             first = functools.partial(self._open_followed, names[newest], directory, block_size, max_record)
         else:
@@ -572,11 +572,11 @@ class CloseRecordReader(SourceReader):
             FileNotFoundError: the reader was stopped before one appeared.
         """
         assert self._following is not None
-        names = [name for name in _ring_files(directory) if _may_be_capture(name)]
+        names = [name for name in _ring_files(directory) if _look(name) is not None]
         while not names:
             stopped = self._following.wait(POLL_SECONDS)
             # After a stop too: what the directory holds then is read.
-            names = [name for name in _ring_files(directory) if _may_be_capture(name)]
+            names = [name for name in _ring_files(directory) if _look(name) is not None]
             if stopped and not names:
                 raise FileNotFoundError(f"no capture file appeared in {directory} before the stop")
         self.files[0] = names[0]
@@ -590,25 +590,27 @@ class CloseRecordReader(SourceReader):
     def _next_file(self, path: str, directory: str, block_size: int, max_record: int) -> bool:
         """Whether the rotating capture has gone on past ``path``; its next file is then added to the set.
 
-        The next file is one of the ring's: a name that differs from ``path``'s only in its numbers
-        (``trace.pcap`` and ``trace.pcap1``; dumpcap's ``NAME_00001_DATE``). It is the first after
-        ``path`` by name (:func:`~closecodec.capture.files.natural_order`) that is new or was written to
-        since it was last looked at; without one, a ring that reuses its names (``tcpdump -C N -W M``)
-        has gone round once its first file is written to again. Files of the ring's last round, unchanged,
-        are never taken. Changes are told by inode, size and mtime, not by comparing clocks.
+        The next file is one of the ring's: a capture file whose name differs from ``path``'s only in
+        its numbers (``trace.pcap`` and ``trace.pcap1``; dumpcap's ``NAME_00001_DATE``). It is the first
+        after ``path`` by name (:func:`~closecodec.capture.files.natural_order`) that is new or was
+        written over since it was last looked at (:meth:`_written_over`); without one, a ring that reuses
+        its names (``tcpdump -C N -W M``) has gone round once a file before ``path`` is written over: the
+        first such by name. Files of the ring's last round, and files only added to (another capture's
+        whose name differs in its numbers too), are never taken. No clocks are compared.
         """
         if self.files[-1] != path:
             return True
         stem, order = _stem(path), natural_order(path)
         ring = [name for name in _ring_files(directory) if name != path and _stem(name) == stem]
-        chosen = next((name for name in ring if natural_order(name) > order and self._changed(name)), None)
-        if chosen is None and ring and natural_order(ring[0]) < order and self._changed(ring[0]):
-            chosen = ring[0]
+        chosen = next((name for name in ring if natural_order(name) > order and self._written_over(name)), None)
+        if chosen is None:
+            chosen = next((name for name in ring if natural_order(name) < order and self._written_over(name)),
+                          None)
         if chosen is None:
             return False
-        state = _state(path)
-        if state is not None:
-            self._seen[path] = state  # as it was left: written to again, it is the ring going round
+        look = _look(path)
+        if look is not None:
+            self._seen[path] = look  # as it was left: written over, it is the ring going round
         self.files.append(chosen)
         self.packets.add(functools.partial(self._open_followed, chosen, directory, block_size, max_record))
         return True
@@ -625,10 +627,33 @@ class CloseRecordReader(SourceReader):
             self._following.wait(POLL_SECONDS)
         return False
 
-    def _changed(self, path: str) -> bool:
-        """Whether a file of a followed directory is new, or was written to since it was last looked at."""
-        state = _state(path)
-        return state is not None and state != self._seen.get(path)
+    def _written_over(self, path: str) -> bool:
+        """Whether a file of a followed ring is a capture file that is new, or was written over since it was
+        last looked at: another inode, fewer bytes, or other first bytes (the first packet's time). A file
+        only added to is not: it is another capture's, or the last round's being finished."""
+        before = self._seen.get(path)
+        if before is not None:
+            try:
+                found = os.stat(path)
+            except OSError:
+                return False
+            if (found.st_ino, found.st_size, found.st_mtime_ns) == before[:3]:
+                return False  # untouched: no need to read it
+        now = _look(path)
+        if now is None:
+            return False
+        if before is None:
+            return True
+        inode, size, _, head_length, head_crc = before
+        if now[0] != inode or now[1] < size:
+            return True
+        # The same inode, no shorter: added to, or written over and grown back; its first bytes tell.
+        try:
+            with open(path, "rb") as file:
+                head = file.read(head_length)
+        except OSError:
+            return False
+        return zlib.crc32(head) != head_crc
 
     def stop(self) -> None:
         """With ``follow``: read what the files hold now, then end (from any thread; a signal handler
@@ -1482,29 +1507,29 @@ def _ring_files(directory: str) -> List[str]:
                   key=natural_order)
 
 
-def _state(path: str) -> Optional[Tuple[int, int, int]]:
-    """The file's inode, size and mtime (ns), which change when it is written to; None if it cannot be
-    looked at."""
+#: How much of a ring file's start is remembered (as a CRC-32) to tell a file written over from one added
+#: to: the pcap or pcapng header and the first packet's time, which differs from round to round.
+_HEAD = 1024
+
+
+def _look(path: str) -> Optional[Tuple[int, int, int, int, int]]:
+    """A capture file's inode, size and mtime (ns), and the length and CRC-32 of its first bytes (at most
+    ``_HEAD``); None if it cannot be read, or does not start as a pcap or pcapng file does (yet: a file
+    being made is empty for a moment)."""
     try:
-        found = os.stat(path)
+        with open(path, "rb") as file:
+            found = os.fstat(file.fileno())
+            head = file.read(_HEAD)
     except OSError:
         return None
-    return (found.st_ino, found.st_size, found.st_mtime_ns)
+    if head[:4] not in CAPTURE_MAGICS:
+        return None
+    return (found.st_ino, found.st_size, found.st_mtime_ns, len(head), zlib.crc32(head))
 
 
 def _stem(path: str) -> str:
     """The name without its numbers: the same for every file of a rotating capture."""
     return re.sub(r"\d+", "", os.path.basename(path))
-
-
-def _may_be_capture(path: str) -> bool:
-    """Whether the file starts as a pcap or pcapng file does, or is too short yet to tell (being written)."""
-    try:
-        with open(path, "rb") as file:
-            start = file.read(4)
-    except OSError:
-        return False
-    return len(start) < 4 or start in CAPTURE_MAGICS
 
 
 def _open_packets(reader_class: Any, path: str, block_size: int, max_record: int) -> Any:
