@@ -605,6 +605,22 @@ def test_a_ring_starts_with_a_capture_file_and_takes_files_written_over_not_adde
     reader.close()
 
 
+def test_a_followed_rings_broken_file_is_said_when_it_is_skipped_not_again_at_the_end(tmp_path):
+    parts = ring_parts()
+    (tmp_path / "trace.pcap0").write_bytes(parts[0])
+    process = subprocess.Popen(command("--follow", str(tmp_path), "--summary"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    said = Lines(process.stderr)
+    said.until("Ctrl-C stops")
+    broken = tmp_path / "trace.pcap1"
+    broken.write_bytes(parts[1] + bytes(8) + b"\xff\xff\xff\x7f" * 2)  # a record header claiming 2 GiB
+    line = said.until(str(broken))[-1]  # while the run goes on
+    assert line.startswith(f"closecodec capture: {broken}: broken: ") and "the records before are kept" in line
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=WAIT) == 1  # a file of the ring was left out
+    assert said.rest() == []
+
+
 def test_files_of_a_rotating_capture_are_taken_by_number():
     from closecodec.capture.files import natural_order
 

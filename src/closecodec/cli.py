@@ -541,6 +541,11 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     watched: Any = None  # a LiveCapture, or a following reader: stopped by Ctrl-C or -a, closed at the end
     stopping: Optional[_Stopping] = None
     opened: List[Any] = []  # closed when the command ends: the sample's file, a Dask client and cluster
+    told: List[Tuple[str, str]] = []  # the problems said as they were found (following), not again at the end
+
+    def told_at_once(path: str, why: str) -> None:
+        relay(err)(f"{path}: {why}")
+        told.append((path, why))
 
     def release() -> Optional[CaptureError]:
         """Close what the command opened (files, a Dask cluster, the stop handlers, the capture tool); the
@@ -595,7 +600,8 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
         if args.dask is not None or (args.jobs or 1) > 1:
             reader = _parallel_reader(source, args, options, opened)
         else:
-            reader = CloseRecordReader(source, progress=progress, follow=args.follow, **options)
+            reader = CloseRecordReader(source, progress=progress, follow=args.follow,
+                                       on_problem=told_at_once if args.follow else None, **options)
         if args.follow:
             watched = reader
             stopping = _Stopping(reader, args.autostop)
@@ -720,7 +726,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
         frame, stream, message = reader.errors[0]
         print(f"closecodec capture: {problems} stretch(es) of stream data did not decode and were skipped; "
               f"the first at frame {frame} (tcp.stream {stream}): {message}", file=err)
-    for path, why in reader.problems:  # the files of a set left out or cut short
+    for path, why in reader.problems[len(told):]:  # the files of a set left out or cut short
         print(f"closecodec capture: {path}: {why}", file=err)
     if reader.problems:
         # Some of the set was read (or a followed directory stayed empty: files names it), or none of it.

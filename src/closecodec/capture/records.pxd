@@ -95,6 +95,8 @@ cdef class CloseRecordReader(SourceReader):
     cdef public object peak_buffered
     cdef public object _following
     cdef public dict _seen
+    cdef public object _on_problem
+    cdef public Py_ssize_t _failures_named
 
     cdef _open_set(self, paths, block_size, max_record)
     cdef _set_failures(self)

@@ -411,6 +411,10 @@ class CloseRecordReader(SourceReader):
             name, numbers by value; round a ring that reuses its names) once
             it is written to, its connections continuing as in a capture
             set. Not a URL or standard input.
+        on_problem: called with ``(path, why)`` as each entry of
+            :attr:`problems` is made, from the reading thread: at once for a
+            followed ring's file that broke off (the ring goes on), not only
+            when iteration ends.
 
     Iterating yields :class:`CloseRecord` values as the capture is read.
 
@@ -458,7 +462,8 @@ class CloseRecordReader(SourceReader):
                  max_buffer_per_direction: int = DEFAULT_MAX_BUFFER_PER_DIRECTION,
                  max_buffer_total: int = DEFAULT_MAX_BUFFER_TOTAL, max_closed: int = DEFAULT_MAX_CLOSED,
                  partition: Optional[Tuple[int, int]] = None,
-                 chunk: Optional[Tuple[int, Optional[int]]] = None, follow: bool = False) -> None:
+                 chunk: Optional[Tuple[int, Optional[int]]] = None, follow: bool = False,
+                 on_problem: Optional[Callable[[str, str], None]] = None) -> None:
         self.partition = check_partition(partition)
         if chunk is not None and (partition is not None or type(chunk) is not tuple or len(chunk) != 2
                                   or type(chunk[0]) is not int or chunk[0] < 0
@@ -505,6 +510,8 @@ class CloseRecordReader(SourceReader):
         if follow and self._file is not None:
             self._owned = self._file
         self.problems: List[Tuple[str, str]] = []
+        self._on_problem = on_problem
+        self._failures_named = 0  # of packets.failures, those in problems
         if ring is not None:
             self.packets = self._open_ring(ring, block_size, max_record)
             self._owned = self.packets
@@ -542,7 +549,8 @@ class CloseRecordReader(SourceReader):
         reader_class = self._capture.PacketReader
         reader_class(None, block_size=block_size, max_record=max_record)  # the sizes checked here, for every file
         self.files, firsts, left_out = look_at_set(reader_class, paths, max_record)
-        self.problems += left_out
+        for path, why in left_out:
+            self._problem(path, why)
         opens = [functools.partial(_open_packets, reader_class, path, block_size, max_record) for path in self.files]
         return self._capture.PacketMerger(opens, firsts)
 
@@ -621,6 +629,8 @@ class CloseRecordReader(SourceReader):
         ``problems``; the ring's next file is waited for and added, as :meth:`_next_file` finds it."""
         assert self._following is not None
         path = self.files[-1]
+        if not self._following.is_set():
+            self._set_failures()  # named now: following may last days
         while not self._following.is_set():
             if self._next_file(path, directory, block_size, max_record):
                 return True
@@ -667,8 +677,10 @@ class CloseRecordReader(SourceReader):
         self._following.set()
 
     def _set_failures(self) -> None:
-        """The files of a set that stopped early, in ``problems`` (once iteration has ended)."""
-        for index, error in self.packets.failures:
+        """The files of a set that stopped early since this was last called, in ``problems`` (when iteration
+        has ended, and when a followed ring goes on past one)."""
+        failures = self.packets.failures
+        for index, error in failures[self._failures_named:]:
             path = self.files[index]
             if isinstance(error, IncompleteError):
                 what = f"truncated: it stops inside the record at byte {error.offset}; the records before are kept"
@@ -676,7 +688,13 @@ class CloseRecordReader(SourceReader):
                 what = f"cannot read it: {error.strerror or error}"
             else:
                 what = f"broken: {error}; the records before are kept"
-            self.problems.append((path, what))
+            self._problem(path, what)
+        self._failures_named = len(failures)
+
+    def _problem(self, path: str, why: str) -> None:
+        self.problems.append((path, why))
+        if self._on_problem is not None:
+            self._on_problem(path, why)
 
     @property
     def stats(self) -> Counter:
