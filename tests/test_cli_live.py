@@ -582,6 +582,48 @@ def test_a_followed_ring_goes_round_past_a_stale_file_that_sorts_first(side, tmp
                   "trace.pcap2", ("trace.pcap0", parts[3], 3))
 
 
+def test_a_ring_written_in_one_clock_tick_starts_with_the_file_of_the_latest_first_packet(tmp_path):
+    """tcpdump closes a file and starts the next (here trace.pcap0, written over) for one packet: on a quiet
+    link both keep the same mtime. The one written now is the one whose first packet came last."""
+    parts = ring_parts()
+    for n, data in ((0, parts[3]), (1, parts[1]), (2, parts[2])):
+        (tmp_path / f"trace.pcap{n}").write_bytes(data)
+        os.utime(tmp_path / f"trace.pcap{n}", ns=(1_800_000_000 * 10**9 - (n == 1) * 10**9,) * 2)
+    reader = CloseRecordReader(str(tmp_path), follow=True)
+    assert reader.files == [str(tmp_path / "trace.pcap0")]
+    reader.close()
+
+
+@pytest.mark.parametrize("side", installed_sides())
+def test_a_ring_of_one_name_is_read_again_each_time_it_is_written_over(side, tmp_path):
+    """tcpdump -W 1 (or a writer restarted on the same name) writes over the file being followed: once it is
+    cut shorter than what was read, its new bytes are read from the start, as the next file of a set."""
+    from test_capture_sets import PACKETS
+
+    packets = PACKETS["websocket-close-codes.pcap"]
+    first, later = pcap_file(packets[:200], nano=True), pcap_file(packets[200:300], nano=True)
+    assert len(later) < len(first)
+    alone = [tmp_path / "a", tmp_path / "b"]
+    for folder, data in zip(alone, (first, later)):
+        folder.mkdir()
+        (folder / "trace.pcap").write_bytes(data)
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    path = ring / "trace.pcap"
+    path.write_bytes(first)
+    with use_backend(side):
+        expected = [record[1:] for record in CloseRecordReader([str(folder / "trace.pcap") for folder in alone])]
+        before = sum(1 for record in CloseRecordReader([str(alone[0] / "trace.pcap")]))
+        reader = CloseRecordReader(str(ring), follow=True)
+    following = Following(reader)
+    got = following.take(before)
+    path.write_bytes(later)  # in place: the same inode, cut, then written
+    got += following.take(len(expected) - before)
+    following.stop()
+    assert [record[1:] for record in got] == expected
+    assert reader.files == [str(path), str(path)]
+
+
 def test_a_ring_starts_with_a_capture_file_and_takes_files_written_over_not_added_to(tmp_path):
     """Empty files (a lock, a log being made) are not capture files, newest or not. A file of the same name
     pattern that is only added to (another interface's capture beside this one) is not the ring's next: a
@@ -677,6 +719,19 @@ def test_a_followed_file_stops_after_its_duration(tmp_path):
 def test_live_options_that_do_not_go_together_are_refused(args, message):
     done = subprocess.run(command(*args), capture_output=True, text=True, timeout=WAIT)
     assert done.returncode == 2 and message in done.stderr and not done.stdout
+
+
+@pytest.mark.parametrize("option", [["--jobs", "2"], ["--dask", "local"]])
+def test_a_pipe_is_refused_for_several_processes_before_it_is_opened(option, tmp_path):
+    """A named pipe is not opened (that waits for a writer) only to be refused; standard input as a pipe
+    is refused the same way."""
+    fifo = tmp_path / "packets"
+    os.mkfifo(fifo)
+    for args, stdin in (([str(fifo)], None), (["-"], subprocess.PIPE)):
+        done = subprocess.run(command(*args, *option), capture_output=True, text=True, timeout=WAIT,
+                              input="" if stdin else None)
+        assert done.returncode == 2 and not done.stdout
+        assert "a pipe is read in one process: --jobs and --dask are for files" in done.stderr
 
 
 # -- -i: a real capture on loopback ----------------------------------------------------------------

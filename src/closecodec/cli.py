@@ -542,10 +542,12 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     stopping: Optional[_Stopping] = None
     opened: List[Any] = []  # closed when the command ends: the sample's file, a Dask client and cluster
     told: List[Tuple[str, str]] = []  # the problems said as they were found (following), not again at the end
+    redrawn: Optional[_LiveSummary] = None  # the summary table drawn in place, which a message would break
 
     def told_at_once(path: str, why: str) -> None:
-        relay(err)(f"{path}: {why}")
-        told.append((path, why))
+        if redrawn is None:  # else said at the end, after the table
+            relay(err)(f"{path}: {why}")
+            told.append((path, why))
 
     def release() -> Optional[CaptureError]:
         """Close what the command opened (files, a Dask cluster, the stop handlers, the capture tool); the
@@ -588,7 +590,9 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
                 size = _total_size(args.file)
                 if size >= PROGRESS_MIN_SIZE:
                     progress = _Progress(err, os.path.basename(name), size)
-        if live and not args.follow and args.dask is None and (args.jobs or 1) == 1:  # else refused below
+        if live and (args.dask is not None or (args.jobs or 1) > 1):
+            raise _Refused("a pipe is read in one process: --jobs and --dask are for files")
+        if live and not args.follow:
             if isinstance(source, str):  # a named pipe
                 source = open(source, "rb")
                 opened.append(source)

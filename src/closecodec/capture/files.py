@@ -104,6 +104,7 @@ class FollowedFile(io.RawIOBase):
         self._stopped = stopped
         self._done = done
         self._limit: Optional[int] = None  # once stopped: the file's size then
+        self.cut = False  # found shorter than what was read: it ended there
 
     def readable(self) -> bool:
         return True
@@ -119,7 +120,8 @@ class FollowedFile(io.RawIOBase):
             if got:
                 return got
             if os.fstat(self._file.fileno()).st_size < self._file.tell():
-                return 0  # written over: what follows the bytes read is another round's
+                self.cut = True  # written over: what follows the bytes read is another round's
+                return 0
             if self._done is not None and self._done():
                 return self._file.readinto(buffer) or 0  # what was written before the next file began
             self._stopped.wait(POLL_SECONDS)

@@ -97,6 +97,8 @@ cdef class CloseRecordReader(SourceReader):
     cdef public dict _seen
     cdef public object _on_problem
     cdef public Py_ssize_t _failures_named
+    cdef public object _listed
+    cdef public object _followed
 
     cdef _open_set(self, paths, block_size, max_record)
     cdef _set_failures(self)

@@ -495,6 +495,8 @@ class CloseRecordReader(SourceReader):
         self._following: Optional[threading.Event] = None  # with follow: set by stop()
         # A followed directory's capture files, by path, as last looked at (_look): which were written over.
         self._seen: Dict[str, Tuple[int, int, int, int, int]] = {}
+        self._listed: Optional[Tuple[int, List[str]]] = None  # the directory's mtime and its files (_listing)
+        self._followed: Optional[FollowedFile] = None  # the file of a ring read last
         ring = None  # with follow, a directory: a rotating capture's
         if follow:
             if not isinstance(source, (str, PathLike)) or source == "-" or is_url(fspath(source)):
@@ -562,10 +564,15 @@ class CloseRecordReader(SourceReader):
         self._seen = {name: look for name, look in zip(names, map(_look, names)) if look is not None}
         names = [name for name in names if name in self._seen]
         if names:
-            # The last written (a ring that reuses its names writes over its oldest); on a tie, the last by name.
-            newest = max(range(len(names)), key=lambda i: (self._seen[names[i]][2], i))
-            self.files = [names[newest]]
-            first = functools.partial(self._open_followed, names[newest], directory, block_size, max_record)
+            # The last written (a ring that reuses its names writes over its oldest). Files written in the same
+            # clock tick (a rotation: the old file's last packet, the new one's first) by their first packet,
+            # a file with none yet the newest; then the last by name.
+            last = max(self._seen[name][2] for name in names)
+            tied = [name for name in names if self._seen[name][2] == last]
+            start = max(range(len(tied)), key=lambda i: (self._first_time(tied[i], max_record) if len(tied) > 1
+                                                         else 0, i))
+            self.files = [tied[start]]
+            first = functools.partial(self._open_followed, tied[start], directory, block_size, max_record)
         else:
             self.files = [directory]  # named in the problems if no file appears before the stop
             first = functools.partial(self._open_first, directory, block_size, max_record)
@@ -590,12 +597,24 @@ class CloseRecordReader(SourceReader):
         self.files[0] = names[0]
         return self._open_followed(names[0], directory, block_size, max_record)
 
-    def _open_followed(self, path: str, directory: str, block_size: int, max_record: int) -> Any:
-        done = functools.partial(self._next_file, path, directory, block_size, max_record)
-        return self._capture.PacketReader(FollowedFile(path, self._following, done), block_size=block_size,
-                                          max_record=max_record)
+    def _first_time(self, path: str, max_record: int) -> float:
+        """The first packet time of a ring file (to order files written in one clock tick); infinite for a
+        file with no whole packet yet (just made), or that cannot be read."""
+        try:
+            with open_file(path) as file:
+                first = first_packet_time(self._capture.PacketReader(file, block_size=FIRST_LOOK_BLOCK,
+                                                                     max_record=max_record))
+        except (OSError, DecodeError):
+            first = None
+        return float("inf") if first is None else first
 
-    def _next_file(self, path: str, directory: str, block_size: int, max_record: int) -> bool:
+    def _open_followed(self, path: str, directory: str, block_size: int, max_record: int) -> Any:
+        self._set_failures()  # the file before, if it broke off after the ring went on: named now
+        done = functools.partial(self._next_file, path, directory, block_size, max_record)
+        self._followed = FollowedFile(path, self._following, done)
+        return self._capture.PacketReader(self._followed, block_size=block_size, max_record=max_record)
+
+    def _next_file(self, path: str, directory: str, block_size: int, max_record: int, again: bool = False) -> bool:
         """Whether the rotating capture has gone on past ``path``; its next file is then added to the set.
 
         The next file is one of the ring's: a capture file whose name differs from ``path``'s only in
@@ -605,20 +624,27 @@ class CloseRecordReader(SourceReader):
         its names (``tcpdump -C N -W M``) has gone round once a file before ``path`` is written over: the
         first such by name. Files of the ring's last round, and files only added to (another capture's
         whose name differs in its numbers too), are never taken. No clocks are compared.
+
+        ``again``: ``path`` was cut while it was read (written over: its bytes now are a later round's,
+        not read yet), so ``path`` itself is next when no other file is (a ring of one name).
         """
         if self.files[-1] != path:
             return True
         stem, order = _stem(path), natural_order(path)
-        ring = [name for name in _ring_files(directory) if name != path and _stem(name) == stem]
+        ring = [name for name in self._listing(directory) if name != path and _stem(name) == stem]
         chosen = next((name for name in ring if natural_order(name) > order and self._written_over(name)), None)
         if chosen is None:
             chosen = next((name for name in ring if natural_order(name) < order and self._written_over(name)),
                           None)
+        if chosen is None and again and _look(path) is not None:
+            chosen = path
         if chosen is None:
             return False
-        look = _look(path)
+        look = None if again else _look(path)
         if look is not None:
             self._seen[path] = look  # as it was left: written over, it is the ring going round
+        else:
+            self._seen.pop(path, None)  # cut: what it holds now is new
         self.files.append(chosen)
         self.packets.add(functools.partial(self._open_followed, chosen, directory, block_size, max_record))
         return True
@@ -631,11 +657,23 @@ class CloseRecordReader(SourceReader):
         path = self.files[-1]
         if not self._following.is_set():
             self._set_failures()  # named now: following may last days
+        cut = self._followed is not None and self._followed.cut
         while not self._following.is_set():
-            if self._next_file(path, directory, block_size, max_record):
+            if self._next_file(path, directory, block_size, max_record, cut):
                 return True
             self._following.wait(POLL_SECONDS)
         return False
+
+    def _listing(self, directory: str) -> List[str]:
+        """``_ring_files(directory)``, listed again only when the directory changed (a file was made,
+        removed or renamed): a ring of thousands of files is looked at every 0.1 s."""
+        try:
+            changed = os.stat(directory).st_mtime_ns
+        except OSError:
+            return []
+        if self._listed is None or self._listed[0] != changed:
+            self._listed = (changed, _ring_files(directory))
+        return self._listed[1]
 
     def _written_over(self, path: str) -> bool:
         """Whether a file of a followed ring is a capture file that is new, or was written over since it was
