@@ -458,7 +458,7 @@ def test_the_command_with_jobs_and_a_local_cluster(tmp_path, traffic):
     assert len(one.splitlines()) == len([json.loads(line) for line in one.splitlines()])
     refused = subprocess.run([sys.executable, "-m", "closecodec", "capture", "-", "--jobs", "2"], input=b"",
                              capture_output=True)
-    assert refused.returncode == 2 and b"not standard input" in refused.stderr
+    assert refused.returncode == 2 and b"a pipe is read in one process" in refused.stderr
     # A scheduler that is not there: said so (Dask's connect timeout shortened through its config).
     unreachable = subprocess.run(command + ["--dask", "tcp://127.0.0.1:9"], capture_output=True, text=True,
                                  env={**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"})

@@ -545,7 +545,7 @@ def run_capture(args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextI
     redrawn: Optional[_LiveSummary] = None  # the summary table drawn in place, which a message would break
 
     def told_at_once(path: str, why: str) -> None:
-        if redrawn is None:  # else said at the end, after the table
+        if redrawn is None or not getattr(err, "isatty", lambda: False)():  # else after the table, at the end
             relay(err)(f"{path}: {why}")
             told.append((path, why))
 

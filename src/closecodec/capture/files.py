@@ -90,6 +90,11 @@ def list_dir(path: str) -> List[str]:
 POLL_SECONDS = 0.1
 
 
+#: How much of a followed file's start is kept (:meth:`FollowedFile.as_read`): the pcap or pcapng header and
+#: the first packet's time, which tell a ring's file written over from one added to.
+HEAD_BYTES = 1024
+
+
 class FollowedFile(io.RawIOBase):
     """A capture file still being written, read as if it went on: at its end, :meth:`readinto` waits
     (looking again every :data:`POLL_SECONDS`) until more is written, until ``stopped`` is set, or until
@@ -101,10 +106,13 @@ class FollowedFile(io.RawIOBase):
         super().__init__()
         self.name = path
         self._file = open(path, "rb", buffering=0)
+        self._inode = os.fstat(self._file.fileno()).st_ino
+        self._read = 0  # bytes read, once it is closed
         self._stopped = stopped
         self._done = done
         self._limit: Optional[int] = None  # once stopped: the file's size then
         self.cut = False  # found shorter than what was read: it ended there
+        self._head = b""
 
     def readable(self) -> bool:
         return True
@@ -118,6 +126,8 @@ class FollowedFile(io.RawIOBase):
                 return self._file.readinto(memoryview(buffer)[:room]) or 0 if room else 0
             got = self._file.readinto(buffer)
             if got:
+                if len(self._head) < HEAD_BYTES:
+                    self._head += bytes(memoryview(buffer)[:min(got, HEAD_BYTES - len(self._head))])
                 return got
             if os.fstat(self._file.fileno()).st_size < self._file.tell():
                 self.cut = True  # written over: what follows the bytes read is another round's
@@ -126,7 +136,14 @@ class FollowedFile(io.RawIOBase):
                 return self._file.readinto(buffer) or 0  # what was written before the next file began
             self._stopped.wait(POLL_SECONDS)
 
+    def as_read(self) -> Tuple[int, int, bytes]:
+        """The file as it was read: its inode, the bytes read, and the first of them (``HEAD_BYTES`` at
+        most), whatever has been written over it since (closed or not)."""
+        return self._inode, self._read if self._file.closed else self._file.tell(), self._head
+
     def close(self) -> None:
+        if not self._file.closed:
+            self._read = self._file.tell()
         self._file.close()
         super().close()
 

@@ -54,6 +54,7 @@ import threading
 import warnings
 import zlib
 from collections import Counter
+from time import monotonic
 from os import PathLike, fspath
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -74,7 +75,7 @@ from ..mqtt.values import MqttConnack, MqttDisconnect
 from ..websocket.deflate import MessageInflater
 from ..websocket.deflate import negotiated as deflate_negotiated
 from ..websocket.values import WebSocketClose, WebSocketMessage
-from .files import POLL_SECONDS, FollowedFile, is_dir, is_url, list_dir, natural_order, open_file
+from .files import HEAD_BYTES, POLL_SECONDS, FollowedFile, is_dir, is_url, list_dir, natural_order, open_file
 from .midstream import MIN_MESSAGES, Candidates, recognise
 from .values import FILE_SHIFT, FRAME_MASK, ITEM_BOUNDARY, ITEM_DECODED, ITEM_HELD, check_partition
 from .reassembly import (
@@ -495,7 +496,7 @@ class CloseRecordReader(SourceReader):
         self._following: Optional[threading.Event] = None  # with follow: set by stop()
         # A followed directory's capture files, by path, as last looked at (_look): which were written over.
         self._seen: Dict[str, Tuple[int, int, int, int, int]] = {}
-        self._listed: Optional[Tuple[int, List[str]]] = None  # the directory's mtime and its files (_listing)
+        self._listed: Optional[Tuple[int, float, List[Any]]] = None  # (_listing) the directory's mtime, when
         self._followed: Optional[FollowedFile] = None  # the file of a ring read last
         ring = None  # with follow, a directory: a rotating capture's
         if follow:
@@ -598,23 +599,25 @@ class CloseRecordReader(SourceReader):
         return self._open_followed(names[0], directory, block_size, max_record)
 
     def _first_time(self, path: str, max_record: int) -> float:
-        """The first packet time of a ring file (to order files written in one clock tick); infinite for a
-        file with no whole packet yet (just made), or that cannot be read."""
+        """The first packet time of a ring file (to order files written in one clock tick): infinite for a
+        file with no whole packet yet (just made), minus infinity for one that cannot be read."""
         try:
             with open_file(path) as file:
                 first = first_packet_time(self._capture.PacketReader(file, block_size=FIRST_LOOK_BLOCK,
                                                                      max_record=max_record))
         except (OSError, DecodeError):
-            first = None
+            return float("-inf")
         return float("inf") if first is None else first
 
     def _open_followed(self, path: str, directory: str, block_size: int, max_record: int) -> Any:
         self._set_failures()  # the file before, if it broke off after the ring went on: named now
         done = functools.partial(self._next_file, path, directory, block_size, max_record)
+        self._followed = None  # until it opens
         self._followed = FollowedFile(path, self._following, done)
         return self._capture.PacketReader(self._followed, block_size=block_size, max_record=max_record)
 
-    def _next_file(self, path: str, directory: str, block_size: int, max_record: int, again: bool = False) -> bool:
+    def _next_file(self, path: str, directory: str, block_size: int, max_record: int, ended: bool = False,
+                   cut: bool = False) -> bool:
         """Whether the rotating capture has gone on past ``path``; its next file is then added to the set.
 
         The next file is one of the ring's: a capture file whose name differs from ``path``'s only in
@@ -625,22 +628,23 @@ class CloseRecordReader(SourceReader):
         first such by name. Files of the ring's last round, and files only added to (another capture's
         whose name differs in its numbers too), are never taken. No clocks are compared.
 
-        ``again``: ``path`` was cut while it was read (written over: its bytes now are a later round's,
-        not read yet), so ``path`` itself is next when no other file is (a ring of one name).
+        ``ended``: ``path`` has ended before the ring went on (it broke off, or was gone), so ``path``
+        itself is next when no other file is and it was written over since (a ring of one name);
+        ``cut``: it ended found shorter than what was read, so its bytes now are a later round's, not read
+        yet, and it is next when no other file is.
         """
         if self.files[-1] != path:
             return True
         stem, order = _stem(path), natural_order(path)
-        ring = [name for name in self._listing(directory) if name != path and _stem(name) == stem]
-        chosen = next((name for name in ring if natural_order(name) > order and self._written_over(name)), None)
+        ring = [(name, at) for name, name_stem, at in self._listing(directory) if name != path and name_stem == stem]
+        chosen = next((name for name, at in ring if at > order and self._written_over(name)), None)
         if chosen is None:
-            chosen = next((name for name in ring if natural_order(name) < order and self._written_over(name)),
-                          None)
-        if chosen is None and again and _look(path) is not None:
+            chosen = next((name for name, at in ring if at < order and self._written_over(name)), None)
+        if chosen is None and ended and (_look(path) is not None if cut else self._written_over(path)):
             chosen = path
         if chosen is None:
             return False
-        look = None if again else _look(path)
+        look = None if cut else _look(path)
         if look is not None:
             self._seen[path] = look  # as it was left: written over, it is the ring going round
         else:
@@ -657,23 +661,33 @@ class CloseRecordReader(SourceReader):
         path = self.files[-1]
         if not self._following.is_set():
             self._set_failures()  # named now: following may last days
-        cut = self._followed is not None and self._followed.cut
+        followed = self._followed if self._followed is not None and self._followed.name == path else None
+        cut = followed is not None and followed.cut
+        if followed is not None and not cut:
+            # As it was read (it may be written over already): it comes again once written over.
+            inode, size, head = followed.as_read()
+            self._seen[path] = (inode, size, -1, len(head), zlib.crc32(head))
+        else:
+            self._seen.pop(path, None)  # cut, or never opened: what it holds later is new
         while not self._following.is_set():
-            if self._next_file(path, directory, block_size, max_record, cut):
+            if self._next_file(path, directory, block_size, max_record, True, cut):
                 return True
             self._following.wait(POLL_SECONDS)
         return False
 
-    def _listing(self, directory: str) -> List[str]:
-        """``_ring_files(directory)``, listed again only when the directory changed (a file was made,
-        removed or renamed): a ring of thousands of files is looked at every 0.1 s."""
+    def _listing(self, directory: str) -> List[Tuple[str, str, Tuple[Any, ...]]]:
+        """The ring's files (``_ring_files``) with their stems and sort keys, listed again when the directory
+        changed (a file was made, removed or renamed) and at least every second (a clock of coarse ticks
+        may give two changes one mtime): a ring of thousands of files is looked at every 0.1 s."""
         try:
             changed = os.stat(directory).st_mtime_ns
         except OSError:
             return []
-        if self._listed is None or self._listed[0] != changed:
-            self._listed = (changed, _ring_files(directory))
-        return self._listed[1]
+        now = monotonic()
+        if self._listed is None or self._listed[0] != changed or now - self._listed[1] >= 1:
+            self._listed = (changed, now, [(name, _stem(name), natural_order(name))
+                                           for name in _ring_files(directory)])
+        return self._listed[2]
 
     def _written_over(self, path: str) -> bool:
         """Whether a file of a followed ring is a capture file that is new, or was written over since it was
@@ -1563,19 +1577,14 @@ def _ring_files(directory: str) -> List[str]:
                   key=natural_order)
 
 
-#: How much of a ring file's start is remembered (as a CRC-32) to tell a file written over from one added
-#: to: the pcap or pcapng header and the first packet's time, which differs from round to round.
-_HEAD = 1024
-
-
 def _look(path: str) -> Optional[Tuple[int, int, int, int, int]]:
     """A capture file's inode, size and mtime (ns), and the length and CRC-32 of its first bytes (at most
-    ``_HEAD``); None if it cannot be read, or does not start as a pcap or pcapng file does (yet: a file
+    ``HEAD_BYTES``); None if it cannot be read, or does not start as a pcap or pcapng file does (yet: a file
     being made is empty for a moment)."""
     try:
         with open(path, "rb") as file:
             found = os.fstat(file.fileno())
-            head = file.read(_HEAD)
+            head = file.read(HEAD_BYTES)
     except OSError:
         return None
     if head[:4] not in CAPTURE_MAGICS:
