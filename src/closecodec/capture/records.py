@@ -644,18 +644,20 @@ class CloseRecordReader(SourceReader):
             chosen = path
         if chosen is None:
             return False
-        look = None if cut else _look(path)
-        if look is not None:
-            self._seen[path] = look  # as it was left: written over, it is the ring going round
-        else:
-            self._seen.pop(path, None)  # cut: what it holds now is new
+        if cut:
+            self._seen.pop(path, None)  # what it holds now is new
+        elif not ended:
+            look = _look(path)
+            if look is not None:
+                self._seen[path] = look  # as it was left: written over, it is the ring going round
+        # (ended: _go_on keeps it as it was read, which it may no longer be)
         self.files.append(chosen)
         self.packets.add(functools.partial(self._open_followed, chosen, directory, block_size, max_record))
         return True
 
     def _go_on(self, directory: str, block_size: int, max_record: int) -> bool:
-        """Whether the rotating capture goes on, when the file read last has ended before the stop: it was
-        broken, or could not be opened (a ring may reuse its name first). Its failure names it in
+        """Whether the rotating capture goes on, when the file read last has ended before the stop: it broke
+        off, was cut, or could not be opened (dumpcap's ``-b files:N`` removes its oldest). Its failure names it in
         ``problems``; the ring's next file is waited for and added, as :meth:`_next_file` finds it."""
         assert self._following is not None
         path = self.files[-1]
