@@ -588,13 +588,14 @@ class CloseRecordReader(SourceReader):
             FileNotFoundError: the reader was stopped before one appeared.
         """
         assert self._following is not None
-        names = [name for name in _ring_files(directory) if _look(name) is not None]
-        while not names:
-            stopped = self._following.wait(POLL_SECONDS)
-            # After a stop too: what the directory holds then is read.
-            names = [name for name in _ring_files(directory) if _look(name) is not None]
-            if stopped and not names:
+        while True:
+            stopped = self._following.is_set()  # after a stop too, what the directory holds then is read
+            names = [name for name in _ring_files(directory) if _head(name) is not None]
+            if names:
+                break
+            if stopped:
                 raise FileNotFoundError(f"no capture file appeared in {directory} before the stop")
+            self._following.wait(POLL_SECONDS)
         self.files[0] = names[0]
         return self._open_followed(names[0], directory, block_size, max_record)
 
@@ -703,21 +704,14 @@ class CloseRecordReader(SourceReader):
                 return False
             if (found.st_ino, found.st_size, found.st_mtime_ns) == before[:3]:
                 return False  # untouched: no need to read it
-        now = _look(path)
+        now = _head(path)
         if now is None:
             return False
         if before is None:
             return True
-        inode, size, _, head_length, head_crc = before
-        if now[0] != inode or now[1] < size:
-            return True
-        # The same inode, no shorter: added to, or written over and grown back; its first bytes tell.
-        try:
-            with open(path, "rb") as file:
-                head = file.read(head_length)
-        except OSError:
-            return False
-        return zlib.crc32(head) != head_crc
+        (found, head), (inode, size, _, head_length, head_crc) = now, before
+        # Written over and grown back, the same inode's first bytes tell.
+        return found.st_ino != inode or found.st_size < size or zlib.crc32(head[:head_length]) != head_crc
 
     def stop(self) -> None:
         """With ``follow``: read what the files hold now, then end (from any thread; a signal handler
@@ -1579,18 +1573,25 @@ def _ring_files(directory: str) -> List[str]:
                   key=natural_order)
 
 
-def _look(path: str) -> Optional[Tuple[int, int, int, int, int]]:
-    """A capture file's inode, size and mtime (ns), and the length and CRC-32 of its first bytes (at most
-    ``HEAD_BYTES``); None if it cannot be read, or does not start as a pcap or pcapng file does (yet: a file
-    being made is empty for a moment)."""
+def _head(path: str) -> Optional[Tuple[os.stat_result, bytes]]:
+    """A capture file's status and first bytes (at most ``HEAD_BYTES``); None if it cannot be read, or does
+    not start as a pcap or pcapng file does (yet: a file being made is empty for a moment)."""
     try:
         with open(path, "rb") as file:
             found = os.fstat(file.fileno())
             head = file.read(HEAD_BYTES)
     except OSError:
         return None
-    if head[:4] not in CAPTURE_MAGICS:
+    return (found, head) if head[:4] in CAPTURE_MAGICS else None
+
+
+def _look(path: str) -> Optional[Tuple[int, int, int, int, int]]:
+    """What ``_seen`` keeps of a capture file: its inode, size and mtime (ns), and the length and CRC-32 of
+    its first bytes; None as for :func:`_head`."""
+    read = _head(path)
+    if read is None:
         return None
+    found, head = read
     return (found.st_ino, found.st_size, found.st_mtime_ns, len(head), zlib.crc32(head))
 
 
